@@ -1,0 +1,34 @@
+"""gd_lightning: the classic gradient-descent-from-scratch tutorials as Lightning components."""
+
+from gd_lightning.data import (
+    ArangeDataModule,
+    CropYieldsDataModule,
+    EpochShuffleSampler,
+    NoisyLineDataModule,
+    SpeedDataModule,
+    TabularDataModule,
+    TensorDataModule,
+)
+from gd_lightning.errors import InputError
+from gd_lightning.functional import mse, quadratic
+from gd_lightning.models import LinearRegression, QuadraticRegression, RegressionModule
+from gd_lightning.optim import GradientDescent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArangeDataModule",
+    "CropYieldsDataModule",
+    "EpochShuffleSampler",
+    "GradientDescent",
+    "InputError",
+    "LinearRegression",
+    "NoisyLineDataModule",
+    "QuadraticRegression",
+    "RegressionModule",
+    "SpeedDataModule",
+    "TabularDataModule",
+    "TensorDataModule",
+    "mse",
+    "quadratic",
+]

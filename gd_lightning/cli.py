@@ -1,0 +1,60 @@
+"""The ``gd-lightning`` command: LightningCLI over this package's models and data."""
+
+import os
+import sys
+
+from lightning.pytorch.cli import ArgsType, LightningCLI
+
+from gd_lightning.data.base import TensorDataModule
+from gd_lightning.errors import InputError
+from gd_lightning.models.base import RegressionModule
+
+DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
+
+
+class GDLightningCLI(LightningCLI):
+    """LightningCLI that links the data's shape into the model and checks the data first.
+
+    ``in_features`` and ``out_features`` come from the DataModule, so nobody types
+    them; the data is loaded and checked before the Trainer creates any log folder,
+    so a bad file leaves no half-made run behind.
+    """
+
+    def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+        for name in ("in_features", "out_features"):
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}",
+                                  apply_on="instantiate")
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        stage = {"fit": "fit", "validate": "validate", "test": "test", "predict": "predict"}
+        self.datamodule.setup(stage[subcommand])
+        super()._run_subcommand(subcommand)
+
+
+def cli(args: ArgsType = None) -> GDLightningCLI:
+    """Build and run the command line on ``args`` (``sys.argv`` when ``None``)."""
+    return GDLightningCLI(
+        RegressionModule,
+        TensorDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        # the model's own `optimizer` argument chooses the optimizer; manual mode has none
+        auto_configure_optimizers=False,
+        # these runs are short: keep every step's loss
+        trainer_defaults={"log_every_n_steps": 1},
+        args=args,
+    )
+
+
+def main(args: ArgsType = None) -> None:
+    """Entry point of ``gd-lightning``: a user's mistake ends in one line and exit code 2.
+
+    Set the environment variable ``GD_LIGHTNING_DEBUG=1`` to see the full traceback.
+    """
+    try:
+        cli(args)
+    except InputError as err:
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        print(f"gd-lightning: error: {err}", file=sys.stderr)
+        sys.exit(2)

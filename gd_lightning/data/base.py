@@ -1,0 +1,180 @@
+"""What every DataModule here shares: splits, shuffling and loaders over in-memory tensors."""
+
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from gd_lightning.data.sampler import EpochShuffleSampler
+from gd_lightning.errors import InputError
+
+
+class TensorDataModule(LightningDataModule):
+    """Base class of the DataModules: a table of features and targets held as tensors.
+
+    A subclass sets ``feature_names`` and ``target_names`` in its ``__init__``
+    (so ``in_features`` and ``out_features`` are known before any data is read)
+    and implements :meth:`load`. This class checks the data, splits it and serves
+    ``TensorDataset``/``DataLoader`` pairs: batches are ``(x, y)`` with ``x`` of
+    shape (batch, in_features) and ``y`` of shape (batch, out_features), float32.
+
+    The rows not held out for validation or testing form the training split, in
+    their original order. The predict loader serves every row, in order.
+
+    Args:
+        batch_size: rows per batch; ``None`` means the whole split in one batch
+            (full-batch gradient descent, as tutorials 1, 2 and 5 do).
+        shuffle: reshuffle the training rows every epoch, in an order fixed by
+            ``seed`` and the epoch number. A full batch is never shuffled: the order
+            of its rows changes nothing but rounding.
+        val_fraction: share of rows held out for validation, in [0, 1); 0 means none.
+        test_fraction: share of rows held out for testing, in [0, 1); 0 means none.
+        seed: seeds the split, the shuffling and any random data a subclass draws.
+        num_workers: ``DataLoader`` worker processes; 0 loads in the main process.
+    """
+
+    feature_names: list[str]
+    target_names: list[str]
+
+    def __init__(
+        self,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if batch_size is not None and batch_size < 1:
+            raise InputError(
+                f"batch_size must be a positive number of rows, got {batch_size}: "
+                f"use null (None) for the full batch"
+            )
+        for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if not 0 <= fraction < 1:
+                raise InputError(f"{name} must be in [0, 1), got {fraction}")
+        if val_fraction + test_fraction >= 1:
+            raise InputError(
+                f"val_fraction + test_fraction = {val_fraction + test_fraction} leaves no "
+                f"training rows: keep their sum below 1"
+            )
+        if num_workers < 0:
+            raise InputError(f"num_workers must be 0 or more, got {num_workers}")
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.num_workers = num_workers
+        self.full_set: TensorDataset | None = None
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+        self.test_set: TensorDataset | None = None
+
+    @property
+    def in_features(self) -> int:
+        """The number of input columns."""
+        return len(self.feature_names)
+
+    @property
+    def out_features(self) -> int:
+        """The number of target columns."""
+        return len(self.target_names)
+
+    def load(self) -> tuple[Tensor, Tensor]:
+        """Return all rows as ``(features, targets)``, float32 tensors of 2 dimensions."""
+        raise NotImplementedError(f"{type(self).__name__} must implement load()")
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, check and split the data; later calls reuse the first result."""
+        if self.full_set is not None:
+            return
+        x, y = self.load()
+        self._check(x, y)
+        train_rows, val_rows, test_rows = self._split(len(x))
+        self.full_set = TensorDataset(x, y)
+        self.train_set = TensorDataset(x[train_rows], y[train_rows])
+        self.val_set = TensorDataset(x[val_rows], y[val_rows])
+        self.test_set = TensorDataset(x[test_rows], y[test_rows])
+
+    def _check(self, x: Tensor, y: Tensor) -> None:
+        """Refuse data of the wrong shape or with missing or infinite values."""
+        for what, tensor, names in (("features", x, self.feature_names),
+                                    ("targets", y, self.target_names)):
+            if tensor.ndim != 2 or tensor.shape[1] != len(names):
+                raise InputError(
+                    f"{what} have shape {tuple(tensor.shape)}, expected (rows, {len(names)})"
+                )
+            bad = ~torch.isfinite(tensor)
+            if bad.any():
+                row, column = (int(i) for i in bad.nonzero()[0])
+                raise InputError(
+                    f"{what[:-1]} {names[column]!r} is {tensor[row, column].item()} in row "
+                    f"{row + 1}: remove or fill missing and infinite values"
+                )
+        if len(x) != len(y):
+            raise InputError(
+                f"{len(x)} rows of features but {len(y)} rows of targets: they must match"
+            )
+
+    def _split(self, num_rows: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Row indices of the train, validation and test splits, each in file order."""
+        counts = {}
+        for name, fraction in (("val_fraction", self.val_fraction),
+                               ("test_fraction", self.test_fraction)):
+            counts[name] = round(num_rows * fraction)
+            if fraction > 0 and counts[name] < 2:
+                raise InputError(
+                    f"{name}={fraction} of {num_rows} rows holds out {counts[name]} row(s); "
+                    f"R² needs at least 2: raise {name} or set it to 0"
+                )
+        num_val, num_test = counts["val_fraction"], counts["test_fraction"]
+        if num_rows - num_val - num_test < 2:
+            raise InputError(
+                f"only {num_rows - num_val - num_test} of {num_rows} rows are left for "
+                f"training, at least 2 are needed: lower val_fraction and test_fraction"
+            )
+        order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed))
+        val_rows, test_rows = order[:num_val], order[num_val:num_val + num_test]
+        train_rows = order[num_val + num_test:]
+        return train_rows.sort().values, val_rows.sort().values, test_rows.sort().values
+
+    def _loader(self, dataset: TensorDataset | None, train: bool = False) -> DataLoader:
+        if dataset is None:
+            raise RuntimeError("call setup() before asking for a dataloader")
+        num_rows = len(dataset)
+        batch_size = min(self.batch_size or num_rows, num_rows)
+        sampler = None
+        if train and self.shuffle and batch_size < num_rows:
+            sampler = EpochShuffleSampler(num_rows, seed=self.seed)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.val_set, "validation", "val_fraction")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._eval_loader(self.test_set, "test", "test_fraction")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.full_set)
+
+    def _eval_loader(self, dataset: TensorDataset | None, what: str, option: str) -> Any:
+        if dataset is not None and len(dataset) == 0:
+            fn = self.trainer.state.fn if self.trainer is not None else None
+            if fn in ("validate", "test"):
+                raise InputError(f"the data has no {what} rows: set data.{option} above 0")
+            return []  # no split: fitting skips validation
+        return self._loader(dataset)

@@ -1,0 +1,86 @@
+"""Tutorials 2 to 5's model: ``y = x @ weight.T + bias``, laid out as ``nn.Linear``."""
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor, nn
+
+from gd_lightning.errors import InputError
+from gd_lightning.models.base import Optimization, RegressionModule
+
+
+class LinearRegression(RegressionModule):
+    """Linear regression with any number of inputs and targets.
+
+    Its parameters are named and shaped as in ``torch.nn.Linear`` (``weight``
+    of shape (out_features, in_features), ``bias`` of shape (out_features,)),
+    so ``nn.Linear(in_features, out_features).load_state_dict(model.state_dict())``
+    works.
+
+    Args:
+        in_features: number of inputs; the command line links it from the data.
+        out_features: number of targets; the command line links it from the data.
+        bias: learn a bias; ``False`` when the data carries its own column of ones
+            (tutorial 2).
+        lr: the learning rate, a positive number.
+        optimization: ``"automatic"`` or ``"manual"`` (the hand-written
+            ``p -= lr * p.grad`` step); see :class:`RegressionModule`.
+        optimizer: automatic mode only; ``None`` means SGD at ``lr``.
+        init_weight: the initial weight, ``out_features`` rows of ``in_features``
+            numbers; ``None`` draws ``torch.randn(out_features, in_features)``.
+        init_bias: the initial bias, ``out_features`` numbers; ``None`` draws
+            ``torch.randn(out_features)`` (after the weight, as tutorials 3 and 5 do).
+            Random draws use the global generator, so ``seed_everything`` makes them
+            reproducible.
+
+    Example:
+        >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
+        >>> model(torch.tensor([[1.0, 1.0], [0.0, -1.0]]))
+        tensor([[ 6.],
+                [-1.]], grad_fn=<AddmmBackward0>)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int = 1,
+        bias: bool = True,
+        *,
+        lr: float,
+        optimization: Optimization = "automatic",
+        optimizer: OptimizerCallable | None = None,
+        init_weight: list[list[float]] | None = None,
+        init_bias: list[float] | None = None,
+    ) -> None:
+        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer)
+        if in_features < 1 or out_features < 1:
+            raise InputError(
+                f"in_features and out_features must be at least 1, got {in_features} "
+                f"and {out_features}"
+            )
+        self.weight = nn.Parameter(
+            _initial(init_weight, (out_features, in_features), "init_weight")
+        )
+        if bias:
+            self.bias = nn.Parameter(_initial(init_bias, (out_features,), "init_bias"))
+        elif init_bias is not None:
+            raise InputError("init_bias is given but bias is False: drop one of them")
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Predictions of shape (batch, out_features) for ``x`` of shape (batch, in_features)."""
+        return F.linear(x, self.weight, self.bias)
+
+
+def _initial(values: list | None, shape: tuple[int, ...], name: str) -> Tensor:
+    """The given initial values as float32 of ``shape``, or a standard normal draw."""
+    if values is None:
+        return torch.randn(shape)
+    tensor = torch.tensor(values, dtype=torch.float32)
+    if tensor.shape != shape:
+        raise InputError(
+            f"{name} has shape {tuple(tensor.shape)} but the model needs {shape} "
+            f"(out_features, in_features): fix {name} or the data's columns"
+        )
+    return tensor

@@ -1,0 +1,64 @@
+"""Tutorial 1's model: a quadratic in one input, ``a*t**2 + b*t + c``."""
+
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor, nn
+
+from gd_lightning.errors import InputError
+from gd_lightning.functional import quadratic
+from gd_lightning.models.base import Optimization, RegressionModule
+
+
+class QuadraticRegression(RegressionModule):
+    """Fit ``a*t**2 + b*t + c`` to one input ``t`` and one target.
+
+    The three coefficients live in one parameter tensor ``params = (a, b, c)``,
+    as in tutorial 1.
+
+    Args:
+        lr: the learning rate, a positive number.
+        optimization: ``"automatic"`` or ``"manual"`` (the hand-written
+            ``p -= lr * p.grad`` step); see :class:`RegressionModule`.
+        optimizer: automatic mode only; ``None`` means SGD at ``lr``.
+        init_params: the initial ``(a, b, c)``; ``None`` draws ``torch.randn(3)``
+            from the global generator, so ``seed_everything`` makes it reproducible.
+        in_features: must be 1 (the input ``t``); the command line links it from the data.
+        out_features: must be 1; the command line links it from the data.
+
+    Example:
+        >>> model = QuadraticRegression(lr=1e-5, init_params=[1.0, -2.0, 3.0])
+        >>> model(torch.tensor([[0.0], [1.0], [2.0]]))
+        tensor([[3.],
+                [2.],
+                [3.]], grad_fn=<AddBackward0>)
+    """
+
+    def __init__(
+        self,
+        lr: float,
+        optimization: Optimization = "automatic",
+        optimizer: OptimizerCallable | None = None,
+        init_params: list[float] | None = None,
+        in_features: int = 1,
+        out_features: int = 1,
+    ) -> None:
+        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer)
+        if (in_features, out_features) != (1, 1):
+            raise InputError(
+                f"QuadraticRegression fits one input to one target, but the data has "
+                f"{in_features} input(s) and {out_features} target(s): use LinearRegression "
+                f"or choose one feature and one target column"
+            )
+        if init_params is None:
+            params = torch.randn(3)
+        elif len(init_params) != 3:
+            raise InputError(
+                f"init_params must hold 3 numbers (a, b, c), got {len(init_params)}"
+            )
+        else:
+            params = torch.tensor(init_params, dtype=torch.float32)
+        self.params = nn.Parameter(params)
+
+    def forward(self, t: Tensor) -> Tensor:
+        """Predictions of shape (batch, 1) for inputs ``t`` of shape (batch, 1)."""
+        return quadratic(t, self.params)

@@ -1,0 +1,51 @@
+"""The tutorials' hand-written update step, as a ``torch.optim.Optimizer``."""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+
+class GradientDescent(Optimizer):
+    r"""Plain gradient descent, exactly as the tutorials write it by hand.
+
+    .. math:: p \leftarrow p - \mathrm{lr} \cdot \nabla_p L
+
+    ``step()`` performs ``p -= lr * p.grad`` for every parameter, without tracking
+    gradients: the same floating-point operations, in the same order, as the
+    tutorials' ``params.data -= lr * params.grad.data``. Being an optimizer, it
+    is driven through Lightning's ``self.optimizers()``, so ``global_step``,
+    ``max_steps``, step-based logging and checkpointing count these updates.
+
+    Args:
+        params: the parameters (or parameter groups) to update.
+        lr: the learning rate, a positive number.
+
+    Example:
+        >>> p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+        >>> p.grad = torch.tensor([10.0, -10.0])
+        >>> GradientDescent([p], lr=0.1).step()
+        >>> p.data
+        tensor([0., 3.])
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float) -> None:
+        if not lr > 0:
+            raise ValueError(f"lr must be a positive number, got {lr}")
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Take one step ``p -= lr * p.grad``; re-evaluates ``closure`` first if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr = group["lr"]
+            for p in group["params"]:
+                if p.grad is not None:
+                    p -= lr * p.grad
+        return loss

@@ -1,0 +1,49 @@
+"""Shared test helpers: quiet CPU trainers and the tutorials' crop table."""
+
+from typing import Any
+
+import numpy as np
+import pytest
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+
+# Tutorials 3 and 5's table, typed in again here so the package's copy is checked
+# against an independent one: temp, rain, humid -> mangoes, oranges.
+CROP_INPUTS = np.array(
+    [[73, 67, 43], [91, 88, 64], [87, 134, 58], [102, 43, 37], [69, 96, 70],
+     [74, 66, 43], [91, 87, 65], [88, 134, 59], [101, 44, 37], [68, 96, 71],
+     [73, 66, 44], [92, 87, 64], [87, 135, 57], [103, 43, 36], [68, 97, 70]],
+    dtype="float32",
+)
+CROP_TARGETS = np.array(
+    [[56, 70], [81, 101], [119, 133], [22, 37], [103, 119],
+     [57, 69], [80, 102], [118, 132], [21, 38], [104, 118],
+     [57, 69], [82, 100], [118, 134], [20, 38], [102, 120]],
+    dtype="float32",
+)
+
+
+def quiet_trainer(**kwargs: Any) -> Trainer:
+    """A CPU Trainer that writes nothing and prints little."""
+    options: dict[str, Any] = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    options.update(kwargs)
+    return Trainer(**options)
+
+
+def fit(model: LightningModule, datamodule: LightningDataModule, **kwargs: Any) -> Trainer:
+    """Fit ``model`` on ``datamodule`` with a quiet trainer; return the trainer."""
+    trainer = quiet_trainer(**kwargs)
+    trainer.fit(model, datamodule=datamodule)
+    return trainer
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test in its own folder, so no output lands in the work tree."""
+    monkeypatch.chdir(tmp_path)
