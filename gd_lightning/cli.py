@@ -10,6 +10,10 @@ from gd_lightning.errors import InputError
 from gd_lightning.models.base import RegressionModule
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
+DESCRIPTION = (
+    "Fit regression models by gradient descent with PyTorch Lightning. "
+    "Start from a ready config: gd-lightning fit --config configs/quadratic_speed.yaml"
+)
 
 
 class GDLightningCLI(LightningCLI):
@@ -42,6 +46,7 @@ def cli(args: ArgsType = None) -> GDLightningCLI:
         auto_configure_optimizers=False,
         # these runs are short: keep every step's loss
         trainer_defaults={"log_every_n_steps": 1},
+        parser_kwargs={"prog": "gd-lightning", "description": DESCRIPTION},
         args=args,
     )
 

@@ -28,8 +28,8 @@ class SpeedDataModule(TensorDataModule):
     Example:
         >>> dm = SpeedDataModule()
         >>> x, y = dm.load()
-        >>> x.shape, y.shape, y[0].item()
-        (torch.Size([20, 1]), torch.Size([20, 1]), 48.47...)
+        >>> x.shape, y.shape, round(y[0].item(), 4)
+        (torch.Size([20, 1]), torch.Size([20, 1]), 46.6522)
     """
 
     def __init__(self, num_points: int = 20, seed: int = 2021, **kwargs: Any) -> None:
