@@ -58,8 +58,20 @@ def main(args: ArgsType = None) -> None:
     """
     try:
         cli(args)
-    except InputError as err:
-        if os.environ.get(DEBUG_VARIABLE):
+    except Exception as err:
+        cause = _input_error(err)
+        if cause is None or os.environ.get(DEBUG_VARIABLE):
             raise
-        print(f"gd-lightning: error: {err}", file=sys.stderr)
+        print(f"gd-lightning: error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def _input_error(err: BaseException | None) -> InputError | None:
+    """The user's mistake behind ``err``, which jsonargparse may have wrapped, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, InputError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

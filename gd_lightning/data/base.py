@@ -113,7 +113,7 @@ class TensorDataModule(LightningDataModule):
             if bad.any():
                 row, column = (int(i) for i in bad.nonzero()[0])
                 raise InputError(
-                    f"{what[:-1]} {names[column]!r} is {tensor[row, column].item()} in row "
+                    f"{what[:-1]} {names[column]!r} is {tensor[row, column].item()} in data row "
                     f"{row + 1}: remove or fill missing and infinite values"
                 )
         if len(x) != len(y):

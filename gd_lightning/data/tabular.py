@@ -1,6 +1,7 @@
 """Your own data: a CSV file with a header, or a pair of ``.npy`` arrays."""
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,7 @@ class TabularDataModule(TensorDataModule):
         """Check the header against the chosen columns; return their positions."""
         _check_file(path)
         with path.open(newline="") as file:
-            header = next(csv.reader(file), None)
+            header = next(csv.reader(file, skipinitialspace=True), None)
         if not header or not any(name.strip() for name in header):
             raise InputError(f"{path} is empty: it needs a header line naming the columns")
         header = [name.strip() for name in header]
@@ -118,11 +119,15 @@ class TabularDataModule(TensorDataModule):
     def _load_csv(self, path: Path) -> np.ndarray:
         """The chosen columns as float32, (rows, in_features + out_features)."""
         try:
-            table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=self._columns,
-                               dtype=np.float32, ndmin=2)
-        except ValueError:
-            _raise_first_bad_cell(path, self._header, self._columns)
-            raise
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+                table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=self._columns,
+                                   dtype=np.float32, ndmin=2, quotechar='"')
+        except ValueError as err:
+            _check_rows(path, self._header, self._columns)
+            raise InputError(f"{path} could not be read as numbers: {err}") from None
+        # NumPy reads the chosen columns only: a row with extra cells passes unseen
+        _check_rows(path, self._header, columns=[])
         if len(table) == 0:
             raise InputError(f"{path} has a header but no data rows")
         return table
@@ -205,10 +210,11 @@ def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> 
     return list(names)
 
 
-def _raise_first_bad_cell(path: Path, header: list[str], columns: list[int]) -> None:
-    """Find the first row or cell that NumPy could not read and name it."""
+def _check_rows(path: Path, header: list[str], columns: list[int]) -> None:
+    """Refuse the first row whose length differs from the header's, or whose cell in
+    one of ``columns`` is not a number."""
     with path.open(newline="") as file:
-        reader = csv.reader(file)
+        reader = csv.reader(file, skipinitialspace=True)
         next(reader)
         for line, row in enumerate(reader, start=2):
             if not row:

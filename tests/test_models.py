@@ -1,0 +1,208 @@
+"""Models: both optimization modes, the least-squares optimum, metrics, checkpoints."""
+
+import functools
+
+import pytest
+import torch
+from conftest import fit, quiet_trainer
+from lightning.pytorch import seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
+
+from gd_lightning import (
+    ArangeDataModule,
+    CropYieldsDataModule,
+    GradientDescent,
+    InputError,
+    LinearRegression,
+    NoisyLineDataModule,
+    QuadraticRegression,
+    SpeedDataModule,
+    TabularDataModule,
+)
+
+# (datamodule, model factory for a mode, epochs): each tutorial's recipe, shortened
+RECIPES = {
+    "speed": (lambda: SpeedDataModule(),
+              lambda mode: QuadraticRegression(lr=1e-5, optimization=mode,
+                                               init_params=[-0.1284052, -1.0042424, 0.5672656]),
+              10),
+    "line": (lambda: NoisyLineDataModule(),
+             lambda mode: LinearRegression(2, 1, bias=False, lr=0.1, optimization=mode,
+                                           init_weight=[[-1.0, 1.0]]),
+             30),
+    "crops_15": (lambda: CropYieldsDataModule(batch_size=3),
+                 lambda mode: LinearRegression(3, 2, lr=1e-6, optimization=mode), 10),
+    "arange": (lambda: ArangeDataModule(batch_size=1),
+               lambda mode: LinearRegression(6, 1, lr=1e-6, optimization=mode), 5),
+    "crops_5": (lambda: CropYieldsDataModule(num_regions=5),
+                lambda mode: LinearRegression(3, 2, lr=1e-5, optimization=mode), 50),
+}
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_automatic_sgd_agrees_with_manual_mode(recipe: str) -> None:
+    make_data, make_model, epochs = RECIPES[recipe]
+    final = {}
+    for mode in ("manual", "automatic"):
+        seed_everything(0)
+        model = make_model(mode)
+        start = [p.detach().clone() for p in model.parameters()]
+        fit(model, make_data(), max_epochs=epochs)
+        final[mode] = [p.detach() for p in model.parameters()]
+        assert any(not torch.equal(a, b) for a, b in zip(start, final[mode], strict=True))
+    for manual, automatic in zip(final["manual"], final["automatic"], strict=True):
+        # the issue's bound: plain SGD and the hand-written step agree to 1e-6 relative
+        torch.testing.assert_close(automatic, manual, rtol=1e-6, atol=0)
+
+
+def test_manual_mode_counts_steps_and_honours_max_steps() -> None:
+    runs = []
+    for limits in ({"max_steps": 6, "max_epochs": -1}, {"max_epochs": 2}):
+        seed_everything(0)
+        model = LinearRegression(3, 2, lr=1e-6, optimization="manual")
+        trainer = fit(model, CropYieldsDataModule(batch_size=5), **limits)
+        assert trainer.global_step == 6  # 3 batches an epoch
+        runs.append(model.weight.detach())
+    assert torch.equal(runs[0], runs[1])  # stopped after exactly 6 updates
+
+
+def well_conditioned_csv(tmp_path) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """Three independent standard-normal features, two noisy linear targets."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=generator)
+    true_w = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
+    y = x @ true_w.T + torch.tensor([0.5, -1.0]) + 0.1 * torch.randn(200, 2, generator=generator)
+    path = tmp_path / "well.csv"
+    rows = ["a,b,c,u,v"] + [",".join(f"{v:.9g}" for v in row) for row in torch.cat([x, y], 1).tolist()]
+    path.write_text("\n".join(rows) + "\n")
+    return str(path), x, y
+
+
+@pytest.mark.parametrize("mode", ["manual", "automatic"])
+def test_linear_regression_reaches_the_least_squares_optimum(tmp_path, mode: str) -> None:
+    path, _, _ = well_conditioned_csv(tmp_path)
+    dm = TabularDataModule(csv_path=path, targets=["u", "v"])
+    dm.setup("fit")
+    x, y = (t.double() for t in dm.full_set.tensors)
+    design = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+    solution = torch.linalg.lstsq(design, y).solution  # (4, 2): weights, then the bias
+    seed_everything(0)
+    model = LinearRegression(3, 2, lr=0.2, optimization=mode)
+    fit(model, dm, max_epochs=300)
+    # The Hessian's eigenvalues lie near 2, so lr 0.2 contracts the error by about 0.6
+    # per step: after 300 steps only float32 rounding (~1e-6) is left.
+    torch.testing.assert_close(model.weight.detach().double(), solution[:3].T, atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.bias.detach().double(), solution[3], atol=1e-5, rtol=0)
+
+
+def test_weights_load_into_nn_linear_and_predict_the_same() -> None:
+    seed_everything(1)
+    model = LinearRegression(3, 2, lr=1e-6)
+    linear = nn.Linear(3, 2)
+    linear.load_state_dict(model.state_dict())
+    x = torch.randn(4, 3)
+    assert torch.equal(linear(x), model(x))
+    no_bias = LinearRegression(3, 1, bias=False, lr=0.1)
+    nn.Linear(3, 1, bias=False).load_state_dict(no_bias.state_dict())
+    assert [name for name, _ in no_bias.named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("mode", ["manual", "automatic"])
+def test_checkpoint_round_trip(tmp_path, mode: str) -> None:
+    seed_everything(2)
+    model = LinearRegression(3, 2, lr=1e-6, optimization=mode)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt")
+    fit(model, CropYieldsDataModule(batch_size=5), max_epochs=3, enable_checkpointing=True,
+        callbacks=[checkpoint])
+    loaded = LinearRegression.load_from_checkpoint(checkpoint.best_model_path)
+    assert torch.equal(loaded.weight, model.weight) and torch.equal(loaded.bias, model.bias)
+    assert loaded.hparams == model.hparams
+    assert loaded.automatic_optimization == (mode == "automatic")
+
+    quad = QuadraticRegression(lr=1e-5, optimization=mode, init_params=[1.0, 2.0, 3.0])
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "quad")
+    fit(quad, SpeedDataModule(), max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint])
+    assert torch.equal(QuadraticRegression.load_from_checkpoint(checkpoint.best_model_path).params,
+                       quad.params)
+
+
+def test_predict_returns_every_rows_prediction_in_order() -> None:
+    seed_everything(3)
+    model = LinearRegression(3, 2, lr=1e-6)
+    dm = CropYieldsDataModule(batch_size=4)
+    batches = quiet_trainer().predict(model, datamodule=dm)
+    x, _ = dm.full_set.tensors
+    with torch.no_grad():
+        assert torch.equal(torch.cat(batches), model(x))
+
+
+def test_validation_and_test_metrics_match_a_hand_computation() -> None:
+    seed_everything(4)
+    dm = CropYieldsDataModule(batch_size=2, val_fraction=0.2, test_fraction=0.2, seed=1)
+    model = LinearRegression(3, 2, lr=1e-6, optimization="manual")
+    trainer = fit(model, dm, max_epochs=2)
+    for stage, dataset in (("val", dm.val_set), ("test", dm.test_set)):
+        run = trainer.validate if stage == "val" else trainer.test
+        logged = run(model, datamodule=dm, verbose=False)[0]
+        x, y = dataset.tensors
+        with torch.no_grad():
+            err = model(x) - y
+        mse = (err**2).mean()
+        r2 = (1 - (err**2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)).mean()
+        expected = {"loss": mse, "mse": mse, "rmse": mse.sqrt(), "mae": err.abs().mean(), "r2": r2}
+        for name, value in expected.items():
+            assert logged[f"{stage}/{name}"] == pytest.approx(value.item(), rel=1e-5), name
+
+
+def test_automatic_mode_takes_the_configured_optimizer_at_lr() -> None:
+    model = LinearRegression(3, 1, lr=0.05,
+                             optimizer=functools.partial(torch.optim.Adam, betas=(0.8, 0.9)))
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam)
+    assert optimizer.param_groups[0]["lr"] == 0.05 and optimizer.param_groups[0]["betas"] == (0.8, 0.9)
+    assert "optimizer" not in model.hparams  # a live object stays out of checkpoints
+    default = LinearRegression(3, 1, lr=0.05).configure_optimizers()
+    assert type(default) is torch.optim.SGD and default.param_groups[0]["momentum"] == 0
+    manual = LinearRegression(3, 1, lr=0.05, optimization="manual").configure_optimizers()
+    assert type(manual) is GradientDescent
+
+
+def test_gradient_descent_is_the_hand_written_step() -> None:
+    p = torch.nn.Parameter(torch.randn(5))
+    p.grad = torch.randn(5)
+    expected = p.detach() - 0.3 * p.grad
+    GradientDescent([p], lr=0.3).step()
+    assert torch.equal(p.detach(), expected)
+    with pytest.raises(ValueError, match="positive"):
+        GradientDescent([p], lr=0.0)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: LinearRegression(3, 1, lr=0.0), "lr must be a positive"),
+        (lambda: LinearRegression(3, 1, lr=float("nan")), "lr must be a positive"),
+        (lambda: LinearRegression(3, 1, lr=0.1, optimization="sometimes"), "optimization must be"),
+        (lambda: LinearRegression(3, 1, lr=0.1, optimization="manual",
+                                  optimizer=torch.optim.Adam), "takes no optimizer"),
+        (lambda: LinearRegression(3, 2, lr=0.1, init_weight=[[1.0, 2.0, 3.0]]),
+         r"init_weight has shape \(1, 3\) but the model needs \(2, 3\)"),
+        (lambda: LinearRegression(3, 1, bias=False, lr=0.1, init_bias=[1.0]), "bias is False"),
+        (lambda: LinearRegression(0, 1, lr=0.1), "at least 1"),
+        (lambda: QuadraticRegression(lr=0.1, init_params=[1.0]), "3 numbers"),
+        (lambda: QuadraticRegression(lr=0.1, in_features=3), "use LinearRegression"),
+    ],
+)
+def test_model_mistakes_are_named(make, message) -> None:
+    with pytest.raises(InputError, match=message):
+        make()
+
+
+def test_random_initial_values_follow_seed_everything() -> None:
+    seed_everything(5)
+    a = QuadraticRegression(lr=1e-5).params.detach()
+    seed_everything(5)
+    assert torch.equal(QuadraticRegression(lr=1e-5).params.detach(), a)
+    torch.manual_seed(5)
+    assert torch.equal(torch.randn(3), a)
