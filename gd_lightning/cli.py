@@ -26,8 +26,7 @@ class GDLightningCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         for name in ("in_features", "out_features"):
-            parser.link_arguments(f"data.{name}", f"model.init_args.{name}",
-                                  apply_on="instantiate")
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def _run_subcommand(self, subcommand: str) -> None:
         stage = {"fit": "fit", "validate": "validate", "test": "test", "predict": "predict"}

@@ -1,6 +1,5 @@
 """The models' math as small pure functions, apart from the Lightning plumbing."""
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -37,4 +36,3 @@ def mse(preds: Tensor, targets: Tensor) -> Tensor:
             f"{tuple(targets.shape)}; they must match"
         )
     return F.mse_loss(preds, targets)
-

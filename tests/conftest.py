@@ -8,6 +8,7 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 
 # Tutorials 3 and 5's table, typed in again here so the package's copy is checked
 # against an independent one: temp, rain, humid -> mangoes, oranges.
+# fmt: off
 CROP_INPUTS = np.array(
     [[73, 67, 43], [91, 88, 64], [87, 134, 58], [102, 43, 37], [69, 96, 70],
      [74, 66, 43], [91, 87, 65], [88, 134, 59], [101, 44, 37], [68, 96, 71],
@@ -20,6 +21,7 @@ CROP_TARGETS = np.array(
      [57, 69], [82, 100], [118, 134], [20, 38], [102, 120]],
     dtype="float32",
 )
+# fmt: on
 
 
 def quiet_trainer(**kwargs: Any) -> Trainer:

@@ -74,8 +74,11 @@ def test_splits_are_disjoint_complete_ordered_and_seeded() -> None:
     dm.setup("fit")
     sizes = [len(dm.train_set), len(dm.val_set), len(dm.test_set)]
     assert sizes == [9, 3, 3]
-    rows = [tuple(r) for part in (dm.train_set, dm.val_set, dm.test_set)
-            for r in part.tensors[0].tolist()]
+    rows = [
+        tuple(r)
+        for part in (dm.train_set, dm.val_set, dm.test_set)
+        for r in part.tensors[0].tolist()
+    ]
     assert sorted(rows) == sorted(tuple(r) for r in CROP_INPUTS.tolist())  # every row, once
     train_rows = [CROP_INPUTS.tolist().index(r) for r in dm.train_set.tensors[0].tolist()]
     assert train_rows == sorted(train_rows)  # file order kept
@@ -192,8 +195,11 @@ def test_csv_with_quotes_blank_lines_and_spaces(tmp_path) -> None:
 def test_npy_pair_one_and_two_dimensional(tmp_path) -> None:
     np.save(tmp_path / "x.npy", np.arange(12, dtype=np.float64).reshape(6, 2))
     np.save(tmp_path / "y.npy", np.arange(6, dtype=np.int64))
-    dm = TabularDataModule(features_path=str(tmp_path / "x.npy"),
-                           targets_path=str(tmp_path / "y.npy"), targets=["price"])
+    dm = TabularDataModule(
+        features_path=str(tmp_path / "x.npy"),
+        targets_path=str(tmp_path / "y.npy"),
+        targets=["price"],
+    )
     assert dm.feature_names == ["x0", "x1"] and dm.target_names == ["price"]
     x, y = dm.load()
     assert x.dtype == torch.float32 and x.shape == (6, 2) and y.shape == (6, 1)
@@ -208,7 +214,11 @@ def test_npy_pair_one_and_two_dimensional(tmp_path) -> None:
         ("a,y\n1,2\n", {}, "name the target column"),
         ("a,y\n1,2\n", {"targets": ["z"]}, "column 'z' is not in .*its columns are: a, y"),
         ("a,a,y\n1,2,3\n", {"targets": ["y"]}, "column 'a' appears 2 times"),
-        ("a,y\n1,2\n", {"targets": ["y"], "features": ["a", "y"]}, "both as features and as targets"),
+        (
+            "a,y\n1,2\n",
+            {"targets": ["y"], "features": ["a", "y"]},
+            "both as features and as targets",
+        ),
         ("y\n1\n", {"targets": ["y"]}, "no feature columns"),
     ],
 )
@@ -250,15 +260,20 @@ def test_npy_mistakes_are_named(tmp_path, x, y, message) -> None:
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
     with pytest.raises(InputError, match=message):
-        TabularDataModule(features_path=str(tmp_path / "x.npy"), targets_path=str(tmp_path / "y.npy"))
+        TabularDataModule(
+            features_path=str(tmp_path / "x.npy"), targets_path=str(tmp_path / "y.npy")
+        )
 
 
 def test_npy_column_names_must_match(tmp_path) -> None:
     np.save(tmp_path / "x.npy", np.zeros((3, 2)))
     np.save(tmp_path / "y.npy", np.zeros(3))
     with pytest.raises(InputError, match="names 1 column"):
-        TabularDataModule(features_path=str(tmp_path / "x.npy"),
-                          targets_path=str(tmp_path / "y.npy"), features=["only_one"])
+        TabularDataModule(
+            features_path=str(tmp_path / "x.npy"),
+            targets_path=str(tmp_path / "y.npy"),
+            features=["only_one"],
+        )
 
 
 def test_csv_or_npy_but_not_both_nor_neither(tmp_path) -> None:

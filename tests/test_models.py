@@ -23,20 +23,35 @@ from gd_lightning import (
 
 # (datamodule, model factory for a mode, epochs): each tutorial's recipe, shortened
 RECIPES = {
-    "speed": (lambda: SpeedDataModule(),
-              lambda mode: QuadraticRegression(lr=1e-5, optimization=mode,
-                                               init_params=[-0.1284052, -1.0042424, 0.5672656]),
-              10),
-    "line": (lambda: NoisyLineDataModule(),
-             lambda mode: LinearRegression(2, 1, bias=False, lr=0.1, optimization=mode,
-                                           init_weight=[[-1.0, 1.0]]),
-             30),
-    "crops_15": (lambda: CropYieldsDataModule(batch_size=3),
-                 lambda mode: LinearRegression(3, 2, lr=1e-6, optimization=mode), 10),
-    "arange": (lambda: ArangeDataModule(batch_size=1),
-               lambda mode: LinearRegression(6, 1, lr=1e-6, optimization=mode), 5),
-    "crops_5": (lambda: CropYieldsDataModule(num_regions=5),
-                lambda mode: LinearRegression(3, 2, lr=1e-5, optimization=mode), 50),
+    "speed": (
+        lambda: SpeedDataModule(),
+        lambda mode: QuadraticRegression(
+            lr=1e-5, optimization=mode, init_params=[-0.1284052, -1.0042424, 0.5672656]
+        ),
+        10,
+    ),
+    "line": (
+        lambda: NoisyLineDataModule(),
+        lambda mode: LinearRegression(
+            2, 1, bias=False, lr=0.1, optimization=mode, init_weight=[[-1.0, 1.0]]
+        ),
+        30,
+    ),
+    "crops_15": (
+        lambda: CropYieldsDataModule(batch_size=3),
+        lambda mode: LinearRegression(3, 2, lr=1e-6, optimization=mode),
+        10,
+    ),
+    "arange": (
+        lambda: ArangeDataModule(batch_size=1),
+        lambda mode: LinearRegression(6, 1, lr=1e-6, optimization=mode),
+        5,
+    ),
+    "crops_5": (
+        lambda: CropYieldsDataModule(num_regions=5),
+        lambda mode: LinearRegression(3, 2, lr=1e-5, optimization=mode),
+        50,
+    ),
 }
 
 
@@ -74,7 +89,9 @@ def well_conditioned_csv(tmp_path) -> tuple[str, torch.Tensor, torch.Tensor]:
     true_w = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, 1.0]])
     y = x @ true_w.T + torch.tensor([0.5, -1.0]) + 0.1 * torch.randn(200, 2, generator=generator)
     path = tmp_path / "well.csv"
-    rows = ["a,b,c,u,v"] + [",".join(f"{v:.9g}" for v in row) for row in torch.cat([x, y], 1).tolist()]
+    rows = ["a,b,c,u,v"] + [
+        ",".join(f"{v:.9g}" for v in row) for row in torch.cat([x, y], 1).tolist()
+    ]
     path.write_text("\n".join(rows) + "\n")
     return str(path), x, y
 
@@ -113,8 +130,13 @@ def test_checkpoint_round_trip(tmp_path, mode: str) -> None:
     seed_everything(2)
     model = LinearRegression(3, 2, lr=1e-6, optimization=mode)
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt")
-    fit(model, CropYieldsDataModule(batch_size=5), max_epochs=3, enable_checkpointing=True,
-        callbacks=[checkpoint])
+    fit(
+        model,
+        CropYieldsDataModule(batch_size=5),
+        max_epochs=3,
+        enable_checkpointing=True,
+        callbacks=[checkpoint],
+    )
     loaded = LinearRegression.load_from_checkpoint(checkpoint.best_model_path)
     assert torch.equal(loaded.weight, model.weight) and torch.equal(loaded.bias, model.bias)
     assert loaded.hparams == model.hparams
@@ -123,8 +145,9 @@ def test_checkpoint_round_trip(tmp_path, mode: str) -> None:
     quad = QuadraticRegression(lr=1e-5, optimization=mode, init_params=[1.0, 2.0, 3.0])
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "quad")
     fit(quad, SpeedDataModule(), max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint])
-    assert torch.equal(QuadraticRegression.load_from_checkpoint(checkpoint.best_model_path).params,
-                       quad.params)
+    assert torch.equal(
+        QuadraticRegression.load_from_checkpoint(checkpoint.best_model_path).params, quad.params
+    )
 
 
 def test_predict_returns_every_rows_prediction_in_order() -> None:
@@ -156,11 +179,15 @@ def test_validation_and_test_metrics_match_a_hand_computation() -> None:
 
 
 def test_automatic_mode_takes_the_configured_optimizer_at_lr() -> None:
-    model = LinearRegression(3, 1, lr=0.05,
-                             optimizer=functools.partial(torch.optim.Adam, betas=(0.8, 0.9)))
+    model = LinearRegression(
+        3, 1, lr=0.05, optimizer=functools.partial(torch.optim.Adam, betas=(0.8, 0.9))
+    )
     optimizer = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam)
-    assert optimizer.param_groups[0]["lr"] == 0.05 and optimizer.param_groups[0]["betas"] == (0.8, 0.9)
+    assert optimizer.param_groups[0]["lr"] == 0.05 and optimizer.param_groups[0]["betas"] == (
+        0.8,
+        0.9,
+    )
     assert "optimizer" not in model.hparams  # a live object stays out of checkpoints
     default = LinearRegression(3, 1, lr=0.05).configure_optimizers()
     assert type(default) is torch.optim.SGD and default.param_groups[0]["momentum"] == 0
@@ -184,10 +211,16 @@ def test_gradient_descent_is_the_hand_written_step() -> None:
         (lambda: LinearRegression(3, 1, lr=0.0), "lr must be a positive"),
         (lambda: LinearRegression(3, 1, lr=float("nan")), "lr must be a positive"),
         (lambda: LinearRegression(3, 1, lr=0.1, optimization="sometimes"), "optimization must be"),
-        (lambda: LinearRegression(3, 1, lr=0.1, optimization="manual",
-                                  optimizer=torch.optim.Adam), "takes no optimizer"),
-        (lambda: LinearRegression(3, 2, lr=0.1, init_weight=[[1.0, 2.0, 3.0]]),
-         r"init_weight has shape \(1, 3\) but the model needs \(2, 3\)"),
+        (
+            lambda: LinearRegression(
+                3, 1, lr=0.1, optimization="manual", optimizer=torch.optim.Adam
+            ),
+            "takes no optimizer",
+        ),
+        (
+            lambda: LinearRegression(3, 2, lr=0.1, init_weight=[[1.0, 2.0, 3.0]]),
+            r"init_weight has shape \(1, 3\) but the model needs \(2, 3\)",
+        ),
         (lambda: LinearRegression(3, 1, bias=False, lr=0.1, init_bias=[1.0]), "bias is False"),
         (lambda: LinearRegression(0, 1, lr=0.1), "at least 1"),
         (lambda: QuadraticRegression(lr=0.1, init_params=[1.0]), "3 numbers"),

@@ -59,8 +59,13 @@ def tutorial_1(steps: int) -> dict:
         rmses.append(loss.detach().sqrt())
         params.data -= lr * params.grad.data
         params.grad = None
-    return {"t": t, "speed": speed, "init": orig_params.detach(), "params": params.detach(),
-            "rmse": torch.stack(rmses)}
+    return {
+        "t": t,
+        "speed": speed,
+        "init": orig_params.detach(),
+        "params": params.detach(),
+        "rmse": torch.stack(rmses),
+    }
 
 
 def test_tutorial_1_quadratic_speed_is_bit_exact() -> None:
@@ -109,14 +114,16 @@ def test_tutorial_2_line_fit_is_bit_exact() -> None:
     features, targets = dm.load()
     assert torch.equal(features, x) and torch.equal(targets[:, 0], y)
 
-    model = LinearRegression(2, 1, bias=False, lr=0.1, optimization="manual",
-                             init_weight=[[-1.0, 1.0]])
+    model = LinearRegression(
+        2, 1, bias=False, lr=0.1, optimization="manual", init_weight=[[-1.0, 1.0]]
+    )
     fit(model, dm, max_epochs=100)
     assert torch.equal(model.weight.detach()[0], tutorial_2(x, y, epochs=100))
 
 
-def crop_reference(rows: int, lr: float, epochs: int, batch_size: int | None, seed: int,
-                   shuffle_seed: int) -> tuple[torch.Tensor, ...]:
+def crop_reference(
+    rows: int, lr: float, epochs: int, batch_size: int | None, seed: int, shuffle_seed: int
+) -> tuple[torch.Tensor, ...]:
     """Tutorials 3 and 5 verbatim; minibatches visit rows in the documented order."""
     inputs = torch.from_numpy(CROP_INPUTS[:rows])
     targets = torch.from_numpy(CROP_TARGETS[:rows])
@@ -136,7 +143,9 @@ def crop_reference(rows: int, lr: float, epochs: int, batch_size: int | None, se
         if batch_size is None:
             batches = [torch.arange(rows)]
         else:
-            order = torch.randperm(rows, generator=torch.Generator().manual_seed(shuffle_seed + epoch))
+            order = torch.randperm(
+                rows, generator=torch.Generator().manual_seed(shuffle_seed + epoch)
+            )
             batches = list(order.split(batch_size))
         for idx in batches:
             preds = model(inputs[idx])
@@ -212,8 +221,14 @@ def test_tutorial_4_linear_arange_is_bit_exact(optimization: str) -> None:
     ref = tutorial_4(init, epochs=20, shuffle_seed=5, step=step)
 
     dm = ArangeDataModule(batch_size=1, shuffle=True, seed=5)
-    model = LinearRegression(6, 1, lr=1e-6, optimization=optimization,
-                             init_weight=init.weight.tolist(), init_bias=init.bias.tolist())
+    model = LinearRegression(
+        6,
+        1,
+        lr=1e-6,
+        optimization=optimization,
+        init_weight=init.weight.tolist(),
+        init_bias=init.bias.tolist(),
+    )
     assert torch.equal(model.weight.detach(), init.weight.detach())
     trainer = fit(model, dm, max_epochs=20)
     assert trainer.global_step == 200

@@ -26,8 +26,10 @@ class ArangeDataModule(TensorDataModule):
 
     Example:
         >>> x, y = ArangeDataModule().load()
-        >>> x.shape, y.shape, x[0, :3], y[:2, 0]
-        (torch.Size([10, 6]), torch.Size([10, 1]), tensor([58.0000, 63.5000, 69.0000]), tensor([6000.0000, 6320.7002]))
+        >>> x.shape, y.shape
+        (torch.Size([10, 6]), torch.Size([10, 1]))
+        >>> x[0, :3], y[:2, 0]
+        (tensor([58.0000, 63.5000, 69.0000]), tensor([6000.0000, 6320.7002]))
     """
 
     def __init__(self, **kwargs: Any) -> None:

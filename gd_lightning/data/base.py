@@ -103,8 +103,10 @@ class TensorDataModule(LightningDataModule):
 
     def _check(self, x: Tensor, y: Tensor) -> None:
         """Refuse data of the wrong shape or with missing or infinite values."""
-        for what, tensor, names in (("features", x, self.feature_names),
-                                    ("targets", y, self.target_names)):
+        for what, tensor, names in (
+            ("features", x, self.feature_names),
+            ("targets", y, self.target_names),
+        ):
             if tensor.ndim != 2 or tensor.shape[1] != len(names):
                 raise InputError(
                     f"{what} have shape {tuple(tensor.shape)}, expected (rows, {len(names)})"
@@ -124,8 +126,10 @@ class TensorDataModule(LightningDataModule):
     def _split(self, num_rows: int) -> tuple[Tensor, Tensor, Tensor]:
         """Row indices of the train, validation and test splits, each in file order."""
         counts = {}
-        for name, fraction in (("val_fraction", self.val_fraction),
-                               ("test_fraction", self.test_fraction)):
+        for name, fraction in (
+            ("val_fraction", self.val_fraction),
+            ("test_fraction", self.test_fraction),
+        ):
             counts[name] = round(num_rows * fraction)
             if fraction > 0 and counts[name] < 2:
                 raise InputError(
@@ -139,8 +143,8 @@ class TensorDataModule(LightningDataModule):
                 f"training, at least 2 are needed: lower val_fraction and test_fraction"
             )
         order = torch.randperm(num_rows, generator=torch.Generator().manual_seed(self.seed))
-        val_rows, test_rows = order[:num_val], order[num_val:num_val + num_test]
-        train_rows = order[num_val + num_test:]
+        val_rows, test_rows = order[:num_val], order[num_val : num_val + num_test]
+        train_rows = order[num_val + num_test :]
         return train_rows.sort().values, val_rows.sort().values, test_rows.sort().values
 
     def _loader(self, dataset: TensorDataset | None, train: bool = False) -> DataLoader:

@@ -121,8 +121,15 @@ class TabularDataModule(TensorDataModule):
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data")
-                table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=self._columns,
-                                   dtype=np.float32, ndmin=2, quotechar='"')
+                table = np.loadtxt(
+                    path,
+                    delimiter=",",
+                    skiprows=1,
+                    usecols=self._columns,
+                    dtype=np.float32,
+                    ndmin=2,
+                    quotechar='"',
+                )
         except ValueError as err:
             _check_rows(path, self._header, self._columns)
             raise InputError(f"{path} could not be read as numbers: {err}") from None

@@ -73,9 +73,7 @@ class RegressionModule(LightningModule):
         if not (isinstance(lr, int | float) and lr > 0 and lr != float("inf")):
             raise InputError(f"lr must be a positive finite number, got {lr!r}: set model.lr")
         if optimization not in ("automatic", "manual"):
-            raise InputError(
-                f"optimization must be 'automatic' or 'manual', got {optimization!r}"
-            )
+            raise InputError(f"optimization must be 'automatic' or 'manual', got {optimization!r}")
         if optimization == "manual" and optimizer is not None:
             raise InputError(
                 "manual optimization always steps p -= lr * p.grad, so it takes no optimizer: "
@@ -96,13 +94,30 @@ class RegressionModule(LightningModule):
         metrics.update(preds.detach(), y)
         batch_size = len(x)
         if stage == "train":
-            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True,
-                     batch_size=batch_size)
-            self.log("train/rmse", loss.detach().sqrt(), on_step=True, on_epoch=False,
-                     batch_size=batch_size)
+            self.log(
+                "train/loss",
+                loss,
+                on_step=True,
+                on_epoch=False,
+                prog_bar=True,
+                batch_size=batch_size,
+            )
+            self.log(
+                "train/rmse",
+                loss.detach().sqrt(),
+                on_step=True,
+                on_epoch=False,
+                batch_size=batch_size,
+            )
         else:
-            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                     batch_size=batch_size)
+            self.log(
+                f"{stage}/loss",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=batch_size,
+            )
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 

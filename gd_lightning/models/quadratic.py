@@ -52,9 +52,7 @@ class QuadraticRegression(RegressionModule):
         if init_params is None:
             params = torch.randn(3)
         elif len(init_params) != 3:
-            raise InputError(
-                f"init_params must hold 3 numbers (a, b, c), got {len(init_params)}"
-            )
+            raise InputError(f"init_params must hold 3 numbers (a, b, c), got {len(init_params)}")
         else:
             params = torch.tensor(init_params, dtype=torch.float32)
         self.params = nn.Parameter(params)

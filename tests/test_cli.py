@@ -1,0 +1,209 @@
+"""The gd-lightning command: ready configs, TensorBoard logs, subcommands, errors."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_tutorials_exact import tutorial_1
+
+from gd_lightning import LinearRegression, QuadraticRegression
+from gd_lightning.cli import cli, main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_NAMES = ["quadratic_speed", "line_fit", "crop_yields", "linear_arange", "crop_yields_5"]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI is driven by ``args``; hide pytest's own command line from it."""
+    monkeypatch.setattr(sys, "argv", ["gd-lightning"])
+
+
+def run_dir(name: str) -> Path:
+    """The one version folder a config's run wrote under ./lightning_logs."""
+    (folder,) = (Path("lightning_logs") / name).glob("version_*")
+    return folder
+
+
+def read_events(folder: Path) -> EventAccumulator:
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # keep every value
+    events.Reload()
+    return events
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_every_config_fits_end_to_end(name: str) -> None:
+    result = cli(
+        ["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--trainer.max_epochs", "2", *QUIET]
+    )
+    steps = result.trainer.global_step
+    assert steps >= 2
+    folder = run_dir(name)
+    (checkpoint,) = (folder / "checkpoints").glob("*.ckpt")
+    assert f"step={steps}" in checkpoint.name
+    assert (folder / "config.yaml").is_file() and (folder / "hparams.yaml").is_file()
+
+    events = read_events(folder)
+    for tag in ("train/loss", "train/rmse"):
+        logged = events.Scalars(tag)
+        assert [e.step for e in logged] == list(range(steps))  # every step, none dropped
+    assert {"train/epoch_mse", "train/epoch_mae", "train/epoch_r2"} <= set(events.Tags()["scalars"])
+    hparams = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in hparams
+    assert b"lr" in hparams["_hparams_/session_start_info"]
+
+
+def test_quadratic_config_starts_where_the_tutorial_does_and_logs_its_rmse() -> None:
+    ref = tutorial_1(steps=10)
+    config = yaml.safe_load((CONFIGS / "quadratic_speed.yaml").read_text())
+    init = torch.tensor(config["model"]["init_args"]["init_params"], dtype=torch.float32)
+    assert torch.equal(init, ref["init"])
+
+    result = cli(["fit", "--config", str(CONFIGS / "quadratic_speed.yaml"), *QUIET])
+    model = result.model
+    assert isinstance(model, QuadraticRegression) and result.trainer.global_step == 10
+    assert torch.equal(model.params.detach(), ref["params"])
+    logged = [e.value for e in read_events(run_dir("quadratic_speed")).Scalars("train/rmse")]
+    assert torch.equal(torch.tensor(logged), ref["rmse"])  # float32, as the tutorial prints
+
+
+def test_validation_metrics_are_logged_when_a_split_exists() -> None:
+    cli(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "crop_yields.yaml"),
+            "--trainer.max_epochs",
+            "3",
+            "--data.val_fraction",
+            "0.2",
+            *QUIET,
+        ]
+    )
+    tags = set(read_events(run_dir("crop_yields")).Tags()["scalars"])
+    assert {f"val/{name}" for name in ("loss", "mse", "rmse", "mae", "r2")} <= tags
+
+
+def test_models_and_data_by_class_name_then_validate_test_predict(tmp_path) -> None:
+    common = [
+        "--model",
+        "LinearRegression",
+        "--model.lr",
+        "1e-6",
+        "--data",
+        "CropYieldsDataModule",
+        "--data.batch_size",
+        "5",
+        "--data.val_fraction",
+        "0.2",
+        "--data.test_fraction",
+        "0.2",
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+        *QUIET,
+    ]
+    fitted = cli(["fit", *common, "--trainer.max_epochs", "2"])
+    assert isinstance(fitted.model, LinearRegression)
+    assert fitted.model.hparams.in_features == 3  # linked from the data
+    assert fitted.model.hparams.out_features == 2
+    (checkpoint,) = (tmp_path / "runs").rglob("*.ckpt")
+
+    validated = cli(["validate", *common, "--ckpt_path", str(checkpoint)])
+    assert "val/mse" in validated.trainer.callback_metrics
+    tested = cli(["test", *common, "--ckpt_path", str(checkpoint)])
+    assert "test/r2" in tested.trainer.callback_metrics
+    predicted = cli(["predict", *common, "--ckpt_path", str(checkpoint)])
+    loaded = LinearRegression.load_from_checkpoint(checkpoint)
+    x, _ = predicted.datamodule.full_set.tensors
+    predictions = predicted.trainer.predict_loop.predictions
+    with torch.no_grad():
+        assert torch.equal(torch.cat(predictions), loaded(x))
+
+
+def assert_contains(printed: object, written: object, where: str = "") -> None:
+    """Every key and value of ``written`` is in ``printed`` (which adds the defaults)."""
+    if isinstance(written, dict):
+        assert isinstance(printed, dict), where
+        for key, value in written.items():
+            assert key in printed, f"{where}.{key} is not a real option"
+            assert_contains(printed[key], value, f"{where}.{key}")
+    else:
+        assert printed == written, where
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_print_config_round_trips(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["fit", "--config", str(CONFIGS / f"{name}.yaml"), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    written = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    assert_contains(printed, written)
+    assert written["trainer"]["accelerator"] == "auto"
+
+
+def test_a_users_mistake_ends_in_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("data.csv").write_text("a,b,y\n1,2,3\n4,oops,6\n7,8,9\n")
+    base = [
+        "fit",
+        "--model",
+        "LinearRegression",
+        "--model.lr",
+        "0.01",
+        "--data",
+        "TabularDataModule",
+        "--data.csv_path",
+        "data.csv",
+        *QUIET,
+    ]
+    for extra, message in (
+        (["--data.targets", "[zz]"], "column 'zz' is not in data.csv; its columns are: a, b, y"),
+        (["--data.targets", "[y]"], "data.csv, line 3, column 'b': 'oops' is not a number"),
+        (["--data.targets", "[y]", "--model.lr", "-1"], "lr must be a positive"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*base, *extra])
+        assert exit_info.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[-1] == f"gd-lightning: error: {message}" or lines[-1].startswith(
+            f"gd-lightning: error: {message}"
+        )
+        assert "Traceback" not in "\n".join(lines)
+    assert not Path("lightning_logs").exists()  # nothing half-made
+
+
+def test_the_installed_command_exits_2_and_debug_shows_the_traceback() -> None:
+    Path("data.csv").write_text("a,y\n1,2\n3,x\n")
+    args = [
+        sys.executable,
+        "-m",
+        "gd_lightning",
+        "fit",
+        "--model",
+        "LinearRegression",
+        "--model.lr",
+        "0.01",
+        "--data",
+        "TabularDataModule",
+        "--data.csv_path",
+        "data.csv",
+        "--data.targets",
+        "[y]",
+    ]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 2
+    assert quiet.stderr.strip().splitlines()[-1] == (
+        "gd-lightning: error: data.csv, line 3, column 'y': 'x' is not a number: "
+        "fix or remove that row"
+    )
+    assert "Traceback" not in quiet.stderr
+    env = dict(os.environ, GD_LIGHTNING_DEBUG="1")
+    loud = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert loud.returncode != 0 and "Traceback" in loud.stderr
+    assert not Path("lightning_logs").exists()
