@@ -11,6 +11,7 @@ def quadratic(t: Tensor, params: Tensor) -> Tensor:
     point result is the tutorial's to the last bit.
 
     Example:
+        >>> import torch
         >>> quadratic(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, -2.0, 3.0]))
         tensor([3., 2., 3.])
     """
@@ -27,6 +28,7 @@ def mse(preds: Tensor, targets: Tensor) -> Tensor:
     against targets of shape (n, 1) is a bug, not an (n, n) comparison.
 
     Example:
+        >>> import torch
         >>> mse(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [4.0]]))
         tensor(2.)
     """
