@@ -18,8 +18,9 @@ def test_notebook_runs_and_is_committed_without_outputs(path: Path, tmp_path: Pa
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    resources = {"metadata": {"path": str(tmp_path)}}  # the notebook's working folder
     client = nbclient.NotebookClient(
-        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook, timeout=120, kernel_name="python3", resources=resources
     )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
     assert all(cell.outputs for cell in code if "print(" in cell.source)
