@@ -28,10 +28,18 @@ class GDLightningCLI(LightningCLI):
         for name in ("in_features", "out_features"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
-    def _run_subcommand(self, subcommand: str) -> None:
-        stage = {"fit": "fit", "validate": "validate", "test": "test", "predict": "predict"}
-        self.datamodule.setup(stage[subcommand])
-        super()._run_subcommand(subcommand)
+    # LightningCLI calls before_<subcommand>() just before the Trainer runs it
+    def before_fit(self) -> None:
+        self.datamodule.setup("fit")
+
+    def before_validate(self) -> None:
+        self.datamodule.setup("validate")
+
+    def before_test(self) -> None:
+        self.datamodule.setup("test")
+
+    def before_predict(self) -> None:
+        self.datamodule.setup("predict")
 
 
 def cli(args: ArgsType = None) -> GDLightningCLI:

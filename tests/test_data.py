@@ -281,3 +281,14 @@ def test_csv_or_npy_but_not_both_nor_neither(tmp_path) -> None:
         TabularDataModule()
     with pytest.raises(InputError, match="give either"):
         TabularDataModule(csv_path="a.csv", features_path="x.npy", targets_path="y.npy")
+
+
+def test_worker_processes_serve_the_same_batches() -> None:
+    orders = []
+    for workers in (0, 1):
+        dm = CropYieldsDataModule(batch_size=4, seed=2, num_workers=workers)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(3)
+        orders.append(rows_of(loader))
+    assert orders[0] == orders[1]
