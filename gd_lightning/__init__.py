@@ -1,5 +1,6 @@
 """gd_lightning: the classic gradient-descent-from-scratch tutorials as Lightning components."""
 
+from gd_lightning.callbacks import FitFigures, LossHistory, ParameterReport, PredictionWriter
 from gd_lightning.data import (
     ArangeDataModule,
     CropYieldsDataModule,
@@ -20,10 +21,14 @@ __all__ = [
     "ArangeDataModule",
     "CropYieldsDataModule",
     "EpochShuffleSampler",
+    "FitFigures",
     "GradientDescent",
     "InputError",
     "LinearRegression",
+    "LossHistory",
     "NoisyLineDataModule",
+    "ParameterReport",
+    "PredictionWriter",
     "QuadraticRegression",
     "RegressionModule",
     "SpeedDataModule",

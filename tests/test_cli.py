@@ -133,6 +133,10 @@ def assert_contains(printed: object, written: object, where: str = "") -> None:
         for key, value in written.items():
             assert key in printed, f"{where}.{key} is not a real option"
             assert_contains(printed[key], value, f"{where}.{key}")
+    elif isinstance(written, list):
+        assert isinstance(printed, list) and len(printed) == len(written), where
+        for i, (p, w) in enumerate(zip(printed, written, strict=True)):
+            assert_contains(p, w, f"{where}[{i}]")
     else:
         assert printed == written, where
 

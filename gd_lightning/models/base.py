@@ -85,6 +85,12 @@ class RegressionModule(LightningModule):
         self.val_metrics = _metric_collection("val/")
         self.test_metrics = _metric_collection("test/")
 
+    def coefficients(
+        self, feature_names: list[str] | None = None, target_names: list[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """The learned parameters by name: ``{target: {parameter: value}}``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement coefficients()")
+
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
         """Predict, measure the MSE, update and log the stage's metrics."""
         x, y = batch  # (batch, in_features), (batch, out_features)

@@ -72,6 +72,36 @@ class LinearRegression(RegressionModule):
         """Predictions of shape (batch, out_features) for ``x`` of shape (batch, in_features)."""
         return F.linear(x, self.weight, self.bias)
 
+    def coefficients(
+        self, feature_names: list[str] | None = None, target_names: list[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """``{target: {feature: weight, ..., "bias": bias}}``, one entry per target.
+
+        Names default to ``x0, x1, ...`` and ``y0, ...``; the bias is called
+        ``(bias)`` when a feature is already called ``bias``.
+
+        Example:
+            >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
+            >>> model.coefficients(["area", "rooms"], ["price"])
+            {'price': {'area': 3.0, 'rooms': 2.0, 'bias': 1.0}}
+        """
+        out_features, in_features = self.weight.shape
+        features = feature_names or [f"x{i}" for i in range(in_features)]
+        targets = target_names or [f"y{k}" for k in range(out_features)]
+        if (len(features), len(targets)) != (in_features, out_features):
+            raise InputError(
+                f"{len(features)} feature and {len(targets)} target names for a model of "
+                f"{in_features} inputs and {out_features} targets"
+            )
+        bias_name = "(bias)" if "bias" in features else "bias"
+        table = {}
+        for k, target in enumerate(targets):
+            row = dict(zip(features, self.weight[k].tolist(), strict=True))
+            if self.bias is not None:
+                row[bias_name] = self.bias[k].item()
+            table[target] = row
+        return table
+
 
 def _initial(values: list | None, shape: tuple[int, ...], name: str) -> Tensor:
     """The given initial values as float32 of ``shape``, or a standard normal draw."""

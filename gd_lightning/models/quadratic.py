@@ -60,3 +60,15 @@ class QuadraticRegression(RegressionModule):
     def forward(self, t: Tensor) -> Tensor:
         """Predictions of shape (batch, 1) for inputs ``t`` of shape (batch, 1)."""
         return quadratic(t, self.params)
+
+    def coefficients(
+        self, feature_names: list[str] | None = None, target_names: list[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """``{target: {"a": a, "b": b, "c": c}}``.
+
+        Example:
+            >>> QuadraticRegression(lr=0.1, init_params=[0.5, -1.0, 2.0]).coefficients()
+            {'y': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
+        """
+        a, b, c = self.params.tolist()
+        return {(target_names or ["y"])[0]: {"a": a, "b": b, "c": c}}

@@ -1,0 +1,8 @@
+"""Callbacks that show and save what a fit learned."""
+
+from gd_lightning.callbacks.figures import FitFigures
+from gd_lightning.callbacks.history import LossHistory
+from gd_lightning.callbacks.predictions import PredictionWriter
+from gd_lightning.callbacks.report import ParameterReport
+
+__all__ = ["FitFigures", "LossHistory", "ParameterReport", "PredictionWriter"]

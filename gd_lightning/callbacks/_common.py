@@ -1,0 +1,40 @@
+"""What the callbacks read from a run: its data, its names, where it writes."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+from torch import Tensor
+from torch.utils.data import TensorDataset
+
+
+def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
+    """All rows of the run's data as ``(features, targets)``, or ``None`` if not tensors."""
+    dataset = getattr(getattr(trainer, "datamodule", None), "full_set", None)
+    if dataset is None:
+        loader = trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
+        return dataset.tensors[0], dataset.tensors[1]
+    return None
+
+
+def column_names(
+    trainer: "pl.Trainer", in_features: int, out_features: int
+) -> tuple[list[str], list[str]]:
+    """The data's feature and target names, or ``x0, x1, ...`` and ``y0, ...``."""
+    datamodule = getattr(trainer, "datamodule", None)
+    features = getattr(datamodule, "feature_names", None) or [f"x{i}" for i in range(in_features)]
+    targets = getattr(datamodule, "target_names", None) or [f"y{i}" for i in range(out_features)]
+    return list(features), list(targets)
+
+
+def run_folder(trainer: "pl.Trainer") -> Path:
+    """The run's log folder (``lightning_logs/.../version_N``), or the root without a logger."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def checkpoint_folder(trainer: "pl.Trainer") -> Path:
+    """Where the run's checkpoints go, or its log folder when it keeps none."""
+    callback = trainer.checkpoint_callback
+    dirpath = getattr(callback, "dirpath", None)
+    return Path(dirpath) if dirpath else run_folder(trainer)

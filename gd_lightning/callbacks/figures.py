@@ -1,0 +1,173 @@
+"""Pictures of the fit in TensorBoard, as PNG files, and as an animated GIF."""
+
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_warn
+from torch import Tensor
+
+from gd_lightning import plots
+from gd_lightning.callbacks._common import column_names, run_folder, run_tensors
+from gd_lightning.errors import InputError
+
+
+class FitFigures(Callback):
+    """Draw the fit every ``every_n_epochs`` epochs and at the end of training.
+
+    Two figures, logged to TensorBoard's IMAGES tab (with a TensorBoard logger)
+    and, at the end, saved as PNG files in the run's log folder:
+
+    - ``figures/predictions`` (``predictions.png``): predicted against actual
+      values, one panel per target, for any model;
+    - ``figures/fit`` (``fit.png``): for data with one input, the data against it
+      with the predictions in red and the fitted curve or line through them
+      (tutorials 1 and 2). A constant column, such as a column of ones carrying
+      the bias, does not count as an input.
+
+    With ``animation=True`` it also writes ``fit.gif`` into the log folder: the
+    fitted curve moving as the model learns, one frame before training and one
+    every ``animation_every_n_epochs`` epochs.
+
+    Drawing needs matplotlib and pillow (``pip install 'gd-lightning[plots]'``);
+    without them the callback says so in one line and training goes on.
+
+    Args:
+        every_n_epochs: log the figures every this many epochs; 0 logs only at the end.
+        animation: write the animated GIF (data with one input only).
+        animation_every_n_epochs: epochs between frames; defaults to ``every_n_epochs``
+            (or 1 when that is 0).
+        fps: frames per second of the GIF.
+        max_points: draw at most this many rows (a fixed random sample beyond it).
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 10,
+        animation: bool = False,
+        animation_every_n_epochs: int | None = None,
+        fps: int = 5,
+        max_points: int = 1000,
+    ) -> None:
+        if every_n_epochs < 0 or (animation_every_n_epochs or 1) < 1 or fps < 1 or max_points < 1:
+            raise InputError(
+                "FitFigures needs every_n_epochs >= 0 and animation_every_n_epochs, fps "
+                "and max_points >= 1"
+            )
+        self.every_n_epochs = every_n_epochs
+        self.animation = animation
+        self.animation_every_n_epochs = animation_every_n_epochs or every_n_epochs or 1
+        self.fps = fps
+        self.max_points = max_points
+        self._active = False
+        self._frames: list[tuple[str, np.ndarray]] = []
+
+    def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        self._active = False
+        self._frames = []
+        if stage != "fit" or not trainer.is_global_zero:
+            return
+        missing = plots.matplotlib_missing()
+        tensors = run_tensors(trainer)
+        if missing is not None:
+            rank_zero_warn(missing)
+            return
+        if tensors is None:
+            rank_zero_warn("figures are off: they need the data as a TensorDataset")
+            return
+        x, y = tensors
+        if len(x) > self.max_points:
+            rows = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+            rows = rows[: self.max_points].sort().values
+            x, y = x[rows], y[rows]
+        self._x, self._y = x, y.numpy()
+        self._features, self._targets = column_names(trainer, x.shape[1], y.shape[1])
+        self._column = plots.single_input_column(x)
+        if self._column is not None:
+            self._grid = plots.input_grid(x, self._column)
+        elif self.animation:
+            rank_zero_warn(
+                f"the fit animation is off: it draws data with one input, and this data has "
+                f"{x.shape[1]} ({', '.join(self._features)})"
+            )
+        self._active = True
+
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._animating:
+            self._frames.append(("before training", self._predict(pl_module, self._grid)))
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not self._active:
+            return
+        epochs_done = trainer.current_epoch + 1
+        if self._animating and epochs_done % self.animation_every_n_epochs == 0:
+            title = self._title(trainer, epochs_done)
+            self._frames.append((title, self._predict(pl_module, self._grid)))
+        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0:
+            for tag, figure in self._figures(trainer, pl_module, epochs_done).items():
+                self._log(trainer, tag, figure)
+
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not self._active:
+            return
+        folder = run_folder(trainer)
+        # by now the Trainer's epoch counter holds the number of epochs run
+        for tag, figure in self._figures(trainer, pl_module, trainer.current_epoch).items():
+            name = tag.split("/")[-1]
+            figure.savefig(folder / f"{name}.png", dpi=100)
+            self._log(trainer, tag, figure)
+        column = self._column
+        if self._animating and column is not None and len(self._frames) > 1:
+            plots.save_fit_animation(
+                folder / "fit.gif",
+                self._x[:, column].numpy(),
+                self._y,
+                self._grid[:, column].numpy(),
+                self._frames,
+                self._features[column],
+                self._targets,
+                fps=self.fps,
+            )
+
+    @property
+    def _animating(self) -> bool:
+        return self._active and self.animation and self._column is not None
+
+    def _predict(self, pl_module: "pl.LightningModule", x: Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return pl_module(x.to(pl_module.device)).float().cpu().numpy()
+
+    def _title(self, trainer: "pl.Trainer", epochs_done: int) -> str:
+        loss = trainer.callback_metrics.get("train/loss")
+        shown = f", last batch loss {float(loss):.4g}" if loss is not None else ""
+        return f"after epoch {epochs_done} (step {trainer.global_step}){shown}"
+
+    def _figures(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epochs_done: int
+    ) -> dict[str, Any]:
+        title = self._title(trainer, epochs_done)
+        preds = self._predict(pl_module, self._x)
+        figures = {
+            "figures/predictions": plots.predictions_figure(self._y, preds, self._targets, title)
+        }
+        if self._column is not None:
+            column = self._column
+            figures["figures/fit"] = plots.fit_figure(
+                self._x[:, column].numpy(),
+                self._y,
+                preds,
+                self._grid[:, column].numpy(),
+                self._predict(pl_module, self._grid),
+                self._features[column],
+                self._targets,
+                title,
+            )
+        return figures
+
+    def _log(self, trainer: "pl.Trainer", tag: str, figure: Any) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)

@@ -1,0 +1,47 @@
+"""The logged numbers of a run, kept in memory for a notebook or a script."""
+
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch import Callback
+
+
+class LossHistory(Callback):
+    """Keep every step's ``train/loss`` and every epoch's logged metrics.
+
+    Handy where no TensorBoard is open: a notebook plots ``history.losses``
+    against ``history.steps``.
+
+    Attributes:
+        steps: the global step after each training batch (1, 2, ...).
+        losses: the loss of each training batch, before its update.
+        epochs: one dict per finished training epoch, of every epoch-level metric
+            logged so far (``train/epoch_mse``, ``val/rmse``, ...).
+    """
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.epochs: list[dict[str, float]] = []
+
+    def on_train_batch_end(
+        self,
+        trainer: "pl.Trainer",
+        pl_module: "pl.LightningModule",
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            self.steps.append(trainer.global_step)
+            self.losses.append(float(loss))
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self.epochs.append(
+            {
+                name: float(value)
+                for name, value in trainer.callback_metrics.items()
+                if name not in ("train/loss", "train/rmse") and value.numel() == 1
+            }
+        )
