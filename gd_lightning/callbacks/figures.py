@@ -13,6 +13,7 @@ from torch import Tensor
 from gd_lightning import plots
 from gd_lightning.callbacks._common import column_names, run_folder, run_tensors
 from gd_lightning.errors import InputError
+from gd_lightning.io import atomic_path
 
 
 class FitFigures(Callback):
@@ -64,10 +65,12 @@ class FitFigures(Callback):
         self.max_points = max_points
         self._active = False
         self._frames: list[tuple[str, np.ndarray]] = []
+        self._logged_step = -1
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         self._active = False
         self._frames = []
+        self._logged_step = -1
         if stage != "fit" or not trainer.is_global_zero:
             return
         missing = plots.matplotlib_missing()
@@ -109,6 +112,7 @@ class FitFigures(Callback):
         if self.every_n_epochs and epochs_done % self.every_n_epochs == 0:
             for tag, figure in self._figures(trainer, pl_module, epochs_done).items():
                 self._log(trainer, tag, figure)
+            self._logged_step = trainer.global_step
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._active:
@@ -117,8 +121,10 @@ class FitFigures(Callback):
         # by now the Trainer's epoch counter holds the number of epochs run
         for tag, figure in self._figures(trainer, pl_module, trainer.current_epoch).items():
             name = tag.split("/")[-1]
-            figure.savefig(folder / f"{name}.png", dpi=100)
-            self._log(trainer, tag, figure)
+            with atomic_path(folder / f"{name}.png") as tmp:
+                figure.savefig(tmp, dpi=100)
+            if trainer.global_step != self._logged_step:  # not already logged at this step
+                self._log(trainer, tag, figure)
         column = self._column
         if self._animating and column is not None and len(self._frames) > 1:
             plots.save_fit_animation(

@@ -1,0 +1,178 @@
+"""Figures, the fit animation, the parameter report and the predictions file."""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import fit, quiet_trainer
+from lightning.pytorch import seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gd_lightning import (
+    CropYieldsDataModule,
+    FitFigures,
+    LinearRegression,
+    LossHistory,
+    NoisyLineDataModule,
+    ParameterReport,
+    PredictionWriter,
+    QuadraticRegression,
+    SpeedDataModule,
+)
+from gd_lightning.cli import cli
+from gd_lightning.io import atomic_path
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["gd-lightning"])
+
+
+def images(folder: Path) -> dict[str, list[int]]:
+    events = EventAccumulator(str(folder), size_guidance={"images": 0})
+    events.Reload()
+    return {tag: [e.step for e in events.Images(tag)] for tag in events.Tags()["images"]}
+
+
+def test_line_config_logs_figures_and_writes_the_animation() -> None:
+    cli(["fit", "--config", str(CONFIGS / "line_fit.yaml"), "--trainer.max_epochs", "6",
+         "--trainer.callbacks.every_n_epochs", "3", *QUIET])  # fmt: skip
+    (folder,) = Path("lightning_logs/line_fit").glob("version_*")
+    # every 3 epochs (one step each), and the end, which falls on step 6 too
+    assert images(folder) == {"figures/fit": [3, 6], "figures/predictions": [3, 6]}
+    for name in ("fit.png", "predictions.png"):
+        with Image.open(folder / name) as png:
+            assert png.format == "PNG" and png.width > 200
+    with Image.open(folder / "fit.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames == 4  # before training, epochs 2, 4, 6
+    assert not list(folder.glob(".*tmp*"))  # no temporary files left behind
+
+
+def test_figures_for_many_inputs_show_predictions_only_and_no_animation() -> None:
+    seed_everything(0)
+    figures = FitFigures(every_n_epochs=1, animation=True)
+    with pytest.warns(UserWarning, match="animation is off: .* has 3 .*temp, rainfall, humidity"):
+        fit(LinearRegression(3, 2, lr=1e-6), CropYieldsDataModule(), max_epochs=2,
+            callbacks=[figures], default_root_dir=".")  # fmt: skip
+    assert Path("predictions.png").is_file()
+    assert not Path("fit.png").exists() and not Path("fit.gif").exists()
+
+
+def test_without_matplotlib_figures_say_how_to_install_and_training_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    model = QuadraticRegression(lr=1e-5, init_params=[1.0, 2.0, 3.0])
+    with pytest.warns(UserWarning) as warned:
+        trainer = fit(model, SpeedDataModule(), max_epochs=2, callbacks=[FitFigures(1)],
+                      default_root_dir=".")  # fmt: skip
+    messages = [str(w.message) for w in warned if "figures" in str(w.message)]
+    assert messages == [
+        "figures are off: matplotlib is not installed; to draw them: "
+        "pip install 'gd-lightning[plots]'"
+    ]
+    assert trainer.global_step == 2 and not Path("predictions.png").exists()
+
+
+def test_parameter_report_equals_the_checkpoint(capsys: pytest.CaptureFixture[str]) -> None:
+    seed_everything(1)
+    model = LinearRegression(3, 2, lr=1e-6, optimization="manual")
+    checkpoint = ModelCheckpoint(dirpath="ckpt")
+    fit(model, CropYieldsDataModule(batch_size=5), max_epochs=3, enable_checkpointing=True,
+        callbacks=[checkpoint, ParameterReport()])  # fmt: skip
+    state = torch.load(checkpoint.best_model_path, weights_only=True)["state_dict"]
+
+    report = json.loads(Path("ckpt/parameters.json").read_text())
+    assert report["model"] == "LinearRegression"
+    features = ["temp", "rainfall", "humidity"]
+    for k, target in enumerate(["mangoes", "oranges"]):
+        row = report["parameters"][target]
+        assert list(row) == [*features, "bias"]
+        as_tensor = torch.tensor([row[name] for name in features], dtype=torch.float32)
+        assert torch.equal(as_tensor, state["weight"][k])
+        assert torch.tensor(row["bias"], dtype=torch.float32) == state["bias"][k]
+
+    with open("ckpt/parameters.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["target"], r["parameter"]) for r in rows][:4] == [
+        ("mangoes", "temp"), ("mangoes", "rainfall"), ("mangoes", "humidity"), ("mangoes", "bias")
+    ]  # fmt: skip
+    assert float(rows[4]["value"]) == report["parameters"]["oranges"]["temp"]
+    printed = capsys.readouterr().out
+    assert "Learned parameters" in printed and "oranges" in printed and "humidity" in printed
+
+
+def test_quadratic_report_names_a_b_c() -> None:
+    model = QuadraticRegression(lr=1e-5, init_params=[1.0, 2.0, 3.0])
+    fit(model, SpeedDataModule(), max_epochs=1, callbacks=[ParameterReport(print_table=False)],
+        default_root_dir=".")  # fmt: skip
+    report = json.loads(Path("parameters.json").read_text())
+    assert report["parameters"]["speed"] == dict(zip("abc", model.params.tolist(), strict=True))
+
+
+def test_bias_column_line_reports_the_intercept_under_its_column_name() -> None:
+    model = LinearRegression(2, 1, bias=False, lr=0.1, init_weight=[[-1.0, 1.0]])
+    assert model.coefficients(["x", "one"], ["y"]) == {"y": {"x": -1.0, "one": 1.0}}
+
+
+def test_predict_writes_inputs_and_predictions_exactly() -> None:
+    common = ["--config", str(CONFIGS / "crop_yields.yaml"), *QUIET]
+    cli(["fit", *common, "--trainer.max_epochs", "2"])
+    (checkpoint,) = Path("lightning_logs/crop_yields").rglob("*.ckpt")
+    cli(["predict", *common, "--ckpt_path", str(checkpoint)])
+    path = checkpoint.parent.parent / "predictions.csv"
+    with open(path, newline="") as file:
+        header = next(csv.reader(file))
+    assert header == ["temp", "rainfall", "humidity", "predicted_mangoes", "predicted_oranges"]
+    table = torch.from_numpy(np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32))
+    x, _ = CropYieldsDataModule().load()
+    model = LinearRegression.load_from_checkpoint(checkpoint)
+    assert torch.equal(table[:, :3], x)
+    with torch.no_grad():
+        assert torch.equal(table[:, 3:], model(x))  # the same float32 numbers, row for row
+
+    cli(["predict", *common, "--ckpt_path", str(checkpoint), "--predictions.path", "mine.csv"])
+    assert Path("mine.csv").read_text() == path.read_text()
+
+
+class FailsOnSecondBatch(LinearRegression):
+    def predict_step(self, batch, batch_idx):
+        if batch_idx == 1:
+            raise RuntimeError("interrupted")
+        return super().predict_step(batch, batch_idx)
+
+
+def test_an_interrupted_predict_leaves_the_old_file_untouched() -> None:
+    Path("predictions.csv").write_text("an earlier run's file\n")
+    model = FailsOnSecondBatch(3, 2, lr=1e-6)
+    writer = PredictionWriter(path="predictions.csv")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        quiet_trainer(callbacks=[writer]).predict(model, CropYieldsDataModule(batch_size=4))
+    assert Path("predictions.csv").read_text() == "an earlier run's file\n"
+    assert sorted(p.name for p in Path(".").iterdir()) == ["predictions.csv"]
+
+
+def test_atomic_path_keeps_the_old_file_on_error() -> None:
+    Path("out.txt").write_text("old")
+    with pytest.raises(ValueError), atomic_path("out.txt") as tmp:
+        tmp.write_text("half")
+        raise ValueError("stopped")
+    assert Path("out.txt").read_text() == "old" and len(list(Path(".").iterdir())) == 1
+
+
+def test_loss_history_keeps_every_step() -> None:
+    history = LossHistory()
+    model = LinearRegression(2, 1, bias=False, lr=0.1, init_weight=[[-1.0, 1.0]])
+    fit(model, NoisyLineDataModule(val_fraction=0.2), max_epochs=5, callbacks=[history])
+    assert history.steps == [1, 2, 3, 4, 5]
+    assert history.losses[-1] < history.losses[0]
+    assert len(history.epochs) == 5 and "val/rmse" in history.epochs[-1]
