@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -176,3 +178,11 @@ def test_loss_history_keeps_every_step() -> None:
     assert history.steps == [1, 2, 3, 4, 5]
     assert history.losses[-1] < history.losses[0]
     assert len(history.epochs) == 5 and "val/rmse" in history.epochs[-1]
+
+
+def test_atomic_files_get_the_usual_permissions() -> None:
+    with atomic_path("new.txt") as tmp:
+        tmp.write_text("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(Path("new.txt").stat().st_mode) == 0o666 & ~mask
