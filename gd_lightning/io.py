@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -51,3 +53,13 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
         file.flush()
         os.fsync(file.fileno())
     return Path(path)
+
+
+def shortest_float32(value: float) -> float:
+    """The shortest decimal that reads back as the same float32 as ``value``.
+
+    Example:
+        >>> shortest_float32(3.051178216934204)
+        3.0511782
+    """
+    return float(str(np.float32(value)))

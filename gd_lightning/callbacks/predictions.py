@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
 from gd_lightning.callbacks._common import column_names, run_folder
-from gd_lightning.io import write_text_atomic
+from gd_lightning.io import shortest_float32, write_text_atomic
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -62,9 +61,8 @@ class PredictionWriter(BasePredictionWriter):
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(features + [f"predicted_{name}" for name in targets])
-        # str(np.float32) is the shortest text that reads back as the same float32
-        table = torch.cat([inputs.float(), predictions.float()], dim=1).numpy()
-        writer.writerows([[str(np.float32(v)) for v in row] for row in table])
+        table = torch.cat([inputs.float(), predictions.float()], dim=1).tolist()
+        writer.writerows([[shortest_float32(v) for v in row] for row in table])
         self.written = write_text_atomic(self._target(trainer), text.getvalue())
         print(f"wrote {len(table)} predictions to {self.written}")
 

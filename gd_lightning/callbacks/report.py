@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
 from gd_lightning.callbacks._common import checkpoint_folder, column_names
-from gd_lightning.io import write_text_atomic
+from gd_lightning.io import shortest_float32, write_text_atomic
 
 
 class ParameterReport(Callback):
@@ -18,8 +18,9 @@ class ParameterReport(Callback):
     linear model, per target, each feature's weight under the feature's column
     name, and the bias. The files ``parameters.json`` (``{target: {parameter:
     value}}``) and ``parameters.csv`` (columns ``target, parameter, value``) go
-    next to the checkpoints, or into the log folder when there are none. Values
-    are the float32 parameters written exactly (they read back bit for bit).
+    next to the checkpoints, or into the log folder when there are none. Each value
+    is written as the shortest decimal that reads back as the same float32
+    parameter, bit for bit.
 
     Args:
         print_table: print the table to standard output as well.
@@ -34,7 +35,12 @@ class ParameterReport(Callback):
             return
         in_features = int(pl_module.hparams.get("in_features", 1))
         out_features = int(pl_module.hparams.get("out_features", 1))
-        table = coefficients(*column_names(trainer, in_features, out_features))
+        table = {
+            target: {name: shortest_float32(value) for name, value in row.items()}
+            for target, row in coefficients(
+                *column_names(trainer, in_features, out_features)
+            ).items()
+        }
         rows = [
             (target, name, value) for target, row in table.items() for name, value in row.items()
         ]
