@@ -167,7 +167,7 @@ def test_a_users_mistake_ends_in_one_line_and_exit_2(capsys: pytest.CaptureFixtu
         ),
         (
             ["--data.targets", "[y]", "--model.lr", "-1"],
-            "lr must be a positive finite number, got -1.0: set model.lr",
+            "lr must be a positive finite number or 'auto', got -1.0: set model.lr",
         ),
     ):
         with pytest.raises(SystemExit) as exit_info:

@@ -8,6 +8,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from gd_lightning.data.sampler import EpochShuffleSampler
+from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 
 
@@ -33,6 +34,12 @@ class TensorDataModule(LightningDataModule):
         test_fraction: share of rows held out for testing, in [0, 1); 0 means none.
         seed: seeds the split, the shuffling and any random data a subclass draws.
         num_workers: ``DataLoader`` worker processes; 0 loads in the main process.
+        standardize_features: fit the model to inputs scaled to mean 0 and standard
+            deviation 1 (statistics from the training split only; constant columns,
+            such as a column of ones, stay as they are). The loaders still serve raw
+            values: the model applies the scaling, so its predictions, reports and
+            checkpoints are always in original units from raw inputs.
+        standardize_targets: the same for the targets.
     """
 
     feature_names: list[str]
@@ -46,6 +53,8 @@ class TensorDataModule(LightningDataModule):
         test_fraction: float = 0.0,
         seed: int = 0,
         num_workers: int = 0,
+        standardize_features: bool = False,
+        standardize_targets: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -70,6 +79,9 @@ class TensorDataModule(LightningDataModule):
         self.test_fraction = test_fraction
         self.seed = seed
         self.num_workers = num_workers
+        self.standardize_features = standardize_features
+        self.standardize_targets = standardize_targets
+        self.standardization: Standardization | None = None
         self.full_set: TensorDataset | None = None
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
@@ -100,6 +112,10 @@ class TensorDataModule(LightningDataModule):
         self.train_set = TensorDataset(x[train_rows], y[train_rows])
         self.val_set = TensorDataset(x[val_rows], y[val_rows])
         self.test_set = TensorDataset(x[test_rows], y[test_rows])
+        if self.standardize_features or self.standardize_targets:
+            self.standardization = Standardization.from_training(
+                x[train_rows], y[train_rows], self.standardize_features, self.standardize_targets
+            )
 
     def _check(self, x: Tensor, y: Tensor) -> None:
         """Refuse data of the wrong shape or with missing or infinite values."""

@@ -1,14 +1,18 @@
 """What every regression module here shares: loss, metrics, both optimization modes."""
 
-from typing import Literal
+import copy
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
+from gd_lightning.analysis import FitReference
+from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
@@ -33,12 +37,14 @@ def _metric_collection(prefix: str) -> MetricCollection:
 class RegressionModule(LightningModule):
     """Base class of the regression models: MSE loss, metrics, and the two ways to step.
 
-    Subclasses define their parameters and ``forward``; everything else is here.
-    Both modes share :meth:`_shared_step`, so they log the same keys and differ
-    only in how the update is taken:
+    Subclasses define their parameters, :meth:`core` (the prediction from the
+    inputs the model is fitted to), and the parameters' layout as a linear model
+    (:meth:`design_matrix`, :meth:`flat_parameters`, :meth:`folded`); everything
+    else is here. Both modes share :meth:`_shared_step`, so they log the same keys
+    and differ only in how the update is taken:
 
     - ``"automatic"``: Lightning drives ``optimizer`` (plain SGD at ``lr`` unless
-      another is configured).
+      another is configured; L-BFGS gets Lightning's closure).
     - ``"manual"``: each step computes the loss, calls ``manual_backward``, then
       :class:`~gd_lightning.optim.GradientDescent` performs ``p -= lr * p.grad``
       and the gradient is reset, as the tutorials write it by hand.
@@ -46,32 +52,46 @@ class RegressionModule(LightningModule):
     Logged: ``train/loss`` and ``train/rmse`` every step (the RMSE is the square
     root of that step's loss, taken before the update, as tutorial 1 prints it);
     ``train/epoch_{mse,rmse,mae,r2}`` over each epoch's batches;
-    ``{val,test}/{loss,mse,rmse,mae,r2}`` per epoch.
+    ``{val,test}/{loss,mse,rmse,mae,r2}`` per epoch. Always in original units.
+
+    When the DataModule standardizes features or targets, the model takes the
+    training split's statistics at the start of a fit and applies them itself:
+    it learns in standardized units, while :meth:`forward` maps raw inputs to
+    predictions in original units, and checkpoints carry the statistics.
 
     Args:
-        lr: the learning rate, a positive number.
+        lr: the learning rate, a positive number, or ``"auto"``: set at the start of
+            a fit from the curvature of the loss on the training split,
+            ``2 / (λ_max + λ_min)`` for full-batch gradient descent (the fastest
+            constant rate) and ``1 / λ_max`` (half the stable bound) for minibatches.
         optimization: ``"automatic"`` (Lightning drives ``optimizer``) or ``"manual"``
             (the hand-written step).
         optimizer: automatic mode only: builds the optimizer from the parameters and
             ``lr=lr``; other settings (momentum, betas) come from the config. ``None``
             means ``torch.optim.SGD``.
+        scheduler: builds a learning-rate scheduler from the optimizer, stepped once
+            per epoch (``ReduceLROnPlateau`` watches ``train/epoch_mse``).
     """
 
     def __init__(
         self,
-        lr: float,
+        lr: float | Literal["auto"],
         optimization: Optimization = "automatic",
         optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         # records the whole class hierarchy's arguments, the subclass's included
         self.save_hyperparameters()
-        if callable(self.hparams.get("optimizer")):
-            # a live object (a class, a partial) cannot go into a checkpoint that loads with
-            # weights_only=True; the command line stores its config there instead
-            del self.hparams["optimizer"]
-        if not (isinstance(lr, int | float) and lr > 0 and lr != float("inf")):
-            raise InputError(f"lr must be a positive finite number, got {lr!r}: set model.lr")
+        for name in ("optimizer", "scheduler"):
+            if callable(self.hparams.get(name)):
+                # a live object (a class, a partial) cannot go into a checkpoint that loads
+                # with weights_only=True; the command line stores its config there instead
+                del self.hparams[name]
+        if lr != "auto" and not (isinstance(lr, int | float) and lr > 0 and lr != float("inf")):
+            raise InputError(
+                f"lr must be a positive finite number or 'auto', got {lr!r}: set model.lr"
+            )
         if optimization not in ("automatic", "manual"):
             raise InputError(f"optimization must be 'automatic' or 'manual', got {optimization!r}")
         if optimization == "manual" and optimizer is not None:
@@ -81,49 +101,162 @@ class RegressionModule(LightningModule):
             )
         self.automatic_optimization = optimization == "automatic"
         self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.standardization: Standardization | None = None
+        self.reference: FitReference | None = None
         self.train_metrics = _metric_collection("train/epoch_")
         self.val_metrics = _metric_collection("val/")
         self.test_metrics = _metric_collection("test/")
 
+    # --- the model as a linear least-squares problem ---------------------------------
+
+    def core(self, z: Tensor) -> Tensor:
+        """Predictions in fitted units from inputs in fitted units (standardized or raw)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement core()")
+
+    def design_matrix(self, z: Tensor) -> Tensor:
+        """``A`` with ``core(z) == A @ flat_parameters()``: shape (rows, parameters per target)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement design_matrix()")
+
+    def flat_parameters(self) -> Tensor:
+        """The parameters as ``theta`` of shape (parameters per target, targets)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement flat_parameters()")
+
+    def folded(self) -> dict[str, Tensor]:
+        """The parameters in original units (standardization folded in), by name, float64."""
+        raise NotImplementedError(f"{type(self).__name__} must implement folded()")
+
     def coefficients(
         self, feature_names: list[str] | None = None, target_names: list[str] | None = None
     ) -> dict[str, dict[str, float]]:
-        """The learned parameters by name: ``{target: {parameter: value}}``."""
+        """The learned parameters by name, in original units: ``{target: {parameter: value}}``."""
         raise NotImplementedError(f"{type(self).__name__} must implement coefficients()")
 
+    # --- standardization --------------------------------------------------------------
+
+    def set_standardization(self, standardization: Standardization | None) -> None:
+        """Fit in standardized units from now on (``None``: raw units)."""
+        if standardization is not None and not (
+            standardization.features or standardization.targets
+        ):
+            standardization = None
+        if standardization is not None:
+            self._check_standardization(standardization)
+        self.standardization = standardization
+
+    def _check_standardization(self, standardization: Standardization) -> None:
+        """Refuse a standardization this model cannot fold back into its parameters."""
+
+    def _fit_inputs(self, x: Tensor) -> Tensor:
+        s = self.standardization
+        if s is None or not s.features:
+            return x
+        return (x - s.feature_shift.to(x.device)) / s.feature_scale.to(x.device)
+
+    def _fit_targets(self, y: Tensor) -> Tensor:
+        s = self.standardization
+        if s is None or not s.targets:
+            return y
+        return (y - s.target_shift.to(y.device)) / s.target_scale.to(y.device)
+
+    def _original_targets(self, out: Tensor) -> Tensor:
+        s = self.standardization
+        if s is None or not s.targets:
+            return out
+        return out * s.target_scale.to(out.device) + s.target_shift.to(out.device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Predictions in original units, shape (batch, out_features), from raw inputs."""
+        return self._original_targets(self.core(self._fit_inputs(x)))
+
+    def unstandardized(self) -> "RegressionModule":
+        """A copy whose parameters are in original units and that applies no scaling.
+
+        Its predictions equal this model's (up to float rounding), and a linear
+        model's ``state_dict`` then loads into ``nn.Linear``.
+        """
+        twin = copy.deepcopy(self)
+        with torch.no_grad():
+            for name, value in self.folded().items():
+                getattr(twin, name).copy_(value)
+        twin.standardization = None
+        return twin
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.standardization is not None:
+            checkpoint["standardization"] = self.standardization.as_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("standardization")
+        self.set_standardization(Standardization.from_dict(saved) if saved else None)
+
+    # --- the training data's facts ----------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit":
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.set_standardization(getattr(datamodule, "standardization", None))
+        self.reference = None
+
+    def fit_reference(self) -> FitReference | None:
+        """The least-squares facts of the current fit's training split (computed once per fit).
+
+        ``None`` when the training split is not available as tensors.
+        """
+        if self.reference is None:
+            train_set = getattr(getattr(self.trainer, "datamodule", None), "train_set", None)
+            tensors = getattr(train_set, "tensors", None)
+            if tensors is None:
+                return None
+            x, y = tensors[0], tensors[1]
+            scale = None if self.standardization is None else self.standardization.target_scale
+            with torch.no_grad():
+                design = self.design_matrix(self._fit_inputs(x.to(self.device)))
+            self.reference = FitReference.from_data(
+                design.cpu(), self._fit_targets(y.to(self.device)).cpu(), scale
+            )
+        return self.reference
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate in use: ``lr``, or the curvature's choice for ``lr: auto``."""
+        lr = self.hparams["lr"]
+        if lr != "auto":
+            return float(lr)
+        reference = self.fit_reference()
+        if reference is None:
+            raise InputError(
+                "lr: auto needs the training data as tensors (a TensorDataModule); "
+                "give model.lr a number"
+            )
+        datamodule = self.trainer.datamodule  # type: ignore[attr-defined]
+        train_rows = len(datamodule.train_set)
+        full_batch = (getattr(datamodule, "batch_size", None) or train_rows) >= train_rows
+        return reference.best_lr if full_batch else 1.0 / reference.largest_eigenvalue
+
+    # --- steps ------------------------------------------------------------------------
+
     def _shared_step(self, batch: tuple[Tensor, Tensor], stage: Stage) -> Tensor:
-        """Predict, measure the MSE, update and log the stage's metrics."""
+        """Predict, measure the MSE, update and log the stage's metrics; return the loss
+        that gradient descent minimizes (in standardized units when targets are)."""
         x, y = batch  # (batch, in_features), (batch, out_features)
-        preds = self(x)  # (batch, out_features)
-        loss = mse(preds, y)
+        out = self.core(self._fit_inputs(x))  # (batch, out_features), fitted units
+        loss = mse(out, self._fit_targets(y))
+        preds = self._original_targets(out)
+        # what is logged is always in original units
+        shown = loss.detach() if preds is out else mse(preds.detach(), y)
         metrics: MetricCollection = getattr(self, f"{stage}_metrics")
         metrics.update(preds.detach(), y)
         batch_size = len(x)
         if stage == "train":
-            self.log(
-                "train/loss",
-                loss,
-                on_step=True,
-                on_epoch=False,
-                prog_bar=True,
-                batch_size=batch_size,
-            )
-            self.log(
-                "train/rmse",
-                loss.detach().sqrt(),
-                on_step=True,
-                on_epoch=False,
-                batch_size=batch_size,
-            )
+            self.log("train/loss", shown, on_step=True, on_epoch=False, prog_bar=True,
+                     batch_size=batch_size)  # fmt: skip
+            self.log("train/rmse", shown.sqrt(), on_step=True, on_epoch=False,
+                     batch_size=batch_size)  # fmt: skip
         else:
-            self.log(
-                f"{stage}/loss",
-                loss,
-                on_step=False,
-                on_epoch=True,
-                prog_bar=True,
-                batch_size=batch_size,
-            )
+            self.log(f"{stage}/loss", shown, on_step=False, on_epoch=True, prog_bar=True,
+                     batch_size=batch_size)  # fmt: skip
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
 
@@ -137,6 +270,14 @@ class RegressionModule(LightningModule):
             optimizer.zero_grad()  # type: ignore[union-attr]
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        # Lightning steps schedulers itself only in automatic mode
+        scheduler = self.lr_schedulers() if not self.automatic_optimization else None
+        if isinstance(scheduler, ReduceLROnPlateau):
+            scheduler.step(self.trainer.callback_metrics["train/epoch_mse"])
+        elif scheduler is not None:
+            scheduler.step()  # type: ignore[union-attr]
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val")
 
@@ -144,13 +285,25 @@ class RegressionModule(LightningModule):
         return self._shared_step(batch, "test")
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        """Predictions of shape (batch, out_features) for the batch's inputs."""
+        """Predictions of shape (batch, out_features), in original units, for raw inputs."""
         return self(batch[0])
 
-    def configure_optimizers(self) -> Optimizer:
-        lr = self.hparams["lr"]
+    def configure_optimizers(self) -> Any:
+        lr = self.learning_rate
         if not self.automatic_optimization:
-            return GradientDescent(self.parameters(), lr=lr)
-        if self.optimizer_factory is None:
-            return torch.optim.SGD(self.parameters(), lr=lr)
-        return self.optimizer_factory(self.parameters(), lr=lr)  # type: ignore[call-arg]
+            optimizer: Optimizer = GradientDescent(self.parameters(), lr=lr)
+        elif self.optimizer_factory is None:
+            optimizer = torch.optim.SGD(self.parameters(), lr=lr)
+        else:
+            optimizer = self.optimizer_factory(self.parameters(), lr=lr)  # type: ignore[call-arg]
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": "epoch",
+                "monitor": "train/epoch_mse",
+            },  # fmt: skip
+        }

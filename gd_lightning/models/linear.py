@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.models.base import Optimization, RegressionModule
 
@@ -68,14 +69,56 @@ class LinearRegression(RegressionModule):
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Predictions of shape (batch, out_features) for ``x`` of shape (batch, in_features)."""
-        return F.linear(x, self.weight, self.bias)
+    def core(self, z: Tensor) -> Tensor:
+        """``z @ weight.T + bias`` for ``z`` of shape (batch, in_features)."""
+        return F.linear(z, self.weight, self.bias)
+
+    def design_matrix(self, z: Tensor) -> Tensor:
+        """``[z, 1]`` (or ``z`` without a bias), shape (rows, in_features [+ 1])."""
+        if self.bias is None:
+            return z
+        return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], dim=1)
+
+    def flat_parameters(self) -> Tensor:
+        weight = self.weight.detach().T  # (in_features, out_features)
+        if self.bias is None:
+            return weight
+        return torch.cat([weight, self.bias.detach()[None]], dim=0)
+
+    def _check_standardization(self, standardization: Standardization) -> None:
+        shifts = bool((standardization.feature_shift != 0).any()) or bool(
+            (standardization.target_shift != 0).any()
+        )
+        if self.bias is None and shifts and bool(standardization.feature_constant.isnan().all()):
+            raise InputError(
+                "standardizing shifts the data, and this model has no bias nor a constant "
+                "column to absorb the shift: set model.bias to true or add a column of ones"
+            )
+
+    def folded(self) -> dict[str, Tensor]:
+        """``weight`` and ``bias`` in original units (the scaling folded in)."""
+        weight = self.weight.detach().double().cpu()  # (out, in)
+        bias = None if self.bias is None else self.bias.detach().double().cpu()
+        s = self.standardization
+        if s is None:
+            return {"weight": weight} | ({} if bias is None else {"bias": bias})
+        mx, sx = s.feature_shift.double(), s.feature_scale.double()
+        my, sy = s.target_shift.double(), s.target_scale.double()
+        # y = sy * (W' (x - mx) / sx + b') + my = W x + b
+        folded_weight = sy[:, None] * weight / sx[None, :]
+        shift = my - sy * (weight @ (mx / sx))  # (out,)
+        if bias is not None:
+            return {"weight": folded_weight, "bias": sy * bias + shift}
+        # no bias: a constant column carries it, shift / value more of its weight
+        column = int(s.feature_constant.isnan().logical_not().nonzero()[0])
+        folded_weight[:, column] += shift / s.feature_constant[column].double()
+        return {"weight": folded_weight}
 
     def coefficients(
         self, feature_names: list[str] | None = None, target_names: list[str] | None = None
     ) -> dict[str, dict[str, float]]:
-        """``{target: {feature: weight, ..., "bias": bias}}``, one entry per target.
+        """``{target: {feature: weight, ..., "bias": bias}}``, one entry per target, in
+        original units.
 
         Names default to ``x0, x1, ...`` and ``y0, ...``; the bias is called
         ``(bias)`` when a feature is already called ``bias``.
@@ -93,12 +136,13 @@ class LinearRegression(RegressionModule):
                 f"{len(features)} feature and {len(targets)} target names for a model of "
                 f"{in_features} inputs and {out_features} targets"
             )
+        folded = self.folded()
         bias_name = "(bias)" if "bias" in features else "bias"
         table = {}
         for k, target in enumerate(targets):
-            row = dict(zip(features, self.weight[k].tolist(), strict=True))
-            if self.bias is not None:
-                row[bias_name] = self.bias[k].item()
+            row = dict(zip(features, folded["weight"][k].tolist(), strict=True))
+            if "bias" in folded:
+                row[bias_name] = folded["bias"][k].item()
             table[target] = row
         return table
 

@@ -57,18 +57,43 @@ class QuadraticRegression(RegressionModule):
             params = torch.tensor(init_params, dtype=torch.float32)
         self.params = nn.Parameter(params)
 
-    def forward(self, t: Tensor) -> Tensor:
-        """Predictions of shape (batch, 1) for inputs ``t`` of shape (batch, 1)."""
-        return quadratic(t, self.params)
+    def core(self, z: Tensor) -> Tensor:
+        """``a*z**2 + b*z + c`` for inputs ``z`` of shape (batch, 1)."""
+        return quadratic(z, self.params)
+
+    def design_matrix(self, z: Tensor) -> Tensor:
+        """``[z**2, z, 1]``, shape (rows, 3)."""
+        return torch.cat([z**2, z, torch.ones_like(z)], dim=1)
+
+    def flat_parameters(self) -> Tensor:
+        return self.params.detach()[:, None]
+
+    def folded(self) -> dict[str, Tensor]:
+        """``params`` in original units: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
+        a, b, c = self.params.detach().double().cpu()
+        s = self.standardization
+        if s is None:
+            return {"params": torch.stack([a, b, c])}
+        m, w = s.feature_shift[0].double(), s.feature_scale[0].double()
+        my, sy = s.target_shift[0].double(), s.target_scale[0].double()
+        return {
+            "params": torch.stack(
+                [
+                    sy * a / w**2,
+                    sy * (b / w - 2 * a * m / w**2),
+                    sy * (a * m**2 / w**2 - b * m / w + c) + my,
+                ]
+            )
+        }
 
     def coefficients(
         self, feature_names: list[str] | None = None, target_names: list[str] | None = None
     ) -> dict[str, dict[str, float]]:
-        """``{target: {"a": a, "b": b, "c": c}}``.
+        """``{target: {"a": a, "b": b, "c": c}}``, in original units.
 
         Example:
             >>> QuadraticRegression(lr=0.1, init_params=[0.5, -1.0, 2.0]).coefficients()
             {'y': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
         """
-        a, b, c = self.params.tolist()
+        a, b, c = self.folded()["params"].tolist()
         return {(target_names or ["y"])[0]: {"a": a, "b": b, "c": c}}

@@ -1,0 +1,202 @@
+"""Exact facts about a least-squares fit: its optimum, its curvature, and how fast
+gradient descent approaches the one along the other.
+
+Every model here is linear in its parameters: predictions are ``A @ theta`` for a
+design matrix ``A`` (``[x, 1]`` for the linear model, ``[t**2, t, 1]`` for the
+quadratic) and parameters ``theta`` of shape (p, targets). The mean squared error
+over all ``n * targets`` values is then an exact quadratic in ``theta``,
+
+.. math::
+    L(\\theta) = \\frac{1}{K}\\sum_k \\big(\\theta_k^T G \\theta_k - 2\\theta_k^T c_k + s_k\\big),
+    \\quad G = A^T A / n,\\; c = A^T y / n,\\; s_k = y_k^T y_k / n,
+
+with Hessian ``2 G / K`` for every target, so its minimum, its eigenvalues and the
+path of full-batch gradient descent are known in closed form. All in float64.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class FitReference:
+    """The loss as a quadratic in the parameters, with its optimum and curvature.
+
+    Attributes:
+        gram: ``A^T A / n``, shape (p, p).
+        cross: ``A^T y / n``, shape (p, K).
+        square: ``y^T y / n`` per target, shape (K,).
+        target_scale: per target, the factor that turns the fitted targets' units
+            into original units (1 unless targets are standardized), shape (K,).
+        solution: the least-squares parameters (minimum norm), shape (p, K).
+        rank: the rank of ``A``.
+        eigenvalues: of the Hessian ``2 G / K``, ascending, shape (p,).
+    """
+
+    gram: Tensor
+    cross: Tensor
+    square: Tensor
+    target_scale: Tensor
+    solution: Tensor
+    rank: int
+    eigenvalues: Tensor
+
+    @classmethod
+    def from_data(
+        cls, design: Tensor, targets: Tensor, target_scale: Tensor | None = None
+    ) -> "FitReference":
+        """Build from the design matrix (n, p) and targets (n, K) the model is fitted to.
+
+        Example:
+            >>> t = torch.arange(5.0)
+            >>> design = torch.stack([t, torch.ones(5)], dim=1)  # a line: [x, 1]
+            >>> ref = FitReference.from_data(design, (2 * t + 1)[:, None])
+            >>> ref.solution.T, ref.rank, round(ref.optimum_loss, 12)
+            (tensor([[2.0000, 1.0000]], dtype=torch.float64), 2, 0.0)
+        """
+        a, y = design.double(), targets.double()  # (n, p), (n, K)
+        n, k = len(a), y.shape[1]
+        gram = a.T @ a / n
+        # gelsd: SVD based, the minimum-norm solution when A is rank deficient
+        solution = torch.linalg.lstsq(a, y, driver="gelsd").solution
+        rank = int(torch.linalg.matrix_rank(a).item())
+        scale = torch.ones(k, dtype=torch.float64) if target_scale is None else target_scale
+        return cls(
+            gram=gram,
+            cross=a.T @ y / n,
+            square=(y * y).sum(0) / n,
+            target_scale=scale.double(),
+            solution=solution,
+            rank=rank,
+            eigenvalues=torch.linalg.eigvalsh(2 * gram / k),
+        )
+
+    # --- losses ------------------------------------------------------------------------
+
+    def loss(self, theta: Tensor) -> float:
+        """The MSE over the whole data at parameters ``theta`` (p, K), in original units."""
+        theta = theta.double()
+        per_target = (
+            (theta * (self.gram @ theta)).sum(0) - 2 * (theta * self.cross).sum(0) + self.square
+        )
+        per_target = per_target.clamp_min(0.0)  # rounding can dip a hair below an exact 0
+        return float((per_target * self.target_scale**2).mean())
+
+    @property
+    def optimum_loss(self) -> float:
+        """The smallest MSE any parameters reach on this data, in original units."""
+        return self.loss(self.solution)
+
+    def gap(self, theta: Tensor) -> float:
+        """How far the loss is above the optimum, relative to it (0.01 is 1%)."""
+        excess = self.loss(theta) - self.optimum_loss
+        return excess / self.optimum_loss if self.optimum_loss > 0 else math.inf * (excess > 0)
+
+    @property
+    def num_parameters(self) -> int:
+        return self.gram.shape[0]
+
+    @property
+    def rank_deficient(self) -> bool:
+        return self.rank < self.num_parameters
+
+    # --- curvature -----------------------------------------------------------------------
+
+    @property
+    def _positive(self) -> Tensor:
+        """The Hessian's eigenvalues that are not zero up to rounding."""
+        tol = self.eigenvalues[-1] * self.num_parameters * torch.finfo(torch.float64).eps
+        return self.eigenvalues[self.eigenvalues > tol]
+
+    @property
+    def largest_eigenvalue(self) -> float:
+        return float(self.eigenvalues[-1])
+
+    @property
+    def smallest_eigenvalue(self) -> float:
+        """The smallest eigenvalue that is not zero (zeros come with rank deficiency)."""
+        return float(self._positive[0])
+
+    @property
+    def condition_number(self) -> float:
+        """Largest over smallest non-zero eigenvalue of the Hessian."""
+        return self.largest_eigenvalue / self.smallest_eigenvalue
+
+    @property
+    def stable_lr(self) -> float:
+        """Full-batch gradient descent diverges at or above this learning rate (2 / λ_max)."""
+        return 2.0 / self.largest_eigenvalue
+
+    @property
+    def best_lr(self) -> float:
+        """The constant learning rate that converges fastest: 2 / (λ_max + λ_min)."""
+        return 2.0 / (self.largest_eigenvalue + self.smallest_eigenvalue)
+
+    def epochs_to_gap(self, theta: Tensor, lr: float, gap: float) -> float:
+        """Full-batch steps at ``lr`` from ``theta`` until the relative gap is at most ``gap``.
+
+        Exact for gradient descent on this quadratic (in exact arithmetic): the error
+        along each eigenvector of the Hessian shrinks by ``|1 - lr λ|`` per step.
+        ``math.inf`` when the rate never gets there (``lr`` at or above the stable bound).
+
+        Example:
+            >>> design = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+            >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
+            >>> start = torch.zeros(2, 1)
+            >>> round(ref.condition_number, 3), ref.epochs_to_gap(start, ref.best_lr, 0.01)
+            (3.124, 4)
+        """
+        target = gap * self.optimum_loss
+        values, vectors = torch.linalg.eigh(2 * self.gram / self.cross.shape[1])
+        error = vectors.T @ (theta.double() - self.solution)  # (p, K) in the eigenbasis
+        scale = self.target_scale**2 / self.cross.shape[1]
+        # excess(t) = sum over directions and targets of λ/2 · e² · (1 - lr λ)^(2t) · scale
+        weights = (values[:, None] / 2 * error**2 * scale).sum(1)  # (p,)
+        rates = (1 - lr * values).abs()
+        keep = weights > 0
+        weights, rates = weights[keep], rates[keep]
+
+        def excess(steps: float) -> float:
+            return float((weights * rates ** (2 * steps)).sum())
+
+        if excess(0) <= target:
+            return 0
+        if target <= 0 or bool((rates >= 1).any()):
+            return math.inf
+        high = 1.0
+        while excess(high) > target:
+            high *= 2
+            if high > 1e18:
+                return math.inf
+        low = high / 2 if high > 1 else 0.0
+        while high - low > 1:
+            middle = math.floor((low + high) / 2)
+            low, high = (middle, high) if excess(middle) > target else (low, middle)
+        return int(high)
+
+    def describe(self, lr: float, theta: Tensor, gap: float = 0.01) -> str:
+        """A short block: the curvature, the learning rates it allows, the predicted epochs."""
+        epochs = self.epochs_to_gap(theta, lr, gap)
+        best_epochs = self.epochs_to_gap(theta, self.best_lr, gap)
+        lines = [
+            f"curvature of the MSE: λ_max {self.largest_eigenvalue:.4g}, "
+            f"λ_min {self.smallest_eigenvalue:.4g}, condition number {self.condition_number:.4g}",
+            f"learning rate: {lr:.4g}; stable below {self.stable_lr:.4g}; "
+            f"fastest constant {self.best_lr:.4g}",
+            f"full-batch epochs to within {gap:.0%} of the optimum: {_count(epochs)} at lr "
+            f"{lr:.4g}, {_count(best_epochs)} at lr {self.best_lr:.4g}",
+            f"best possible loss {self.optimum_loss:.6g} (least squares)",
+        ]
+        if self.rank_deficient:
+            lines.append(
+                f"the design matrix has rank {self.rank} of {self.num_parameters} (collinear "
+                f"columns): many parameters reach that loss; the reference is the minimum-norm one"
+            )
+        return "\n".join(lines)
+
+
+def _count(epochs: float) -> str:
+    return "never" if math.isinf(epochs) else f"{int(epochs):,}"
