@@ -1,6 +1,13 @@
 """gd_lightning: the classic gradient-descent-from-scratch tutorials as Lightning components."""
 
-from gd_lightning.callbacks import FitFigures, LossHistory, ParameterReport, PredictionWriter
+from gd_lightning.analysis import FitReference
+from gd_lightning.callbacks import (
+    ConvergenceMonitor,
+    FitFigures,
+    LossHistory,
+    ParameterReport,
+    PredictionWriter,
+)
 from gd_lightning.data import (
     ArangeDataModule,
     CropYieldsDataModule,
@@ -10,7 +17,8 @@ from gd_lightning.data import (
     TabularDataModule,
     TensorDataModule,
 )
-from gd_lightning.errors import InputError
+from gd_lightning.data.standardize import Standardization
+from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.functional import mse, quadratic
 from gd_lightning.models import LinearRegression, QuadraticRegression, RegressionModule
 from gd_lightning.optim import GradientDescent
@@ -19,9 +27,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArangeDataModule",
+    "ConvergenceMonitor",
     "CropYieldsDataModule",
+    "DivergenceError",
     "EpochShuffleSampler",
     "FitFigures",
+    "FitReference",
     "GradientDescent",
     "InputError",
     "LinearRegression",
@@ -32,6 +43,7 @@ __all__ = [
     "QuadraticRegression",
     "RegressionModule",
     "SpeedDataModule",
+    "Standardization",
     "TabularDataModule",
     "TensorDataModule",
     "mse",

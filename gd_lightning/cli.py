@@ -5,7 +5,7 @@ import sys
 
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from gd_lightning.callbacks import ParameterReport, PredictionWriter
+from gd_lightning.callbacks import ConvergenceMonitor, ParameterReport, PredictionWriter
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
 from gd_lightning.models.base import RegressionModule
@@ -22,14 +22,17 @@ class GDLightningCLI(LightningCLI):
 
     ``in_features`` and ``out_features`` come from the DataModule, so nobody types
     them; the data is loaded and checked before the Trainer creates any log folder,
-    so a bad file leaves no half-made run behind. Every fit ends with a
-    :class:`ParameterReport` (options under ``report``), every predict writes its
-    CSV through a :class:`PredictionWriter` (options under ``predictions``).
+    so a bad file leaves no half-made run behind. Every fit is measured against the
+    least-squares optimum and guarded against divergence by a
+    :class:`ConvergenceMonitor` (options under ``convergence``) and ends with a
+    :class:`ParameterReport` (``report``); every predict writes its CSV through a
+    :class:`PredictionWriter` (``predictions``).
     """
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         # always on: every fit reports its parameters, every predict writes its CSV
         parser.add_lightning_class_args(ParameterReport, "report")
+        parser.add_lightning_class_args(ConvergenceMonitor, "convergence")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
         for name in ("in_features", "out_features"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")

@@ -7,3 +7,7 @@ class InputError(ValueError):
     Its message is one line that names the problem and the fix; the command line
     prints it as it is, without a traceback.
     """
+
+
+class DivergenceError(InputError):
+    """Training blew up: the loss became non-finite or exploded, usually from too large an lr."""

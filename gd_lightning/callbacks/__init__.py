@@ -1,8 +1,9 @@
 """Callbacks that show and save what a fit learned."""
 
+from gd_lightning.callbacks.convergence import ConvergenceMonitor
 from gd_lightning.callbacks.figures import FitFigures
 from gd_lightning.callbacks.history import LossHistory
 from gd_lightning.callbacks.predictions import PredictionWriter
 from gd_lightning.callbacks.report import ParameterReport
 
-__all__ = ["FitFigures", "LossHistory", "ParameterReport", "PredictionWriter"]
+__all__ = ["ConvergenceMonitor", "FitFigures", "LossHistory", "ParameterReport", "PredictionWriter"]

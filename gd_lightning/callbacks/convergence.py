@@ -1,0 +1,169 @@
+"""Honest convergence: the optimum as a reference, the curvature's advice, stopping rules,
+and a guard against a run that blows up."""
+
+import math
+from typing import TYPE_CHECKING, Any, cast
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from gd_lightning.errors import DivergenceError
+
+if TYPE_CHECKING:
+    from gd_lightning.analysis import FitReference
+    from gd_lightning.models.base import RegressionModule
+
+
+class ConvergenceMonitor(Callback):
+    """Measure a fit against the best fit possible, and stop it when it is done or broken.
+
+    Every model here is linear in its parameters, so the least-squares optimum of
+    the training split is known exactly (float64 ``torch.linalg.lstsq`` on the
+    model's design matrix; the minimum-norm solution when columns are collinear).
+    With it this callback:
+
+    - prints, at the start, the curvature of the loss (largest and smallest
+      eigenvalue of the Hessian, condition number), the largest stable and the
+      fastest constant learning rate for full-batch gradient descent, and the
+      predicted number of epochs to come within ``report_gap`` of the optimum; and
+      warns in one line when the learning rate is at or above the stable bound;
+    - logs ``train/excess_loss`` (the training split's loss minus the optimum's)
+      and ``train/gap`` (that excess relative to the optimum) after every epoch;
+    - stops the fit once the gap is at most ``target_gap``, if given;
+    - prints at the end ``loss X; best possible Y; gap Z%``;
+    - stops a run whose loss becomes NaN or infinite, or grows above
+      ``divergence_factor`` times its scale (the larger of the first step's loss and
+      the loss of predicting zero), by raising :class:`~gd_lightning.errors.DivergenceError`
+      with one line naming the learning rate and the stable bound. Checkpoints
+      written before the blow-up stay as they were.
+
+    For a plateau rule (stop when the loss improves by less than ``tol`` for
+    ``n_iter_no_change`` epochs, as scikit-learn's ``SGDRegressor`` does), add
+    Lightning's ``EarlyStopping(monitor="train/epoch_mse", min_delta=tol,
+    patience=n_iter_no_change)``.
+
+    Args:
+        target_gap: stop once the loss is within this fraction of the optimum (0.01
+            is 1%); ``None`` never stops early.
+        report_gap: the gap the start-of-fit prediction counts epochs to.
+        divergence_factor: how many times its scale the loss may grow before the run
+            counts as diverged.
+        verbose: print the start and end blocks.
+    """
+
+    def __init__(
+        self,
+        target_gap: float | None = None,
+        report_gap: float = 0.01,
+        divergence_factor: float = 1e6,
+        verbose: bool = True,
+    ) -> None:
+        self.target_gap = target_gap
+        self.report_gap = report_gap
+        self.divergence_factor = divergence_factor
+        self.verbose = verbose
+        self._scale: float | None = None
+
+    def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._scale = None
+        reference = self._reference(pl_module)
+        if reference is None:
+            return
+        lr = self._lr(trainer)
+        if self.verbose and trainer.is_global_zero:
+            print(reference.describe(lr, _theta(pl_module), self.report_gap))
+        if lr >= reference.stable_lr and _is_plain_descent(trainer):
+            rank_zero_warn(
+                f"lr {lr:.4g} is at or above {reference.stable_lr:.4g}, the largest stable "
+                f"learning rate for full-batch gradient descent on this data: expect the loss "
+                f"to blow up; lower model.lr or set it to auto"
+            )
+
+    def on_train_batch_end(
+        self,
+        trainer: "pl.Trainer",
+        pl_module: "pl.LightningModule",
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is None:
+            return
+        value = float(loss)
+        if self._scale is None:
+            reference = self._reference(pl_module)
+            zero_model = reference.loss(torch.zeros_like(reference.solution)) if reference else 0
+            self._scale = max(value, zero_model) if math.isfinite(value) else 1.0
+        if not math.isfinite(value) or value > self.divergence_factor * self._scale:
+            self._diverged(trainer, pl_module, value)
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        reference = self._reference(pl_module)
+        if reference is None:
+            return
+        excess = reference.loss(_theta(pl_module)) - reference.optimum_loss
+        gap = reference.gap(_theta(pl_module))
+        pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
+        pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
+        if self.target_gap is not None and gap <= self.target_gap:
+            trainer.should_stop = True
+            rank_zero_info(
+                f"within {self.target_gap:.2%} of the best possible loss after "
+                f"{trainer.current_epoch + 1} epochs ({trainer.global_step} steps): stopping"
+            )
+
+    def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        reference = self._reference(pl_module)
+        if reference is None or not self.verbose or not trainer.is_global_zero:
+            return
+        print(summary(reference.loss(_theta(pl_module)), reference.optimum_loss))
+
+    def _reference(self, pl_module: "pl.LightningModule") -> "FitReference | None":
+        fit_reference = getattr(pl_module, "fit_reference", None)
+        return fit_reference() if fit_reference is not None else None
+
+    def _lr(self, trainer: "pl.Trainer") -> float:
+        return float(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def _diverged(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: float
+    ) -> None:
+        reference = self._reference(pl_module)
+        bound = (
+            f"; the largest stable learning rate for full-batch gradient descent on this "
+            f"data is {reference.stable_lr:.4g}"
+            if reference is not None
+            else ""
+        )
+        raise DivergenceError(
+            f"training diverged at step {trainer.global_step}: the loss is {loss:.4g} with "
+            f"lr {self._lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
+            f"standardize the data (checkpoints from before the blow-up are kept)"
+        )
+
+
+def summary(loss: float, optimum: float) -> str:
+    """``loss X; best possible Y; gap Z%``.
+
+    Example:
+        >>> summary(0.4879, 0.4831)
+        'loss 0.4879; best possible 0.4831; gap 0.99%'
+    """
+    gap = (loss - optimum) / optimum if optimum > 0 else (math.inf if loss > 0 else 0.0)
+    return f"loss {loss:.4g}; best possible {optimum:.4g}; gap {gap:.2%}"
+
+
+def _is_plain_descent(trainer: "pl.Trainer") -> bool:
+    """Whether the optimizer is gradient descent without momentum, where 2 / λ_max binds."""
+    optimizer = trainer.optimizers[0]
+    if type(optimizer).__name__ == "GradientDescent":
+        return True
+    return isinstance(optimizer, torch.optim.SGD) and not optimizer.param_groups[0]["momentum"]
+
+
+def _theta(pl_module: "pl.LightningModule") -> torch.Tensor:
+    """The model's parameters as a linear least-squares ``theta``."""
+    return cast("RegressionModule", pl_module).flat_parameters()
