@@ -90,10 +90,24 @@ class FitReference:
         """The smallest MSE any parameters reach on this data, in original units."""
         return self.loss(self.solution)
 
+    @property
+    def exact_fit(self) -> bool:
+        """Whether the optimum fits the data exactly (up to rounding)."""
+        return self.optimum_loss <= self.gap_floor
+
+    @property
+    def gap_floor(self) -> float:
+        """A millionth of the loss of predicting zero: the smallest loss the gap is relative
+        to, so that data with an exact fit (an optimum of 0 up to rounding) has a gap too."""
+        return 1e-6 * self.loss(torch.zeros_like(self.solution))
+
     def gap(self, theta: Tensor) -> float:
-        """How far the loss is above the optimum, relative to it (0.01 is 1%)."""
+        """How far the loss is above the optimum, relative to it (0.01 is 1%).
+
+        Relative to :attr:`gap_floor` instead where the optimum is smaller.
+        """
         excess = self.loss(theta) - self.optimum_loss
-        return excess / self.optimum_loss if self.optimum_loss > 0 else math.inf * (excess > 0)
+        return excess / max(self.optimum_loss, self.gap_floor)
 
     @property
     def num_parameters(self) -> int:
@@ -106,10 +120,14 @@ class FitReference:
     # --- curvature -----------------------------------------------------------------------
 
     @property
+    def _zero_tolerance(self) -> float:
+        """Eigenvalues at or below this are zero up to rounding."""
+        return float(self.eigenvalues[-1]) * self.num_parameters * 1e-12
+
+    @property
     def _positive(self) -> Tensor:
         """The Hessian's eigenvalues that are not zero up to rounding."""
-        tol = self.eigenvalues[-1] * self.num_parameters * torch.finfo(torch.float64).eps
-        return self.eigenvalues[self.eigenvalues > tol]
+        return self.eigenvalues[self.eigenvalues > self._zero_tolerance]
 
     @property
     def largest_eigenvalue(self) -> float:
@@ -149,14 +167,15 @@ class FitReference:
             >>> round(ref.condition_number, 3), ref.epochs_to_gap(start, ref.best_lr, 0.01)
             (3.124, 4)
         """
-        target = gap * self.optimum_loss
+        target = gap * max(self.optimum_loss, self.gap_floor)
         values, vectors = torch.linalg.eigh(2 * self.gram / self.cross.shape[1])
         error = vectors.T @ (theta.double() - self.solution)  # (p, K) in the eigenbasis
-        scale = self.target_scale**2 / self.cross.shape[1]
+        scale = self.target_scale**2
         # excess(t) = sum over directions and targets of λ/2 · e² · (1 - lr λ)^(2t) · scale
         weights = (values[:, None] / 2 * error**2 * scale).sum(1)  # (p,)
         rates = (1 - lr * values).abs()
-        keep = weights > 0
+        # directions of zero curvature (collinear columns) do not change the loss
+        keep = (weights > 0) & (values > self._zero_tolerance)
         weights, rates = weights[keep], rates[keep]
 
         def excess(steps: float) -> float:
@@ -164,7 +183,7 @@ class FitReference:
 
         if excess(0) <= target:
             return 0
-        if target <= 0 or bool((rates >= 1).any()):
+        if bool((rates >= 1).any()):
             return math.inf
         high = 1.0
         while excess(high) > target:
@@ -188,7 +207,8 @@ class FitReference:
             f"fastest constant {self.best_lr:.4g}",
             f"full-batch epochs to within {gap:.0%} of the optimum: {_count(epochs)} at lr "
             f"{lr:.4g}, {_count(best_epochs)} at lr {self.best_lr:.4g}",
-            f"best possible loss {self.optimum_loss:.6g} (least squares)",
+            f"best possible loss {self.optimum_loss:.6g} (least squares)"
+            + (": the data can be fitted exactly" if self.exact_fit else ""),
         ]
         if self.rank_deficient:
             lines.append(

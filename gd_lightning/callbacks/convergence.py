@@ -119,7 +119,8 @@ class ConvergenceMonitor(Callback):
         reference = self._reference(pl_module)
         if reference is None or not self.verbose or not trainer.is_global_zero:
             return
-        print(summary(reference.loss(_theta(pl_module)), reference.optimum_loss))
+        loss = reference.loss(_theta(pl_module))
+        print(summary(loss, reference.optimum_loss, reference.gap(_theta(pl_module))))
 
     def _reference(self, pl_module: "pl.LightningModule") -> "FitReference | None":
         fit_reference = getattr(pl_module, "fit_reference", None)
@@ -145,14 +146,13 @@ class ConvergenceMonitor(Callback):
         )
 
 
-def summary(loss: float, optimum: float) -> str:
+def summary(loss: float, optimum: float, gap: float) -> str:
     """``loss X; best possible Y; gap Z%``.
 
     Example:
-        >>> summary(0.4879, 0.4831)
+        >>> summary(0.4879, 0.4831, (0.4879 - 0.4831) / 0.4831)
         'loss 0.4879; best possible 0.4831; gap 0.99%'
     """
-    gap = (loss - optimum) / optimum if optimum > 0 else (math.inf if loss > 0 else 0.0)
     return f"loss {loss:.4g}; best possible {optimum:.4g}; gap {gap:.2%}"
 
 

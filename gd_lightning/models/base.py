@@ -18,6 +18,7 @@ from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
 
 Optimization = Literal["automatic", "manual"]
+LearningRate = float | Literal["auto"]
 Stage = Literal["train", "val", "test"]
 
 
@@ -75,7 +76,7 @@ class RegressionModule(LightningModule):
 
     def __init__(
         self,
-        lr: float | Literal["auto"],
+        lr: LearningRate,
         optimization: Optimization = "automatic",
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,

@@ -2,12 +2,12 @@
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
-from gd_lightning.models.base import Optimization, RegressionModule
+from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
 
 
 class LinearRegression(RegressionModule):
@@ -23,10 +23,12 @@ class LinearRegression(RegressionModule):
         out_features: number of targets; the command line links it from the data.
         bias: learn a bias; ``False`` when the data carries its own column of ones
             (tutorial 2).
-        lr: the learning rate, a positive number.
+        lr: the learning rate, a positive number, or ``"auto"`` to set it from the
+            curvature of the loss at the start of a fit; see :class:`RegressionModule`.
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written
             ``p -= lr * p.grad`` step); see :class:`RegressionModule`.
         optimizer: automatic mode only; ``None`` means SGD at ``lr``.
+        scheduler: a learning-rate scheduler, stepped once per epoch.
         init_weight: the initial weight, ``out_features`` rows of ``in_features``
             numbers; ``None`` draws ``torch.randn(out_features, in_features)``.
         init_bias: the initial bias, ``out_features`` numbers; ``None`` draws
@@ -47,13 +49,14 @@ class LinearRegression(RegressionModule):
         out_features: int = 1,
         bias: bool = True,
         *,
-        lr: float,
+        lr: LearningRate,
         optimization: Optimization = "automatic",
         optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
         init_weight: list[list[float]] | None = None,
         init_bias: list[float] | None = None,
     ) -> None:
-        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer)
+        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer, scheduler=scheduler)
         if in_features < 1 or out_features < 1:
             raise InputError(
                 f"in_features and out_features must be at least 1, got {in_features} "

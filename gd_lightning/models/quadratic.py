@@ -1,12 +1,12 @@
 """Tutorial 1's model: a quadratic in one input, ``a*t**2 + b*t + c``."""
 
 import torch
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from gd_lightning.errors import InputError
 from gd_lightning.functional import quadratic
-from gd_lightning.models.base import Optimization, RegressionModule
+from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
 
 
 class QuadraticRegression(RegressionModule):
@@ -16,10 +16,12 @@ class QuadraticRegression(RegressionModule):
     as in tutorial 1.
 
     Args:
-        lr: the learning rate, a positive number.
+        lr: the learning rate, a positive number, or ``"auto"`` to set it from the
+            curvature of the loss at the start of a fit; see :class:`RegressionModule`.
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written
             ``p -= lr * p.grad`` step); see :class:`RegressionModule`.
         optimizer: automatic mode only; ``None`` means SGD at ``lr``.
+        scheduler: a learning-rate scheduler, stepped once per epoch.
         init_params: the initial ``(a, b, c)``; ``None`` draws ``torch.randn(3)``
             from the global generator, so ``seed_everything`` makes it reproducible.
         in_features: must be 1 (the input ``t``); the command line links it from the data.
@@ -35,14 +37,15 @@ class QuadraticRegression(RegressionModule):
 
     def __init__(
         self,
-        lr: float,
+        lr: LearningRate,
         optimization: Optimization = "automatic",
         optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
         init_params: list[float] | None = None,
         in_features: int = 1,
         out_features: int = 1,
     ) -> None:
-        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer)
+        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer, scheduler=scheduler)
         if (in_features, out_features) != (1, 1):
             raise InputError(
                 f"QuadraticRegression fits one input to one target, but the data has "
