@@ -51,8 +51,12 @@ class GDLightningCLI(LightningCLI):
         self.datamodule.setup("predict")
 
 
-def cli(args: ArgsType = None) -> GDLightningCLI:
-    """Build and run the command line on ``args`` (``sys.argv`` when ``None``)."""
+def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
+    """Build the command line on ``args`` (``sys.argv`` when ``None``) and run it.
+
+    With ``run=False`` the model, data and Trainer are only built: ``args`` then
+    holds no subcommand, and the caller runs ``trainer.fit(...)`` itself.
+    """
     return GDLightningCLI(
         RegressionModule,
         TensorDataModule,
@@ -64,6 +68,7 @@ def cli(args: ArgsType = None) -> GDLightningCLI:
         trainer_defaults={"log_every_n_steps": 1},
         parser_kwargs={"prog": "gd-lightning", "description": DESCRIPTION},
         args=args,
+        run=run,
     )
 
 

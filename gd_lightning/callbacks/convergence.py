@@ -65,13 +65,17 @@ class ConvergenceMonitor(Callback):
         self.divergence_factor = divergence_factor
         self.verbose = verbose
         self._scale: float | None = None
+        #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
+        self.predicted_epochs: float | None = None
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._scale = None
+        self.predicted_epochs = None
         reference = self._reference(pl_module)
         if reference is None:
             return
         lr = self._lr(trainer)
+        self.predicted_epochs = reference.epochs_to_gap(_theta(pl_module), lr, self.report_gap)
         if self.verbose and trainer.is_global_zero:
             print(reference.describe(lr, _theta(pl_module), self.report_gap))
         if lr >= reference.stable_lr and _is_plain_descent(trainer):
