@@ -1,5 +1,7 @@
 """Shared test helpers: quiet CPU trainers and the tutorials' crop table."""
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,17 @@ CROP_TARGETS = np.array(
     dtype="float32",
 )
 # fmt: on
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# options that keep a command-line run's output short
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
+
+
+@pytest.fixture
+def plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightningCLI is driven by ``args``; hide pytest's own command line from it."""
+    monkeypatch.setattr(sys, "argv", ["gd-lightning"])
 
 
 def quiet_trainer(**kwargs: Any) -> Trainer:

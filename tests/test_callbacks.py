@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import fit, quiet_trainer
+from conftest import CONFIGS, QUIET, fit, quiet_trainer
 from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from PIL import Image
@@ -30,13 +30,7 @@ from gd_lightning import (
 from gd_lightning.cli import cli
 from gd_lightning.io import atomic_path
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-@pytest.fixture(autouse=True)
-def _plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["gd-lightning"])
+pytestmark = pytest.mark.usefixtures("plain_argv")
 
 
 def images(folder: Path) -> dict[str, list[int]]:

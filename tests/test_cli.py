@@ -8,21 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import CONFIGS, QUIET
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_tutorials_exact import tutorial_1
 
 from gd_lightning import LinearRegression, QuadraticRegression
 from gd_lightning.cli import cli, main
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CONFIG_NAMES = ["quadratic_speed", "line_fit", "crop_yields", "linear_arange", "crop_yields_5"]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
-@pytest.fixture(autouse=True)
-def _plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
-    """LightningCLI is driven by ``args``; hide pytest's own command line from it."""
-    monkeypatch.setattr(sys, "argv", ["gd-lightning"])
+pytestmark = pytest.mark.usefixtures("plain_argv")
 
 
 def run_dir(name: str) -> Path:

@@ -1,13 +1,12 @@
 """The least-squares reference, curvature, standardization, optimizers and stopping rules."""
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import fit
+from conftest import CONFIGS, QUIET, fit
 from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -25,13 +24,7 @@ from gd_lightning import (
 )
 from gd_lightning.cli import cli, main
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-
-
-@pytest.fixture(autouse=True)
-def _plain_argv(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["gd-lightning"])
+pytestmark = pytest.mark.usefixtures("plain_argv")
 
 
 def crop5_design() -> tuple[torch.Tensor, torch.Tensor]:
