@@ -8,6 +8,7 @@ from conftest import CROP_INPUTS, CROP_TARGETS
 from gd_lightning import (
     ArangeDataModule,
     CropYieldsDataModule,
+    EpochBatchSampler,
     EpochShuffleSampler,
     InputError,
     NoisyLineDataModule,
@@ -113,7 +114,7 @@ def test_shuffle_order_is_fixed_by_seed_and_epoch() -> None:
     assert [len(x) for x, _ in loader] == [4, 4, 4, 3]
     epoch0 = rows_of(loader)
     assert epoch0 == rows_of(loader)  # same epoch, same order
-    loader.sampler.set_epoch(1)
+    loader.batch_sampler.sampler.set_epoch(1)
     epoch1 = rows_of(loader)
     assert epoch1 != epoch0 and sorted(epoch1) == sorted(epoch0)
     expected = torch.randperm(15, generator=torch.Generator().manual_seed(9 + 1))
@@ -289,6 +290,27 @@ def test_worker_processes_serve_the_same_batches() -> None:
         dm = CropYieldsDataModule(batch_size=4, seed=2, num_workers=workers)
         dm.setup("fit")
         loader = dm.train_dataloader()
-        loader.sampler.set_epoch(3)
+        loader.batch_sampler.sampler.set_epoch(3)
         orders.append(rows_of(loader))
     assert orders[0] == orders[1]
+
+
+def test_batches_are_gathered_in_one_operation_and_unshuffled_ones_are_views() -> None:
+    dm = CropYieldsDataModule(batch_size=4, shuffle=False)
+    dm.setup("fit")
+    x, _ = next(iter(dm.predict_dataloader()))
+    assert x.data_ptr() == dm.full_set.tensors[0].data_ptr()  # a view: nothing copied
+    shuffled = CropYieldsDataModule(batch_size=4, seed=1)
+    shuffled.setup("fit")
+    loader = shuffled.train_dataloader()
+    assert isinstance(loader.batch_sampler, EpochBatchSampler)
+    order = torch.randperm(15, generator=torch.Generator().manual_seed(1))
+    first = next(iter(loader))[0]
+    assert torch.equal(first, torch.from_numpy(CROP_INPUTS)[order[:4]])
+
+
+def test_batch_sampler_batches_any_sampler_into_tensors_and_can_drop_the_last() -> None:
+    batches = list(EpochBatchSampler([4, 2, 0, 1, 3], batch_size=2))  # any iterable of rows
+    assert [b.tolist() for b in batches] == [[4, 2], [0, 1], [3]]
+    dropped = EpochBatchSampler(EpochShuffleSampler(5, seed=0), batch_size=2, drop_last=True)
+    assert [len(b) for b in dropped] == [2, 2] and len(dropped) == 2

@@ -4,14 +4,16 @@ from gd_lightning.data.arange import ArangeDataModule
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.data.crops import CropYieldsDataModule
 from gd_lightning.data.line import NoisyLineDataModule
-from gd_lightning.data.sampler import EpochShuffleSampler
+from gd_lightning.data.sampler import EpochBatchSampler, EpochShuffleSampler, GatherDataset
 from gd_lightning.data.speed import SpeedDataModule
 from gd_lightning.data.tabular import TabularDataModule
 
 __all__ = [
     "ArangeDataModule",
     "CropYieldsDataModule",
+    "EpochBatchSampler",
     "EpochShuffleSampler",
+    "GatherDataset",
     "NoisyLineDataModule",
     "SpeedDataModule",
     "TabularDataModule",

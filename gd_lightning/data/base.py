@@ -5,9 +5,14 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, SequentialSampler, TensorDataset
 
-from gd_lightning.data.sampler import EpochShuffleSampler
+from gd_lightning.data.sampler import (
+    EpochBatchSampler,
+    EpochShuffleSampler,
+    GatherDataset,
+    batch_as_is,
+)
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 
@@ -108,10 +113,10 @@ class TensorDataModule(LightningDataModule):
         x, y = self.load()
         self._check(x, y)
         train_rows, val_rows, test_rows = self._split(len(x))
-        self.full_set = TensorDataset(x, y)
-        self.train_set = TensorDataset(x[train_rows], y[train_rows])
-        self.val_set = TensorDataset(x[val_rows], y[val_rows])
-        self.test_set = TensorDataset(x[test_rows], y[test_rows])
+        self.full_set = GatherDataset(x, y)
+        self.train_set = GatherDataset(x[train_rows], y[train_rows])
+        self.val_set = GatherDataset(x[val_rows], y[val_rows])
+        self.test_set = GatherDataset(x[test_rows], y[test_rows])
         if self.standardize_features or self.standardize_targets:
             self.standardization = Standardization.from_training(
                 x[train_rows], y[train_rows], self.standardize_features, self.standardize_targets
@@ -168,13 +173,17 @@ class TensorDataModule(LightningDataModule):
             raise RuntimeError("call setup() before asking for a dataloader")
         num_rows = len(dataset)
         batch_size = min(self.batch_size or num_rows, num_rows)
-        sampler = None
-        if train and self.shuffle and batch_size < num_rows:
-            sampler = EpochShuffleSampler(num_rows, seed=self.seed)
+        # one batch-sampler element is one whole batch, gathered by the dataset with one
+        # indexing operation per tensor, instead of a __getitem__ per row and a collate
+        shuffle = train and self.shuffle and batch_size < num_rows
+        order = (
+            EpochShuffleSampler(num_rows, seed=self.seed) if shuffle else SequentialSampler(dataset)
+        )
+        sampler = EpochBatchSampler(order, batch_size)
         return DataLoader(
             dataset,
-            batch_size=batch_size,
-            sampler=sampler,
+            batch_sampler=sampler,  # type: ignore[arg-type]  # yields index tensors or slices
+            collate_fn=batch_as_is,  # type: ignore[arg-type]  # batches come assembled
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -300,11 +300,13 @@ class RegressionModule(LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
+        if not self.automatic_optimization:
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}  # stepped by this module
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
                 "scheduler": scheduler,
                 "interval": "epoch",
                 "monitor": "train/epoch_mse",
-            },  # fmt: skip
+            },
         }
