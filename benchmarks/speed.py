@@ -1,0 +1,217 @@
+"""Speed of the package's fit against a hand-written PyTorch loop, in one process.
+
+(a) Tiny: tutorial 5 (5 rows, full batch, lr 1e-5, the hand-written step) for
+    ``--tiny-steps`` steps: the tutorial's own loop against
+    ``gd-lightning fit --config configs/crop_yields_5.yaml`` (its default TensorBoard
+    logging, checkpoint and figures; progress bar off), in microseconds per step.
+(b) Large: ``--rows`` x 32 float32 rows, minibatch gradient descent with batches of
+    4096, one shuffled epoch: hand loops gathering each batch with ``X[idx]`` and with
+    ``X.index_select(0, idx)``, the per-row ``DataLoader(TensorDataset, shuffle=True)``
+    path (timed over its first batches only), and the package's ``fit`` reading the
+    rows from ``.npy`` files through ``TabularDataModule``, in rows per second.
+
+Runs are interleaved ``--repeats`` times and medians reported, with ratios to the
+hand-written loop (tiny) and to the ``X[idx]`` hand loop (large).
+
+    python benchmarks/speed.py
+    python benchmarks/speed.py --tiny-steps 50 --rows 20000 --repeats 1   # a quick look
+"""
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.utilities import disable_possible_user_warnings
+from torch.utils.data import DataLoader, TensorDataset
+
+from gd_lightning import CropYieldsDataModule, LinearRegression, TabularDataModule
+from gd_lightning.cli import cli
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+BATCH = 4096
+FEATURES = 32
+
+
+# --- (a) tiny ----------------------------------------------------------------------------
+
+
+def tiny_by_hand(steps: int) -> float:
+    """Tutorial 5's loop; seconds per step."""
+    inputs, targets = CropYieldsDataModule(num_regions=5).load()
+    torch.manual_seed(0)
+    w = torch.randn(2, 3, requires_grad=True)
+    b = torch.randn(2, requires_grad=True)
+    start = time.perf_counter()
+    for _ in range(steps):
+        preds = inputs @ w.t() + b
+        diff = preds - targets
+        loss = torch.sum(diff * diff) / diff.numel()
+        loss.backward()
+        with torch.no_grad():
+            w -= w.grad * 1e-5
+            b -= b.grad * 1e-5
+            w.grad.zero_()
+            b.grad.zero_()
+    return (time.perf_counter() - start) / steps
+
+
+def tiny_package(steps: int) -> float:
+    """``gd-lightning fit --config configs/crop_yields_5.yaml``; seconds per step of fit()."""
+    os.chdir(tempfile.mkdtemp())
+    built = cli(
+        [
+            "--config",
+            str(CONFIGS / "crop_yields_5.yaml"),
+            "--trainer.max_epochs",
+            str(steps),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--convergence.verbose",
+            "false",
+            "--report.print_table",
+            "false",
+        ],  # fmt: skip
+        run=False,
+    )
+    start = time.perf_counter()
+    built.trainer.fit(built.model, datamodule=built.datamodule)
+    return (time.perf_counter() - start) / built.trainer.global_step
+
+
+# --- (b) large -----------------------------------------------------------------------------
+
+
+def large_data(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, FEATURES, generator=generator)
+    y = x @ torch.randn(FEATURES, 1, generator=generator) + 0.1
+    return x, y
+
+
+def large_by_hand(x: torch.Tensor, y: torch.Tensor, gather: str) -> float:
+    """One shuffled epoch of minibatch GD, each batch gathered by ``gather``; rows per second."""
+    w = torch.zeros(1, FEATURES, requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    start = time.perf_counter()
+    for idx in torch.randperm(len(x)).split(BATCH):
+        if gather == "index":
+            xb, yb = x[idx], y[idx]
+        else:
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        loss = ((xb @ w.t() + b - yb) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in (w, b):
+                p -= 0.01 * p.grad
+                p.grad = None
+    return len(x) / (time.perf_counter() - start)
+
+
+def large_per_row_loader(x: torch.Tensor, y: torch.Tensor, batches: int) -> float:
+    """``DataLoader(TensorDataset, batch_size=4096, shuffle=True)``, first ``batches``; rows/s."""
+    loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    w = torch.zeros(1, FEATURES, requires_grad=True)
+    seen = 0
+    start = time.perf_counter()
+    for i, (xb, yb) in enumerate(loader):
+        loss = ((xb @ w.t() - yb) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            w -= 0.01 * w.grad
+            w.grad = None
+        seen += len(xb)
+        if i + 1 == batches:
+            break
+    return seen / (time.perf_counter() - start)
+
+
+class EpochTimer(Callback):
+    """Wall time of the training epochs, without setup and teardown."""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def large_package(folder: Path) -> float:
+    """The package's fit over the .npy files, one epoch with default logging; rows/s."""
+    os.chdir(tempfile.mkdtemp())
+    data = TabularDataModule(
+        features_path=str(folder / "x.npy"),
+        targets_path=str(folder / "y.npy"),
+        batch_size=BATCH,
+        seed=0,
+    )
+    model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
+    timer = EpochTimer()
+    trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, enable_progress_bar=False,
+                      enable_model_summary=False, callbacks=[timer])  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    return len(data.train_set) / timer.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tiny-steps", type=int, default=900)
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loader-batches", type=int, default=20)
+    options = parser.parse_args()
+    disable_possible_user_warnings()
+    warnings.filterwarnings("ignore")
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    torch.set_num_threads(torch.get_num_threads())
+
+    folder = Path(tempfile.mkdtemp())
+    x, y = large_data(options.rows)
+    np.save(folder / "x.npy", x.numpy())
+    np.save(folder / "y.npy", y.numpy())
+
+    loader_batches = options.loader_batches
+    runs: dict[str, list[float]] = {}
+    for _ in range(options.repeats):  # interleaved, so drifts in machine speed hit all alike
+        for name, measure in (
+            ("tiny: hand-written loop", lambda: tiny_by_hand(options.tiny_steps)),
+            ("tiny: gd-lightning fit", lambda: tiny_package(options.tiny_steps)),
+            ("large: hand loop, X[idx]", lambda: large_by_hand(x, y, "index")),
+            ("large: hand loop, index_select", lambda: large_by_hand(x, y, "index_select")),
+            (
+                "large: per-row DataLoader",
+                lambda: large_per_row_loader(x, y, options.loader_batches),
+            ),
+            ("large: gd-lightning fit", lambda: large_package(folder)),
+        ):
+            runs.setdefault(name, []).append(measure())
+    median = {name: statistics.median(values) for name, values in runs.items()}
+    hand_tiny = median["tiny: hand-written loop"]
+    hand_large = median["large: hand loop, X[idx]"]
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of "
+        f"{options.repeats}; tiny: {options.tiny_steps} steps; large: {options.rows:,} rows"
+    )
+    print("| run | speed | ratio |")
+    print("|---|---|---|")
+    for name, value in median.items():
+        if name.startswith("tiny"):
+            print(
+                f"| {name} | {value * 1e6:.0f} µs/step | {value / hand_tiny:.2f}x the hand loop's time |"
+            )
+        else:
+            print(
+                f"| {name} | {value / 1e6:.2f} M rows/s | {value / hand_large:.2f}x X[idx]'s speed |"
+            )
+
+
+if __name__ == "__main__":
+    main()
