@@ -29,9 +29,21 @@ def test_convergence_benchmark_runs() -> None:
 
 def test_speed_benchmark_runs_on_small_sizes() -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "speed.py"), "--tiny-steps", "5", "--rows", "9000",
-         "--repeats", "1", "--loader-batches", "2"],  # fmt: skip
-        capture_output=True, text=True, timeout=600,  # fmt: skip
+        [
+            sys.executable,
+            str(BENCHMARKS / "speed.py"),
+            "--tiny-steps",
+            "5",
+            "--rows",
+            "9000",
+            "--repeats",
+            "1",
+            "--loader-batches",
+            "2",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,  # fmt: skip
     )
     assert done.returncode == 0, done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| tiny") or
