@@ -104,6 +104,7 @@ class RegressionModule(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.standardization: Standardization | None = None
+        self.set_standardization(None)
         self.reference: FitReference | None = None
         self.train_metrics = _metric_collection("train/epoch_")
         self.val_metrics = _metric_collection("val/")
@@ -137,32 +138,27 @@ class RegressionModule(LightningModule):
 
     def set_standardization(self, standardization: Standardization | None) -> None:
         """Fit in standardized units from now on (``None``: raw units)."""
-        if standardization is not None and not (
-            standardization.features or standardization.targets
-        ):
-            standardization = None
-        if standardization is not None:
-            self._check_standardization(standardization)
-        self.standardization = standardization
-
-    def _check_standardization(self, standardization: Standardization) -> None:
-        """Refuse a standardization this model cannot fold back into its parameters."""
+        # decided once here, not at every step (on a GPU each check would wait for it)
+        self._scales_inputs = standardization is not None and standardization.features
+        self._scales_targets = standardization is not None and standardization.targets
+        scales = self._scales_inputs or self._scales_targets
+        self.standardization = standardization if scales else None
 
     def _fit_inputs(self, x: Tensor) -> Tensor:
         s = self.standardization
-        if s is None or not s.features:
+        if s is None or not self._scales_inputs:
             return x
         return (x - s.feature_shift.to(x.device)) / s.feature_scale.to(x.device)
 
     def _fit_targets(self, y: Tensor) -> Tensor:
         s = self.standardization
-        if s is None or not s.targets:
+        if s is None or not self._scales_targets:
             return y
         return (y - s.target_shift.to(y.device)) / s.target_scale.to(y.device)
 
     def _original_targets(self, out: Tensor) -> Tensor:
         s = self.standardization
-        if s is None or not s.targets:
+        if s is None or not self._scales_targets:
             return out
         return out * s.target_scale.to(out.device) + s.target_shift.to(out.device)
 

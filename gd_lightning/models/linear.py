@@ -88,15 +88,18 @@ class LinearRegression(RegressionModule):
             return weight
         return torch.cat([weight, self.bias.detach()[None]], dim=0)
 
-    def _check_standardization(self, standardization: Standardization) -> None:
-        shifts = bool((standardization.feature_shift != 0).any()) or bool(
-            (standardization.target_shift != 0).any()
-        )
-        if self.bias is None and shifts and bool(standardization.feature_constant.isnan().all()):
-            raise InputError(
-                "standardizing shifts the data, and this model has no bias nor a constant "
-                "column to absorb the shift: set model.bias to true or add a column of ones"
+    def set_standardization(self, standardization: Standardization | None) -> None:
+        """As the base class; refuses a shift this model has no bias nor ones column for."""
+        if standardization is not None and self.bias is None:
+            shifts = bool((standardization.feature_shift != 0).any()) or bool(
+                (standardization.target_shift != 0).any()
             )
+            if shifts and bool(standardization.feature_constant.isnan().all()):
+                raise InputError(
+                    "standardizing shifts the data, and this model has no bias nor a constant "
+                    "column to absorb the shift: set model.bias to true or add a column of ones"
+                )
+        super().set_standardization(standardization)
 
     def folded(self) -> dict[str, Tensor]:
         """``weight`` and ``bias`` in original units (the scaling folded in)."""
