@@ -7,45 +7,27 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def test_convergence_benchmark_runs() -> None:
+def table_rows(script: str, options: str, first_word: str) -> list[str]:
+    """Run ``benchmarks/<script>`` with ``options``; its table rows about ``first_word``."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "convergence.py"),
-            "--max-epochs",
-            "3",
-            "--datasets",
-            "line_fit",
-        ],  # fmt: skip
+        [sys.executable, str(BENCHMARKS / script), *options.split()],
         capture_output=True,
         text=True,
-        timeout=600,  # fmt: skip
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| line_fit")]
+    return [line for line in done.stdout.splitlines() if line.startswith(f"| {first_word}")]
+
+
+def test_convergence_benchmark_runs() -> None:
+    rows = table_rows("convergence.py", "--max-epochs 3 --datasets line_fit", "line_fit")
     assert len(rows) == 5
     assert rows[2].split("|")[3].strip() == "1"  # standardized GD: one epoch on this data
 
 
 def test_speed_benchmark_runs_on_small_sizes() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "speed.py"),
-            "--tiny-steps",
-            "5",
-            "--rows",
-            "9000",
-            "--repeats",
-            "1",
-            "--loader-batches",
-            "2",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=600,  # fmt: skip
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| tiny") or
-            line.startswith("| large")]  # fmt: skip
-    assert len(rows) == 6 and "µs/step" in rows[1] and "M rows/s" in rows[-1]
+    options = "--tiny-steps 5 --rows 9000 --repeats 1 --loader-batches 2"
+    tiny = table_rows("speed.py", options, "tiny")
+    large = table_rows("speed.py", options, "large")
+    assert len(tiny) == 2 and all("µs/step" in row for row in tiny)
+    assert len(large) == 4 and all("M rows/s" in row for row in large)
