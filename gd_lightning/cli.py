@@ -30,7 +30,8 @@ class GDLightningCLI(LightningCLI):
     """
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
-        # always on: every fit reports its parameters, every predict writes its CSV
+        # always on: every fit is measured and reports its parameters, every predict
+        # writes its CSV
         parser.add_lightning_class_args(ParameterReport, "report")
         parser.add_lightning_class_args(ConvergenceMonitor, "convergence")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
