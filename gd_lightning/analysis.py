@@ -16,6 +16,7 @@ path of full-batch gradient descent are known in closed form. All in float64.
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -85,7 +86,7 @@ class FitReference:
         per_target = per_target.clamp_min(0.0)  # rounding can dip a hair below an exact 0
         return float((per_target * self.target_scale**2).mean())
 
-    @property
+    @cached_property
     def optimum_loss(self) -> float:
         """The smallest MSE any parameters reach on this data, in original units."""
         return self.loss(self.solution)
@@ -95,19 +96,24 @@ class FitReference:
         """Whether the optimum fits the data exactly (up to rounding)."""
         return self.optimum_loss <= self.gap_floor
 
-    @property
+    @cached_property
     def gap_floor(self) -> float:
         """A millionth of the loss of predicting zero: the smallest loss the gap is relative
         to, so that data with an exact fit (an optimum of 0 up to rounding) has a gap too."""
         return 1e-6 * self.loss(torch.zeros_like(self.solution))
 
-    def gap(self, theta: Tensor) -> float:
-        """How far the loss is above the optimum, relative to it (0.01 is 1%).
+    def excess(self, theta: Tensor) -> float:
+        """How far the loss at ``theta`` is above the optimum, in original units."""
+        return self.loss(theta) - self.optimum_loss
 
-        Relative to :attr:`gap_floor` instead where the optimum is smaller.
-        """
-        excess = self.loss(theta) - self.optimum_loss
+    def relative(self, excess: float) -> float:
+        """An excess loss relative to the optimum (0.01 is 1%), or to :attr:`gap_floor`
+        where the optimum is smaller."""
         return excess / max(self.optimum_loss, self.gap_floor)
+
+    def gap(self, theta: Tensor) -> float:
+        """How far the loss at ``theta`` is above the optimum, relatively (0.01 is 1%)."""
+        return self.relative(self.excess(theta))
 
     @property
     def num_parameters(self) -> int:
@@ -178,22 +184,22 @@ class FitReference:
         keep = (weights > 0) & (values > self._zero_tolerance)
         weights, rates = weights[keep], rates[keep]
 
-        def excess(steps: float) -> float:
+        def excess_after(steps: float) -> float:
             return float((weights * rates ** (2 * steps)).sum())
 
-        if excess(0) <= target:
+        if excess_after(0) <= target:
             return 0
         if bool((rates >= 1).any()):
             return math.inf
         high = 1.0
-        while excess(high) > target:
+        while excess_after(high) > target:
             high *= 2
             if high > 1e18:
                 return math.inf
         low = high / 2 if high > 1 else 0.0
         while high - low > 1:
             middle = math.floor((low + high) / 2)
-            low, high = (middle, high) if excess(middle) > target else (low, middle)
+            low, high = (middle, high) if excess_after(middle) > target else (low, middle)
         return int(high)
 
     def describe(self, lr: float, theta: Tensor, gap: float = 0.01) -> str:

@@ -108,8 +108,8 @@ class ConvergenceMonitor(Callback):
         reference = self._reference(pl_module)
         if reference is None:
             return
-        excess = reference.loss(_theta(pl_module)) - reference.optimum_loss
-        gap = reference.gap(_theta(pl_module))
+        excess = reference.excess(_theta(pl_module))
+        gap = reference.relative(excess)
         pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
         pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
         if self.target_gap is not None and gap <= self.target_gap:
@@ -124,7 +124,8 @@ class ConvergenceMonitor(Callback):
         if reference is None or not self.verbose or not trainer.is_global_zero:
             return
         loss = reference.loss(_theta(pl_module))
-        print(summary(loss, reference.optimum_loss, reference.gap(_theta(pl_module))))
+        gap = reference.relative(loss - reference.optimum_loss)
+        print(summary(loss, reference.optimum_loss, gap))
 
     def _reference(self, pl_module: "pl.LightningModule") -> "FitReference | None":
         fit_reference = getattr(pl_module, "fit_reference", None)
