@@ -1,8 +1,10 @@
 """Writing files so that an interruption never leaves a half-written one."""
 
+import csv
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +40,24 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_csv_atomic(
+    path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[object]]
+) -> Path:
+    """Write ``header`` and ``rows`` as CSV to ``path`` atomically; return the path.
+
+    Example:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> print(write_csv_atomic(folder / "t.csv", ["a", "b"], [(1, 2.5)]).read_text(), end="")
+        a,b
+        1,2.5
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return write_text_atomic(path, text.getvalue())
 
 
 def _umask() -> int:

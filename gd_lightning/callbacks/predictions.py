@@ -1,7 +1,5 @@
 """Predictions to a CSV file, with the inputs they were made from."""
 
-import csv
-import io
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +9,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
 from gd_lightning.callbacks._common import column_names, run_folder
-from gd_lightning.io import shortest_float32, write_text_atomic
+from gd_lightning.io import shortest_float32, write_csv_atomic
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -58,12 +56,10 @@ class PredictionWriter(BasePredictionWriter):
             return
         inputs, predictions = torch.cat(self._inputs), torch.cat(self._predictions)
         features, targets = column_names(trainer, inputs.shape[1], predictions.shape[1])
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(features + [f"predicted_{name}" for name in targets])
+        header = features + [f"predicted_{name}" for name in targets]
         table = torch.cat([inputs.float(), predictions.float()], dim=1).tolist()
-        writer.writerows([[shortest_float32(v) for v in row] for row in table])
-        self.written = write_text_atomic(self._target(trainer), text.getvalue())
+        rows = [[shortest_float32(v) for v in row] for row in table]
+        self.written = write_csv_atomic(self._target(trainer), header, rows)
         print(f"wrote {len(table)} predictions to {self.written}")
 
     def _target(self, trainer: "pl.Trainer") -> Path:

@@ -1,14 +1,12 @@
 """The learned parameters by name, printed and saved beside the checkpoints."""
 
-import csv
-import io
 import json
 
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
 from gd_lightning.callbacks._common import checkpoint_folder, column_names
-from gd_lightning.io import shortest_float32, write_text_atomic
+from gd_lightning.io import shortest_float32, write_csv_atomic, write_text_atomic
 
 
 class ParameterReport(Callback):
@@ -47,11 +45,7 @@ class ParameterReport(Callback):
         folder = checkpoint_folder(trainer)
         report = {"model": type(pl_module).__name__, "parameters": table}
         write_text_atomic(folder / "parameters.json", json.dumps(report, indent=2) + "\n")
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(["target", "parameter", "value"])
-        writer.writerows(rows)
-        write_text_atomic(folder / "parameters.csv", text.getvalue())
+        write_csv_atomic(folder / "parameters.csv", ["target", "parameter", "value"], rows)
         if self.print_table:
             print(format_table(rows, title=f"Learned parameters ({folder / 'parameters.json'})"))
 
