@@ -8,11 +8,9 @@ from torch.utils.data import TensorDataset
 
 
 def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
-    """All rows of the run's data as ``(features, targets)``, or ``None`` if not tensors."""
+    """All rows of the run's data as ``(features, targets)``: the ``full_set`` of a
+    :class:`~gd_lightning.data.base.TensorDataModule`; ``None`` for other data."""
     dataset = getattr(getattr(trainer, "datamodule", None), "full_set", None)
-    if dataset is None:
-        loader = trainer.train_dataloader
-        dataset = getattr(loader, "dataset", None)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         return dataset.tensors[0], dataset.tensors[1]
     return None
