@@ -3,6 +3,7 @@
 from gd_lightning.analysis import FitReference
 from gd_lightning.callbacks import (
     ConvergenceMonitor,
+    FitCheckpoint,
     FitFigures,
     LossHistory,
     ParameterReport,
@@ -12,7 +13,7 @@ from gd_lightning.data import (
     ArangeDataModule,
     CropYieldsDataModule,
     EpochBatchSampler,
-    EpochShuffleSampler,
+    FullBatch,
     GatherDataset,
     NoisyLineDataModule,
     SpeedDataModule,
@@ -33,7 +34,8 @@ __all__ = [
     "CropYieldsDataModule",
     "DivergenceError",
     "EpochBatchSampler",
-    "EpochShuffleSampler",
+    "FullBatch",
+    "FitCheckpoint",
     "FitFigures",
     "FitReference",
     "GatherDataset",

@@ -2,10 +2,18 @@
 
 import os
 import sys
+from typing import Any
 
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
-from gd_lightning.callbacks import ConvergenceMonitor, ParameterReport, PredictionWriter
+from gd_lightning.callbacks import (
+    ConvergenceMonitor,
+    FitCheckpoint,
+    ParameterReport,
+    PredictionWriter,
+)
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
 from gd_lightning.models.base import RegressionModule
@@ -26,7 +34,11 @@ class GDLightningCLI(LightningCLI):
     least-squares optimum and guarded against divergence by a
     :class:`ConvergenceMonitor` (options under ``convergence``) and ends with a
     :class:`ParameterReport` (``report``); every predict writes its CSV through a
-    :class:`PredictionWriter` (``predictions``).
+    :class:`PredictionWriter` (``predictions``). Checkpoints come from a
+    :class:`FitCheckpoint` (``checkpoint``): one at the end of the fit, and every
+    ``checkpoint.every_n_epochs`` epochs when set; a ``ModelCheckpoint`` of your own
+    in ``trainer.callbacks`` takes its place, and ``trainer.enable_checkpointing:
+    false`` turns checkpoints off.
     """
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
@@ -35,8 +47,20 @@ class GDLightningCLI(LightningCLI):
         parser.add_lightning_class_args(ParameterReport, "report")
         parser.add_lightning_class_args(ConvergenceMonitor, "convergence")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+        parser.add_lightning_class_args(FitCheckpoint, "checkpoint")
         for name in ("in_features", "out_features"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self._get(self.config_init, "trainer", default={})
+        own = [c for c in config.get("callbacks") or [] if isinstance(c, ModelCheckpoint)]
+        checkpoint = self._get(self.config_init, "checkpoint")
+        forced = [
+            self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys
+        ]
+        if own or config.get("enable_checkpointing") is False:
+            forced = [c for c in forced if c is not checkpoint]
+        return self._instantiate_trainer({**config, **kwargs}, forced)
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it
     def before_fit(self) -> None:

@@ -9,7 +9,7 @@ from gd_lightning import (
     ArangeDataModule,
     CropYieldsDataModule,
     EpochBatchSampler,
-    EpochShuffleSampler,
+    FullBatch,
     InputError,
     NoisyLineDataModule,
     SpeedDataModule,
@@ -114,7 +114,7 @@ def test_shuffle_order_is_fixed_by_seed_and_epoch() -> None:
     assert [len(x) for x, _ in loader] == [4, 4, 4, 3]
     epoch0 = rows_of(loader)
     assert epoch0 == rows_of(loader)  # same epoch, same order
-    loader.batch_sampler.sampler.set_epoch(1)
+    loader.sampler.set_epoch(1)
     epoch1 = rows_of(loader)
     assert epoch1 != epoch0 and sorted(epoch1) == sorted(epoch0)
     expected = torch.randperm(15, generator=torch.Generator().manual_seed(9 + 1))
@@ -122,11 +122,11 @@ def test_shuffle_order_is_fixed_by_seed_and_epoch() -> None:
 
 
 def test_sampler_ignores_global_random_state() -> None:
-    sampler = EpochShuffleSampler(10, seed=1)
+    sampler = EpochBatchSampler(10, batch_size=3, shuffle=True, seed=1)
     torch.manual_seed(0)
-    first = list(sampler)
+    first = [b.tolist() for b in sampler]
     torch.manual_seed(123)
-    assert list(sampler) == first
+    assert [b.tolist() for b in sampler] == first
 
 
 def test_unshuffled_minibatches_keep_file_order() -> None:
@@ -290,7 +290,7 @@ def test_worker_processes_serve_the_same_batches() -> None:
         dm = CropYieldsDataModule(batch_size=4, seed=2, num_workers=workers)
         dm.setup("fit")
         loader = dm.train_dataloader()
-        loader.batch_sampler.sampler.set_epoch(3)
+        loader.sampler.set_epoch(3)
         orders.append(rows_of(loader))
     assert orders[0] == orders[1]
 
@@ -303,14 +303,32 @@ def test_batches_are_gathered_in_one_operation_and_unshuffled_ones_are_views() -
     shuffled = CropYieldsDataModule(batch_size=4, seed=1)
     shuffled.setup("fit")
     loader = shuffled.train_dataloader()
-    assert isinstance(loader.batch_sampler, EpochBatchSampler)
+    assert isinstance(loader.sampler, EpochBatchSampler)
     order = torch.randperm(15, generator=torch.Generator().manual_seed(1))
     first = next(iter(loader))[0]
     assert torch.equal(first, torch.from_numpy(CROP_INPUTS)[order[:4]])
 
 
-def test_batch_sampler_batches_any_sampler_into_tensors_and_can_drop_the_last() -> None:
-    batches = list(EpochBatchSampler([4, 2, 0, 1, 3], batch_size=2))  # any iterable of rows
-    assert [b.tolist() for b in batches] == [[4, 2], [0, 1], [3]]
-    dropped = EpochBatchSampler(EpochShuffleSampler(5, seed=0), batch_size=2, drop_last=True)
-    assert [len(b) for b in dropped] == [2, 2] and len(dropped) == 2
+def test_processes_share_each_global_batch_between_them() -> None:
+    one = [b.tolist() for b in EpochBatchSampler(11, batch_size=4, shuffle=True, seed=3)]
+    shares = [
+        [b.tolist() for b in EpochBatchSampler(11, 4, True, seed=3, num_replicas=3, rank=r)]
+        for r in range(3)
+    ]
+    assert all(len(share) == len(one) for share in shares)  # every process steps alike
+    for k, batch in enumerate(one):
+        assert sum((share[k] for share in shares), []) == batch  # split, in order
+    in_order = [list(EpochBatchSampler(5, 4, False, num_replicas=2, rank=r)) for r in range(2)]
+    assert in_order == [[slice(0, 2), slice(4, 4)], [slice(2, 4), slice(4, 5)]]
+
+
+def test_full_batch_is_served_without_a_data_loader() -> None:
+    dm = CropYieldsDataModule()
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert isinstance(loader, FullBatch) and len(loader) == 1
+    (batch,), again = list(loader), next(iter(loader))
+    assert batch[0] is again[0] and torch.equal(batch[0], dm.train_set.tensors[0])
+    workers = CropYieldsDataModule(num_workers=1)
+    workers.setup("fit")
+    assert isinstance(workers.train_dataloader(), torch.utils.data.DataLoader)

@@ -25,12 +25,13 @@ from gd_lightning import (
 
 
 class RecordRMSE(Callback):
-    """Collects the logged ``train/rmse`` of every step."""
+    """Collects the logged ``train/rmse`` of every step, as the loggers get it."""
 
     def __init__(self) -> None:
         self.values: list[torch.Tensor] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        pl_module.flush_logs()  # written to the loggers every step, for this test
         self.values.append(trainer.callback_metrics["train/rmse"].clone())
 
 

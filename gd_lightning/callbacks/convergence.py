@@ -85,6 +85,12 @@ class ConvergenceMonitor(Callback):
                 f"to blow up; lower model.lr or set it to auto"
             )
 
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        step_log = getattr(pl_module, "step_log", None)
+        if step_log is not None and self._check_losses not in step_log.listeners:
+            step_log.listeners.append(self._check_losses)
+        self._trainer, self._module = trainer, pl_module
+
     def on_train_batch_end(
         self,
         trainer: "pl.Trainer",
@@ -93,16 +99,24 @@ class ConvergenceMonitor(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        if hasattr(pl_module, "step_log"):
+            return  # its losses come in bulk, through _check_losses
         loss = trainer.callback_metrics.get("train/loss")
-        if loss is None:
-            return
-        value = float(loss)
-        if self._scale is None:
-            reference = self._reference(pl_module)
-            zero_model = reference.loss(torch.zeros_like(reference.solution)) if reference else 0
-            self._scale = max(value, zero_model) if math.isfinite(value) else 1.0
-        if not math.isfinite(value) or value > self.divergence_factor * self._scale:
-            self._diverged(trainer, pl_module, value)
+        if loss is not None:
+            self._trainer, self._module = trainer, pl_module
+            self._check_losses([trainer.global_step], [float(loss)])
+
+    def _check_losses(self, steps: list[int], losses: list[float]) -> None:
+        """Stop the run at the first step whose loss is not finite or has blown up."""
+        for step, value in zip(steps, losses, strict=True):
+            if self._scale is None:
+                reference = self._reference(self._module)
+                zero_model = (
+                    reference.loss(torch.zeros_like(reference.solution)) if reference else 0
+                )
+                self._scale = max(value, zero_model) if math.isfinite(value) else 1.0
+            if not math.isfinite(value) or value > self.divergence_factor * self._scale:
+                self._diverged(self._trainer, self._module, value, step)
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self._reference(pl_module)
@@ -110,14 +124,24 @@ class ConvergenceMonitor(Callback):
             return
         excess = reference.excess(_theta(pl_module))
         gap = reference.relative(excess)
-        pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
-        pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
+        step_log = getattr(pl_module, "step_log", None)
+        if step_log is not None:
+            step = max(trainer.global_step - 1, 0)
+            step_log.add(trainer, step, {"train/excess_loss": excess, "train/gap": gap})
+        else:
+            pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
+            pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
         if self.target_gap is not None and gap <= self.target_gap:
             trainer.should_stop = True
             rank_zero_info(
                 f"within {self.target_gap:.2%} of the best possible loss after "
                 f"{trainer.current_epoch + 1} epochs ({trainer.global_step} steps): stopping"
             )
+
+    def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        step_log = getattr(pl_module, "step_log", None)
+        if step_log is not None and self._check_losses in step_log.listeners:
+            step_log.listeners.remove(self._check_losses)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self._reference(pl_module)
@@ -135,7 +159,7 @@ class ConvergenceMonitor(Callback):
         return float(trainer.optimizers[0].param_groups[0]["lr"])
 
     def _diverged(
-        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: float
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", loss: float, step: int
     ) -> None:
         reference = self._reference(pl_module)
         bound = (
@@ -145,7 +169,7 @@ class ConvergenceMonitor(Callback):
             else ""
         )
         raise DivergenceError(
-            f"training diverged at step {trainer.global_step}: the loss is {loss:.4g} with "
+            f"training diverged at step {step + 1}: the loss is {loss:.4g} with "
             f"lr {self._lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
             f"standardize the data (checkpoints from before the blow-up are kept)"
         )

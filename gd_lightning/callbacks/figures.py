@@ -106,10 +106,17 @@ class FitFigures(Callback):
         if not self._active:
             return
         epochs_done = trainer.current_epoch + 1
-        if self._animating and epochs_done % self.animation_every_n_epochs == 0:
+        frame = self._animating and epochs_done % self.animation_every_n_epochs == 0
+        figures = bool(self.every_n_epochs) and epochs_done % self.every_n_epochs == 0
+        flush_logs = getattr(pl_module, "flush_logs", None)
+        # the titles show the latest loss (a flush is collective: with several processes
+        # they show the last one written, since this callback draws on rank 0 only)
+        if (frame or figures) and flush_logs is not None and trainer.world_size == 1:
+            flush_logs()
+        if frame:
             title = self._title(trainer, epochs_done)
             self._frames.append((title, self._predict(pl_module, self._grid)))
-        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0:
+        if figures:
             for tag, figure in self._figures(trainer, pl_module, epochs_done).items():
                 self._log(trainer, tag, figure)
             self._logged_step = trainer.global_step

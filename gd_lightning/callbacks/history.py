@@ -24,6 +24,15 @@ class LossHistory(Callback):
         self.losses: list[float] = []
         self.epochs: list[dict[str, float]] = []
 
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        step_log = getattr(pl_module, "step_log", None)
+        if step_log is not None and self._keep not in step_log.listeners:
+            step_log.listeners.append(self._keep)
+
+    def _keep(self, steps: list[int], losses: list[float]) -> None:
+        self.steps.extend(step + 1 for step in steps)
+        self.losses.extend(losses)
+
     def on_train_batch_end(
         self,
         trainer: "pl.Trainer",
@@ -32,12 +41,16 @@ class LossHistory(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        if hasattr(pl_module, "step_log"):
+            return  # its losses come in bulk, through _keep
         loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
-            self.steps.append(trainer.global_step)
-            self.losses.append(float(loss))
+            self._keep([trainer.global_step - 1], [float(loss)])
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        close_epoch = getattr(pl_module, "close_epoch", None)
+        if close_epoch is not None:
+            close_epoch()  # this epoch's metrics, now rather than after this hook
         self.epochs.append(
             {
                 name: float(value)
@@ -45,3 +58,8 @@ class LossHistory(Callback):
                 if name not in ("train/loss", "train/rmse") and value.numel() == 1
             }
         )
+
+    def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        step_log = getattr(pl_module, "step_log", None)
+        if step_log is not None and self._keep in step_log.listeners:
+            step_log.listeners.remove(self._keep)

@@ -5,14 +5,9 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
-from gd_lightning.data.sampler import (
-    EpochBatchSampler,
-    EpochShuffleSampler,
-    GatherDataset,
-    batch_as_is,
-)
+from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 
@@ -91,6 +86,7 @@ class TensorDataModule(LightningDataModule):
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self.test_set: TensorDataset | None = None
+        self._device_sets: dict[int, tuple[TensorDataset, TensorDataset]] = {}
 
     @property
     def in_features(self) -> int:
@@ -168,25 +164,54 @@ class TensorDataModule(LightningDataModule):
         train_rows = order[num_val + num_test :]
         return train_rows.sort().values, val_rows.sort().values, test_rows.sort().values
 
-    def _loader(self, dataset: TensorDataset | None, train: bool = False) -> DataLoader:
+    def _loader(self, dataset: TensorDataset | None, train: bool = False) -> Any:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         num_rows = len(dataset)
         batch_size = min(self.batch_size or num_rows, num_rows)
-        # one batch-sampler element is one whole batch, gathered by the dataset with one
+        replicas, rank = self._processes()
+        dataset = self._on_device(dataset)
+        if batch_size == num_rows and replicas == 1 and self.num_workers == 0:
+            return FullBatch(*dataset.tensors)  # no loader machinery for one batch an epoch
+        # one sampler element is one whole batch, gathered by the dataset with one
         # indexing operation per tensor, instead of a __getitem__ per row and a collate
-        shuffle = train and self.shuffle and batch_size < num_rows
-        order = (
-            EpochShuffleSampler(num_rows, seed=self.seed) if shuffle else SequentialSampler(dataset)
+        sampler = EpochBatchSampler(
+            num_rows,
+            batch_size,
+            shuffle=train and self.shuffle and batch_size < num_rows,
+            seed=self.seed,
+            num_replicas=replicas,
+            rank=rank,
+            device=dataset.tensors[0].device,
         )
-        sampler = EpochBatchSampler(order, batch_size)
         return DataLoader(
             dataset,
-            batch_sampler=sampler,  # type: ignore[arg-type]  # yields index tensors or slices
+            sampler=sampler,
+            batch_size=None,  # the sampler hands out batches
             collate_fn=batch_as_is,  # type: ignore[arg-type]  # batches come assembled
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _processes(self) -> tuple[int, int]:
+        """``(number of processes, this one's rank)`` of the Trainer running this data."""
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _on_device(self, dataset: TensorDataset) -> TensorDataset:
+        """On a GPU (and without worker processes), the split moved there once: batches
+        are then gathered on the device, with no host-to-device copy per step."""
+        trainer = self.trainer
+        device = trainer.strategy.root_device if trainer is not None else None
+        if device is None or device.type == "cpu" or self.num_workers > 0:
+            return dataset
+        moved = self._device_sets.get(id(dataset))
+        if moved is None or moved[0] is not dataset:
+            moved = (dataset, GatherDataset(*(t.to(device) for t in dataset.tensors)))
+            self._device_sets[id(dataset)] = moved
+        return moved[1]
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
@@ -198,6 +223,11 @@ class TensorDataModule(LightningDataModule):
         return self._eval_loader(self.test_set, "test", "test_fraction")
 
     def predict_dataloader(self) -> DataLoader:
+        if self._processes()[0] > 1:
+            raise InputError(
+                "predict writes one CSV from one process: run it with --trainer.devices 1 "
+                "(and no --trainer.strategy ddp)"
+            )
         return self._loader(self.full_set)
 
     def _eval_loader(self, dataset: TensorDataset | None, what: str, option: str) -> Any:

@@ -1,11 +1,11 @@
 """Row orders fixed by (seed, epoch), and batches gathered with one indexing operation."""
 
-import itertools
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, Sampler, SequentialSampler, TensorDataset
+from torch.utils.data import DistributedSampler, TensorDataset
 
 
 def epoch_permutation(num_rows: int, seed: int, epoch: int) -> Tensor:
@@ -13,95 +13,78 @@ def epoch_permutation(num_rows: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(num_rows, generator=torch.Generator().manual_seed(seed + epoch))
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """Visit ``num_rows`` rows in a random order fixed by ``seed + epoch``.
+class EpochBatchSampler(DistributedSampler):
+    """Whole batches of row indices for a :class:`GatherDataset`, one process's share of each.
 
-    Lightning calls :meth:`set_epoch` before every epoch, so a run resumed from
-    a checkpoint sees the same batches as an uninterrupted one, and the order
-    never depends on the global random state.
+    Each element is one batch: from a shuffled epoch, a tensor of row indices (the
+    epoch's :func:`epoch_permutation` cut into batches, moved to ``device`` once per
+    epoch); in order, a ``slice`` (served as views, without copying). Used as a
+    ``DataLoader``'s ``sampler`` with ``batch_size=None``, so the dataset gathers a
+    batch with one indexing operation instead of one ``__getitem__`` per row.
+
+    With several processes, ``batch_size`` is the global batch: batch ``k`` is the
+    same rows as with one process, split into ``num_replicas`` nearly equal,
+    contiguous shares, of which this process takes share ``rank``. Being a
+    ``DistributedSampler``, Lightning leaves it in place instead of putting in its
+    own, and calls :meth:`set_epoch` before every epoch, so the order depends only
+    on ``(seed, epoch)``: a resumed run sees the same batches as an uninterrupted one.
 
     Args:
-        num_rows: the number of rows to visit.
-        seed: the base seed.
+        num_rows: rows in the split.
+        batch_size: rows per (global) batch.
+        shuffle: a new order every epoch; else the rows in order.
+        seed: the base seed of the orders.
+        num_replicas: the number of processes.
+        rank: this process's index among them.
+        device: where the index tensors go (where the data is).
 
     Example:
-        >>> sampler = EpochShuffleSampler(5, seed=0)
-        >>> list(sampler) == torch.randperm(5, generator=torch.Generator().manual_seed(0)).tolist()
-        True
-        >>> sampler.set_epoch(1)
-        >>> sorted(sampler)
-        [0, 1, 2, 3, 4]
+        >>> [b.tolist() for b in EpochBatchSampler(5, batch_size=2, shuffle=True, seed=0)]
+        [[4, 0], [1, 3], [2]]
+        >>> list(EpochBatchSampler(5, batch_size=2, shuffle=False))
+        [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+        >>> list(EpochBatchSampler(5, batch_size=4, shuffle=False, num_replicas=2, rank=1))
+        [slice(2, 4, None), slice(4, 5, None)]
     """
 
-    def __init__(self, num_rows: int, seed: int) -> None:
+    def __init__(
+        self,
+        num_rows: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(
+            range(num_rows),  # type: ignore[arg-type]  # only its length is used
+            num_replicas=num_replicas,
+            rank=rank,
+            shuffle=shuffle,
+            seed=seed,
+        )
         self.num_rows = num_rows
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose order the next iteration yields."""
-        self.epoch = epoch
+        self.batch_size = batch_size
+        self.device = torch.device(device)
 
     def permutation(self) -> Tensor:
-        """This epoch's order, as one tensor."""
+        """This epoch's order of all rows (every process computes the same one)."""
         return epoch_permutation(self.num_rows, self.seed, self.epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.permutation().tolist())
+    def __iter__(self) -> Iterator[Tensor | slice]:  # type: ignore[override]
+        size, replicas, rank = self.batch_size, self.num_replicas, self.rank
+        if self.shuffle:
+            order = self.permutation().to(self.device)
+            for batch in order.split(size):
+                yield batch if replicas == 1 else batch.tensor_split(replicas)[rank]
+            return
+        for start in range(0, self.num_rows, size):
+            rows = min(size, self.num_rows - start)
+            yield slice(start + rows * rank // replicas, start + rows * (rank + 1) // replicas)
 
     def __len__(self) -> int:
-        return self.num_rows
-
-
-class EpochBatchSampler(BatchSampler):
-    """Whole batches of row indices, for a :class:`GatherDataset` to gather in one go.
-
-    A ``BatchSampler`` over ``sampler`` that hands out each batch as one object
-    instead of a list of ``int``: from an :class:`EpochShuffleSampler`, the
-    epoch's permutation cut into index tensors; from a ``SequentialSampler``,
-    contiguous slices (served as views, without copying); from any other sampler
-    (such as the one Lightning puts in for several processes), its indices
-    batched into tensors. Lightning finds ``sampler`` here and calls its
-    ``set_epoch`` before every epoch.
-
-    Args:
-        sampler: the row order.
-        batch_size: rows per batch.
-        drop_last: drop a last, smaller batch.
-
-    Example:
-        >>> shuffled = EpochBatchSampler(EpochShuffleSampler(5, seed=0), batch_size=2)
-        >>> [b.tolist() for b in shuffled]
-        [[4, 0], [1, 3], [2]]
-        >>> list(EpochBatchSampler(SequentialSampler(range(5)), batch_size=2))
-        [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
-    """
-
-    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False) -> None:
-        super().__init__(sampler, batch_size, drop_last)
-
-    def __iter__(self) -> Iterator[Tensor | slice]:  # type: ignore[override]
-        size = self.batch_size
-        if isinstance(self.sampler, EpochShuffleSampler):
-            batches: Iterator[Tensor | slice] = iter(self.sampler.permutation().split(size))
-        elif isinstance(self.sampler, SequentialSampler):
-            rows = len(self.sampler)
-            batches = (slice(i, min(i + size, rows)) for i in range(0, rows, size))
-        else:
-            batches = (torch.tensor(chunk) for chunk in _chunks(iter(self.sampler), size))
-        for batch in batches:
-            if self.drop_last and _length(batch) < size:
-                return
-            yield batch
-
-
-def _chunks(indices: Iterator[int], size: int) -> Iterator[list[int]]:
-    while chunk := list(itertools.islice(indices, size)):
-        yield chunk
-
-
-def _length(batch: Tensor | slice) -> int:
-    return len(batch) if isinstance(batch, Tensor) else batch.stop - batch.start
+        return math.ceil(self.num_rows / self.batch_size)
 
 
 class GatherDataset(TensorDataset):
@@ -109,9 +92,9 @@ class GatherDataset(TensorDataset):
 
     ``dataset[index_tensor]`` gathers the rows with one ``index_select`` per tensor,
     and ``dataset[slice]`` returns views; a single ``int`` still gives one row.
-    A DataLoader with an :class:`EpochBatchSampler` as ``batch_sampler`` and
-    :func:`batch_as_is` as ``collate_fn`` fetches each batch through
-    ``__getitems__``: one indexing operation per batch instead of one per row.
+    A DataLoader with a :class:`EpochBatchSampler` as ``sampler``, ``batch_size=None``
+    and :func:`batch_as_is` as ``collate_fn`` fetches each batch with one indexing
+    operation instead of one per row.
 
     Example:
         >>> data = GatherDataset(torch.arange(10.0).reshape(5, 2), torch.arange(5.0))
@@ -125,11 +108,31 @@ class GatherDataset(TensorDataset):
             return tuple(tensor.index_select(0, index) for tensor in self.tensors)
         return super().__getitem__(index)
 
-    def __getitems__(self, indices: Tensor | slice) -> tuple[Tensor, ...]:
-        """The whole batch ``indices`` (an index tensor or a slice), as a tuple of tensors."""
-        return self[indices]
-
 
 def batch_as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """The ``collate_fn`` for batches a :class:`GatherDataset` already assembled."""
     return batch
+
+
+class FullBatch:
+    """The loader of full-batch gradient descent: every epoch, the whole split as one batch.
+
+    A plain re-iterable instead of a ``DataLoader``, which would build a fresh
+    iterator, sampler pass and fetcher each epoch: for a tutorial whose epoch is
+    one 100 µs step, that alone cost as much as the step. Used with one process
+    and no worker processes; otherwise the ``DataLoader`` serves.
+
+    Example:
+        >>> loader = FullBatch(torch.zeros(3, 2), torch.ones(3, 1))
+        >>> len(loader), [[list(t.shape) for t in batch] for batch in loader]
+        (1, [[[3, 2], [3, 1]]])
+    """
+
+    def __init__(self, *tensors: Tensor) -> None:
+        self.batch = tensors
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        yield self.batch
+
+    def __len__(self) -> int:
+        return 1

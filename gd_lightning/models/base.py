@@ -16,6 +16,7 @@ from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
+from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats
 
 Optimization = Literal["automatic", "manual"]
 LearningRate = float | Literal["auto"]
@@ -54,6 +55,12 @@ class RegressionModule(LightningModule):
     root of that step's loss, taken before the update, as tutorial 1 prints it);
     ``train/epoch_{mse,rmse,mae,r2}`` over each epoch's batches;
     ``{val,test}/{loss,mse,rmse,mae,r2}`` per epoch. Always in original units.
+    The training values go through :attr:`step_log` (kept on the device, written
+    in bulk every few steps and at each epoch's end; see :mod:`gd_lightning.steplog`)
+    rather than ``self.log``, whose bookkeeping costs more than a tutorial's step;
+    they reach the loggers, ``trainer.callback_metrics`` and the progress bar all
+    the same. Under several processes (DDP) each logged training value is the
+    global batch's.
 
     When the DataModule standardizes features or targets, the model takes the
     training split's statistics at the start of a fit and applies them itself:
@@ -106,9 +113,22 @@ class RegressionModule(LightningModule):
         self.standardization: Standardization | None = None
         self.set_standardization(None)
         self.reference: FitReference | None = None
-        self.train_metrics = _metric_collection("train/epoch_")
+        #: the training loss and metrics on their way to the loggers
+        self.step_log = StepLog()
+        self.train_stats = TrainStats()
+        self._closed_epoch = -1
         self.val_metrics = _metric_collection("val/")
         self.test_metrics = _metric_collection("test/")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets _current_fx_name around every hook it calls, about 40 times a
+        # step; nn.Module.__setattr__ checks for parameters, buffers and submodules
+        # each time, which costs as much as the tutorial's arithmetic. A plain string
+        # attribute needs none of that.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     # --- the model as a linear least-squares problem ---------------------------------
 
@@ -180,6 +200,9 @@ class RegressionModule(LightningModule):
         return twin
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._trainer is not None and self.trainer.training:
+            # the divergence guard sees every loss before a checkpoint is written
+            self.step_log.flush(self.trainer)
         if self.standardization is not None:
             checkpoint["standardization"] = self.standardization.as_dict()
 
@@ -195,6 +218,7 @@ class RegressionModule(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         self.set_standardization(getattr(datamodule, "standardization", None))
         self.reference = None
+        self._closed_epoch = -1
 
     def fit_reference(self) -> FitReference | None:
         """The least-squares facts of the current fit's training split (computed once per fit).
@@ -243,19 +267,71 @@ class RegressionModule(LightningModule):
         preds = self._original_targets(out)
         # what is logged is always in original units
         shown = loss.detach() if preds is out else mse(preds.detach(), y)
-        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
-        metrics.update(preds.detach(), y)
         batch_size = len(x)
         if stage == "train":
-            self.log("train/loss", shown, on_step=True, on_epoch=False, prog_bar=True,
-                     batch_size=batch_size)  # fmt: skip
-            self.log("train/rmse", shown.sqrt(), on_step=True, on_epoch=False,
-                     batch_size=batch_size)  # fmt: skip
-        else:
-            self.log(f"{stage}/loss", shown, on_step=False, on_epoch=True, prog_bar=True,
-                     batch_size=batch_size)  # fmt: skip
+            self.train_stats.update(preds.detach(), y)
+            weight = self._process_weight(batch_size)
+            self.step_log.add_loss(self.global_step, shown if weight is None else shown * weight)
+            return loss if weight is None else loss * weight
+        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        metrics.update(preds.detach(), y)
+        self.log(f"{stage}/loss", shown, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=batch_size)  # fmt: skip
         self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
+
+    def _process_weight(self, batch_size: int) -> Tensor | None:
+        """Under several processes, this process's share of the global batch, times the
+        number of processes: DDP averages the processes' gradients, so weighting each
+        process's mean loss by it gives exactly the global batch's mean gradient even
+        when the processes hold different numbers of rows. ``None`` for one process."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1:
+            return None
+        rows = float(batch_size)
+        # reduce() sums in place: hand it a tensor of its own
+        total = trainer.strategy.reduce(torch.tensor(rows, device=self.device), reduce_op="sum")
+        return trainer.world_size * rows / total
+
+    def on_train_epoch_start(self) -> None:
+        self.train_stats.reset()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if len(self.step_log) >= FLUSH_EVERY:
+            self.step_log.flush(self.trainer)
+
+    def flush_logs(self) -> None:
+        """Write the training values kept so far to the loggers and ``callback_metrics``."""
+        self.step_log.flush(self.trainer)
+
+    def close_epoch(self) -> None:
+        """Log the finished epoch's ``train/epoch_*`` metrics.
+
+        Runs once per epoch, at the latest in :meth:`on_train_epoch_end`, so the
+        metrics are in ``callback_metrics`` before ``EarlyStopping`` and
+        ``ModelCheckpoint`` look; a callback that needs them sooner may call it.
+        """
+        trainer = self.trainer
+        if self._closed_epoch == trainer.current_epoch:
+            return
+        self._closed_epoch = trainer.current_epoch
+        stats = self.train_stats
+        if stats.sums is not None:
+            sums, count = stats.sums, stats.count
+            if trainer.world_size > 1:
+                sums = trainer.strategy.reduce(sums.clone(), reduce_op="sum")
+                total = torch.tensor(float(count), device=sums.device)
+                count = int(trainer.strategy.reduce(total, reduce_op="sum"))
+            metrics = stats.compute(sums, count)
+            step = max(trainer.global_step - 1, 0)
+            values = {f"train/epoch_{name}": v for name, v in metrics.items()}
+            self.step_log.add(trainer, step, values)
+        if len(self.step_log) >= FLUSH_EVERY:
+            self.step_log.flush(trainer)
+
+    def on_train_end(self) -> None:
+        self.step_log.flush(self.trainer)
+        self.step_log.close()
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")
@@ -268,6 +344,7 @@ class RegressionModule(LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
+        self.close_epoch()
         # Lightning steps schedulers itself only in automatic mode
         scheduler = self.lr_schedulers() if not self.automatic_optimization else None
         if isinstance(scheduler, ReduceLROnPlateau):

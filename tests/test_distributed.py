@@ -1,0 +1,41 @@
+"""Several processes through Lightning's DDP give the fit of one process."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import QUIET
+
+
+def fit_in_processes(processes: int, optimization: str, folder: Path) -> dict[str, torch.Tensor]:
+    """``gd-lightning fit`` of the crop table in ``processes`` CPU processes; final state."""
+    command = [
+        sys.executable, "-m", "gd_lightning", "fit",
+        "--model", "LinearRegression", "--model.lr", "2e-5", "--model.optimization", optimization,
+        "--data", "CropYieldsDataModule", "--data.batch_size", "4", "--data.seed", "3",
+        "--seed_everything", "7", "--trainer.max_epochs", "6", "--trainer.logger", "false",
+        "--trainer.default_root_dir", str(folder), "--convergence.verbose", "false",
+        "--report.print_table", "false", "--trainer.accelerator", "cpu",
+        "--trainer.devices", str(processes),
+        *(["--trainer.strategy", "ddp"] if processes > 1 else []),
+        *QUIET,
+    ]  # fmt: skip
+    folder.mkdir()
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (checkpoint,) = folder.rglob("*.ckpt")
+    return torch.load(checkpoint, weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("optimization", ["manual", "automatic"])
+def test_two_ddp_processes_reach_the_parameters_of_one(optimization: str, tmp_path) -> None:
+    # 15 rows in global batches of 4: the last batch of 3 splits 1 + 2 between the
+    # processes, so each process's loss must be weighted by its share to match
+    one = fit_in_processes(1, optimization, tmp_path / "one")
+    two = fit_in_processes(2, optimization, tmp_path / "two")
+    assert one.keys() == two.keys() and "weight" in one
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=0)
+    assert not torch.equal(one["weight"], torch.zeros_like(one["weight"]))
