@@ -101,7 +101,8 @@ class StepLog:
     :meth:`add_loss` keeps one step's loss (a tensor, never synced); :meth:`add` keeps
     other values at a step; :meth:`flush` averages the losses over processes (one
     collective for the whole buffer), converts everything to numbers at once, and
-    writes it. ``train/rmse`` is written beside every ``train/loss``.
+    writes it. ``train/rmse`` is written beside every ``train/loss``; per-step values
+    are written every ``trainer.log_every_n_steps`` steps, as Lightning would.
 
     Attributes:
         listeners: called with ``(steps, losses)`` at each flush, in step order.
@@ -131,24 +132,24 @@ class StepLog:
     def flush(self, trainer: "pl.Trainer") -> None:
         """Write everything kept so far; every process must call it at the same point."""
         rows: dict[int, dict[str, float]] = {}
-        steps, losses = self._steps, []
+        steps, losses, rmses = self._steps, [], []
         if self._losses:
             stacked = torch.stack(self._losses)
             # the global loss of a step: the mean of the processes' (weighted) losses
             reduced = trainer.strategy.reduce(stacked, reduce_op="mean")
             losses, rmses = torch.stack((reduced, reduced.sqrt())).tolist()  # one sync
+            every = getattr(trainer, "log_every_n_steps", 1)  # set by the Trainer, untyped
             for step, loss, rmse in zip(steps, losses, rmses, strict=True):
-                rows.setdefault(step, {}).update({"train/loss": loss, "train/rmse": rmse})
+                if every > 0 and (step + 1) % every == 0:  # Lightning's step-logging rule
+                    rows.setdefault(step, {}).update({"train/loss": loss, "train/rmse": rmse})
         for step, values in self._values:
             rows.setdefault(step, {}).update(values)
         self._steps, self._losses, self._values = [], [], []
-        if not rows:
-            return
         if losses:
             trainer.callback_metrics["train/loss"] = torch.tensor(losses[-1])
-            trainer.callback_metrics["train/rmse"] = torch.tensor(rows[steps[-1]]["train/rmse"])
+            trainer.callback_metrics["train/rmse"] = torch.tensor(rmses[-1])
             trainer.progress_bar_metrics["train/loss"] = losses[-1]
-        if trainer.is_global_zero:
+        if rows and trainer.is_global_zero:
             self._write(trainer, sorted(rows.items()))
         if steps:
             try:

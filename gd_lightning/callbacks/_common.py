@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import lightning.pytorch as pl
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
@@ -27,8 +28,17 @@ def column_names(
 
 
 def run_folder(trainer: "pl.Trainer") -> Path:
-    """The run's log folder (``lightning_logs/.../version_N``), or the root without a logger."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
+    """The run's log folder (``lightning_logs/.../version_N``), or the root without a logger.
+
+    What ``trainer.log_dir`` gives, without its broadcast: with several processes
+    that is a collective call, and the callbacks here write from rank 0 alone.
+    """
+    loggers = trainer.loggers
+    if not loggers:
+        return Path(trainer.default_root_dir)
+    logger = loggers[0]
+    folder = logger.log_dir if isinstance(logger, TensorBoardLogger | CSVLogger) else None
+    return Path(folder or logger.save_dir or trainer.default_root_dir)
 
 
 def checkpoint_folder(trainer: "pl.Trainer") -> Path:
