@@ -31,3 +31,9 @@ def test_speed_benchmark_runs_on_small_sizes() -> None:
     large = [row for row in rows if row.startswith("| large")]
     assert len(tiny) == 2 and all("µs/step" in row for row in tiny)
     assert len(large) == 4 and all("M rows/s" in row for row in large)
+
+
+def test_memory_benchmark_runs_on_small_sizes() -> None:
+    rows = table_rows("memory.py", "--gigabytes 0.01")
+    assert [row.split("|")[1].strip() for row in rows] == ["mapped", "loaded"]
+    assert all(row.count("MiB") == 2 for row in rows)

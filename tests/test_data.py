@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import CROP_INPUTS, CROP_TARGETS
+from conftest import CROP_INPUTS, CROP_TARGETS, fit
 
 from gd_lightning import (
     ArangeDataModule,
@@ -11,10 +11,12 @@ from gd_lightning import (
     EpochBatchSampler,
     FullBatch,
     InputError,
+    LinearRegression,
     NoisyLineDataModule,
     SpeedDataModule,
     TabularDataModule,
 )
+from gd_lightning.data.mapped import MappedDataset
 
 
 def rows_of(loader) -> list[list[float]]:
@@ -332,3 +334,55 @@ def test_full_batch_is_served_without_a_data_loader() -> None:
     workers = CropYieldsDataModule(num_workers=1)
     workers.setup("fit")
     assert isinstance(workers.train_dataloader(), torch.utils.data.DataLoader)
+
+
+def write_npy_pair(folder, rows: int = 300) -> tuple[str, str]:
+    generator = np.random.default_rng(1)
+    x = generator.normal(size=(rows, 3)).astype(np.float32)
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", (x @ np.array([1.0, -2.0, 0.5], dtype=np.float32)) + 3.0)
+    return str(folder / "x.npy"), str(folder / "y.npy")
+
+
+def test_memory_mapped_npy_fits_exactly_as_loaded(tmp_path) -> None:
+    x_path, y_path = write_npy_pair(tmp_path)
+    states = []
+    for memory_map in (False, True):
+        torch.manual_seed(0)
+        data = TabularDataModule(features_path=x_path, targets_path=y_path, batch_size=32,
+                                 val_fraction=0.1, standardize_features=True,
+                                 memory_map=memory_map)  # fmt: skip
+        model = LinearRegression(3, 1, lr=0.1, optimization="manual")
+        fit(model, data, max_epochs=2)
+        states.append((model.state_dict(), data.standardization))
+    (loaded, loaded_scaling), (mapped, mapped_scaling) = states
+    assert isinstance(data.train_set, MappedDataset) and not hasattr(data.train_set, "tensors")
+    for name in loaded:
+        torch.testing.assert_close(mapped[name], loaded[name], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(mapped_scaling.feature_scale, loaded_scaling.feature_scale)
+
+
+def test_memory_mapped_batches_reach_worker_processes_as_paths(tmp_path) -> None:
+    x_path, y_path = write_npy_pair(tmp_path, rows=50)
+    data = TabularDataModule(features_path=x_path, targets_path=y_path, batch_size=8,
+                             memory_map=True, num_workers=1, shuffle=False)  # fmt: skip
+    data.setup("fit")
+    assert data.train_set.maps  # opened here; the copy sent to the worker is not
+    rows = torch.cat([x for x, _ in data.train_dataloader()])
+    assert torch.equal(rows, torch.from_numpy(np.load(x_path)))
+
+
+def test_memory_mapped_data_is_checked_block_by_block_and_needs_a_batch_size(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x_path, y_path = write_npy_pair(tmp_path)
+    with pytest.raises(InputError, match="set data.batch_size"):
+        TabularDataModule(features_path=x_path, targets_path=y_path, memory_map=True)
+    x = np.load(x_path)
+    x[250, 1] = np.nan
+    np.save(x_path, x)
+    monkeypatch.setattr(MappedDataset, "block_rows", 100)  # the NaN sits in the third block
+    data = TabularDataModule(features_path=x_path, targets_path=y_path, batch_size=8,
+                             memory_map=True)  # fmt: skip
+    with pytest.raises(InputError, match="'x1' is nan in data row 251"):
+        data.setup("fit")

@@ -7,9 +7,13 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from gd_lightning.data.mapped import MappedDataset
 from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
+
+#: a split: rows held as tensors, or rows of memory-mapped files
+Rows = TensorDataset | MappedDataset
 
 
 class TensorDataModule(LightningDataModule):
@@ -82,10 +86,10 @@ class TensorDataModule(LightningDataModule):
         self.standardize_features = standardize_features
         self.standardize_targets = standardize_targets
         self.standardization: Standardization | None = None
-        self.full_set: TensorDataset | None = None
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
-        self.test_set: TensorDataset | None = None
+        self.full_set: Rows | None = None
+        self.train_set: Rows | None = None
+        self.val_set: Rows | None = None
+        self.test_set: Rows | None = None
         self._device_sets: dict[int, tuple[TensorDataset, TensorDataset]] = {}
 
     @property
@@ -118,8 +122,9 @@ class TensorDataModule(LightningDataModule):
                 x[train_rows], y[train_rows], self.standardize_features, self.standardize_targets
             )
 
-    def _check(self, x: Tensor, y: Tensor) -> None:
-        """Refuse data of the wrong shape or with missing or infinite values."""
+    def _check(self, x: Tensor, y: Tensor, first_row: int = 0) -> None:
+        """Refuse data of the wrong shape or with missing or infinite values (``x`` and
+        ``y`` may be a block of the data starting at data row ``first_row``)."""
         for what, tensor, names in (
             ("features", x, self.feature_names),
             ("targets", y, self.target_names),
@@ -133,7 +138,7 @@ class TensorDataModule(LightningDataModule):
                 row, column = (int(i) for i in bad.nonzero()[0])
                 raise InputError(
                     f"{what[:-1]} {names[column]!r} is {tensor[row, column].item()} in data row "
-                    f"{row + 1}: remove or fill missing and infinite values"
+                    f"{first_row + row + 1}: remove or fill missing and infinite values"
                 )
         if len(x) != len(y):
             raise InputError(
@@ -164,15 +169,18 @@ class TensorDataModule(LightningDataModule):
         train_rows = order[num_val + num_test :]
         return train_rows.sort().values, val_rows.sort().values, test_rows.sort().values
 
-    def _loader(self, dataset: TensorDataset | None, train: bool = False) -> Any:
+    def _loader(self, dataset: Rows | None, train: bool = False) -> Any:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         num_rows = len(dataset)
         batch_size = min(self.batch_size or num_rows, num_rows)
         replicas, rank = self._processes()
-        dataset = self._on_device(dataset)
-        if batch_size == num_rows and replicas == 1 and self.num_workers == 0:
-            return FullBatch(*dataset.tensors)  # no loader machinery for one batch an epoch
+        device = torch.device("cpu")
+        if isinstance(dataset, TensorDataset):
+            dataset = self._on_device(dataset)
+            device = dataset.tensors[0].device
+            if batch_size == num_rows and replicas == 1 and self.num_workers == 0:
+                return FullBatch(*dataset.tensors)  # no loader machinery for one batch an epoch
         # one sampler element is one whole batch, gathered by the dataset with one
         # indexing operation per tensor, instead of a __getitem__ per row and a collate
         sampler = EpochBatchSampler(
@@ -182,7 +190,7 @@ class TensorDataModule(LightningDataModule):
             seed=self.seed,
             num_replicas=replicas,
             rank=rank,
-            device=dataset.tensors[0].device,
+            device=device,
         )
         return DataLoader(
             dataset,
@@ -230,7 +238,7 @@ class TensorDataModule(LightningDataModule):
             )
         return self._loader(self.full_set)
 
-    def _eval_loader(self, dataset: TensorDataset | None, what: str, option: str) -> Any:
+    def _eval_loader(self, dataset: Rows | None, what: str, option: str) -> Any:
         if dataset is not None and len(dataset) == 0:
             fn = self.trainer.state.fn if self.trainer is not None else None
             if fn in ("validate", "test"):

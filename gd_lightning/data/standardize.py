@@ -1,5 +1,6 @@
 """Feature and target standardization, with statistics from the training split."""
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -42,8 +43,32 @@ class Standardization:
             >>> s.feature_shift, s.feature_scale, s.target_scale
             (tensor([2., 0.]), tensor([1., 1.]), tensor([1.]))
         """
-        constant = torch.where((x == x[:1]).all(0), x[0], torch.nan)
-        return cls(*_shift_scale(x, features), *_shift_scale(y, targets), constant)
+        return cls.from_chunks([(x, y)], features, targets)
+
+    @classmethod
+    def from_chunks(
+        cls, chunks: Iterable[tuple[Tensor, Tensor]], features: bool, targets: bool
+    ) -> "Standardization":
+        """The same statistics from the training rows given a block at a time (data too
+        big to hold whole). Sums are float64, of values shifted by the first block's
+        mean, so the standard deviations keep their precision."""
+        moments: list[_Moments] = []
+        first_x: Tensor | None = None
+        for x, y in chunks:
+            if first_x is None:
+                first_x = x[0].double()
+                moments = [_Moments(x), _Moments(y)]
+            for moment, values in zip(moments, (x, y), strict=True):
+                moment.add(values)
+        if first_x is None:
+            raise ValueError("no training rows to standardize with")
+        x_moments, y_moments = moments
+        constant = torch.where(x_moments.constant, first_x, torch.nan).float()
+        return cls(*x_moments.shift_scale(features), *y_moments.shift_scale(targets), constant)
+
+    def apply(self, fn: Callable[[Tensor], Tensor]) -> "Standardization":
+        """A copy with ``fn`` applied to every tensor (``fn`` moves them to a device)."""
+        return type(self)(*(fn(getattr(self, name)) for name in self.__dataclass_fields__))
 
     def as_dict(self) -> dict[str, list[float]]:
         """Plain lists, for a checkpoint that loads with ``weights_only=True``."""
@@ -64,17 +89,40 @@ class Standardization:
         return _changes(self.target_shift, self.target_scale)
 
 
-def _shift_scale(values: Tensor, standardize: bool) -> tuple[Tensor, Tensor]:
-    width = values.shape[1]
-    if not standardize:
-        return torch.zeros(width), torch.ones(width)
-    mean = values.double().mean(0)
-    std = values.double().std(0, correction=0)
-    constant = std == 0
-    return (
-        torch.where(constant, 0.0, mean).float(),
-        torch.where(constant, 1.0, std).float(),
-    )
+class _Moments:
+    """Running count, sum and sum of squares of shifted columns, and which stay constant."""
+
+    def __init__(self, first: Tensor) -> None:
+        self.shift = first.double().mean(0)
+        self.count = 0
+        self.total = torch.zeros_like(self.shift)
+        self.squares = torch.zeros_like(self.shift)
+        self.low = first[0].double()
+        self.high = first[0].double()
+
+    def add(self, values: Tensor) -> None:
+        shifted = values.double() - self.shift
+        self.count += len(values)
+        self.total += shifted.sum(0)
+        self.squares += (shifted * shifted).sum(0)
+        self.low = torch.minimum(self.low, values.double().amin(0))
+        self.high = torch.maximum(self.high, values.double().amax(0))
+
+    @property
+    def constant(self) -> Tensor:
+        return self.low == self.high
+
+    def shift_scale(self, standardize: bool) -> tuple[Tensor, Tensor]:
+        width = len(self.shift)
+        if not standardize:
+            return torch.zeros(width), torch.ones(width)
+        offset = self.total / self.count
+        std = (self.squares / self.count - offset * offset).clamp(min=0).sqrt()
+        constant = self.constant
+        return (
+            torch.where(constant, 0.0, self.shift + offset).float(),
+            torch.where(constant, 1.0, std).float(),
+        )
 
 
 def _changes(shift: Tensor, scale: Tensor) -> bool:

@@ -10,6 +10,8 @@ import torch
 from torch import Tensor
 
 from gd_lightning.data.base import TensorDataModule
+from gd_lightning.data.mapped import MappedDataset
+from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 
 
@@ -29,12 +31,21 @@ class TabularDataModule(TensorDataModule):
     (a missing file, an unknown column) surface at once and ``in_features`` and
     ``out_features`` are known; the values are read in :meth:`setup`.
 
+    With ``memory_map=True`` the ``.npy`` files are never loaded whole: they stay
+    memory-mapped (NumPy's ``mmap_mode="r"``), each batch is gathered from the maps
+    (see :class:`~gd_lightning.data.mapped.MappedDataset`), and the checks for
+    missing values and the standardization statistics read the files a block at a
+    time. Memory then holds batches, not the data, for files bigger than memory.
+    It needs a ``batch_size``. The least-squares reference of the convergence
+    monitor, ``lr: auto`` and the figures need the data in memory and are off.
+
     Args:
         csv_path: a CSV file with a header line.
         features_path: a ``.npy`` array of features, shape (rows,) or (rows, in_features).
         targets_path: a ``.npy`` array of targets, shape (rows,) or (rows, out_features).
         features: input column names.
         targets: target column names (required with ``csv_path``).
+        memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
         **kwargs: batching and splitting options of :class:`TensorDataModule`.
 
     Example:
@@ -55,9 +66,18 @@ class TabularDataModule(TensorDataModule):
         targets_path: str | None = None,
         features: list[str] | None = None,
         targets: list[str] | None = None,
+        memory_map: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.memory_map = memory_map
+        if memory_map and features_path is None:
+            raise InputError("data.memory_map works with .npy files: give data.features_path")
+        if memory_map and self.batch_size is None:
+            raise InputError(
+                "data.memory_map reads the data a batch at a time: set data.batch_size "
+                "(a full batch would load the whole file)"
+            )
         self.csv_path = csv_path
         self.features_path = features_path
         self.targets_path = targets_path
@@ -172,7 +192,29 @@ class TabularDataModule(TensorDataModule):
         self.feature_names = _column_names(features, x_cols[0] if x_cols else 1, "x", "features")
         self.target_names = _column_names(targets, y_cols[0] if y_cols else 1, "y", "targets")
 
+    def _setup_mapped(self) -> None:
+        """The memory-mapped splits: row numbers into the files, checked block by block."""
+        paths = (str(self.features_path), str(self.targets_path))
+        self.full_set = MappedDataset(*paths)
+        first = 0
+        for x, y in self.full_set.chunks():
+            self._check(x, y, first_row=first)
+            first += len(x)
+        train_rows, val_rows, test_rows = self._split(len(self.full_set))
+        self.train_set = MappedDataset(*paths, rows=train_rows)
+        self.val_set = MappedDataset(*paths, rows=val_rows)
+        self.test_set = MappedDataset(*paths, rows=test_rows)
+        if self.standardize_features or self.standardize_targets:
+            self.standardization = Standardization.from_chunks(
+                self.train_set.chunks(), self.standardize_features, self.standardize_targets
+            )
+
     # --- both ------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.memory_map and self.full_set is None:
+            self._setup_mapped()
+        super().setup(stage)
 
     def load(self) -> tuple[Tensor, Tensor]:
         if self.csv_path is not None:

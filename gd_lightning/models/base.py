@@ -162,7 +162,18 @@ class RegressionModule(LightningModule):
         self._scales_inputs = standardization is not None and standardization.features
         self._scales_targets = standardization is not None and standardization.targets
         scales = self._scales_inputs or self._scales_targets
-        self.standardization = standardization if scales else None
+        device = self.device
+        self.standardization = (
+            standardization.apply(lambda t: t.to(device)) if standardization and scales else None
+        )
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "RegressionModule":
+        super()._apply(fn, recurse)
+        if self.standardization is not None:
+            # not buffers (there may be none), yet they go where the model goes, so a
+            # step on a GPU copies nothing from the host
+            self.standardization = self.standardization.apply(fn)
+        return self
 
     def _fit_inputs(self, x: Tensor) -> Tensor:
         s = self.standardization

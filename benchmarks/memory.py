@@ -1,0 +1,119 @@
+"""Peak memory of a fit over ``.npy`` files, memory-mapped against loaded whole.
+
+Writes a features file of about ``--gigabytes`` GB (float32, 32 columns) and its
+targets, then fits ``LinearRegression`` for one epoch of minibatches of 4096 through
+``TabularDataModule``, once with ``memory_map: true`` and once loading the arrays,
+each in a fresh process. Reported per run: the peak of the process's own
+(anonymous) memory, sampled every 5 ms from ``/proc/self/status``, which is what
+the data costs; and the peak resident size, which also counts pages of the mapped
+file the operating system holds in its cache and may drop at any time.
+
+    python benchmarks/memory.py                  # about 3 GB
+    python benchmarks/memory.py --gigabytes 0.05 # a quick look
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = 32
+BATCH = 4096
+
+
+def write_data(folder: Path, gigabytes: float) -> int:
+    """``x.npy`` (rows, 32) and ``y.npy`` (rows, 1), written a block at a time; rows."""
+    rows = int(gigabytes * 1e9 / (FEATURES * 4))
+    x = np.lib.format.open_memmap(folder / "x.npy", "w+", np.float32, (rows, FEATURES))
+    y = np.lib.format.open_memmap(folder / "y.npy", "w+", np.float32, (rows, 1))
+    generator = np.random.default_rng(0)
+    weights = generator.normal(size=(FEATURES, 1)).astype(np.float32)
+    for start in range(0, rows, 1 << 20):
+        block = generator.normal(size=(min(1 << 20, rows - start), FEATURES)).astype(np.float32)
+        x[start : start + len(block)] = block
+        y[start : start + len(block)] = block @ weights + 0.5
+    x.flush()
+    y.flush()
+    del x, y
+    return rows
+
+
+def memory_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def child(folder: str, memory_map: bool) -> None:
+    """One fit in this process; prints its peaks as JSON."""
+    warnings.filterwarnings("ignore")
+    from lightning.pytorch import Trainer  # imported here: the parent needs none of it
+
+    from gd_lightning import LinearRegression, TabularDataModule
+
+    peak = [memory_kib("RssAnon")]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], memory_kib("RssAnon"))
+
+    threading.Thread(target=sample, daemon=True).start()
+    baseline = memory_kib("RssAnon")
+    start = time.perf_counter()
+    data = TabularDataModule(
+        features_path=f"{folder}/x.npy",
+        targets_path=f"{folder}/y.npy",
+        batch_size=BATCH,
+        memory_map=memory_map,
+    )
+    model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
+    trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    done.set()
+    print(json.dumps({
+        "anon_mib": (peak[0] - baseline) / 1024,
+        "rss_peak_mib": memory_kib("VmHWM") / 1024,
+        "seconds": time.perf_counter() - start,
+    }))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gigabytes", type=float, default=3.0)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        child(options.child[0], options.child[1] == "mapped")
+        return
+    folder = Path(tempfile.mkdtemp())
+    rows = write_data(folder, options.gigabytes)
+    size_mib = sum(p.stat().st_size for p in folder.glob("*.npy")) / 2**20
+    print(f"{rows:,} rows x {FEATURES} float32 columns: {size_mib:,.0f} MiB of .npy files")
+    print("| run | peak own memory | peak resident (with cached file pages) | time |")
+    print("|---|---|---|---|")
+    for mode in ("mapped", "loaded"):
+        done = subprocess.run(
+            [sys.executable, __file__, "--child", str(folder), mode],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        peaks = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"| {mode} | {peaks['anon_mib']:,.0f} MiB | {peaks['rss_peak_mib']:,.0f} MiB "
+              f"| {peaks['seconds']:.1f} s |")  # fmt: skip
+    for path in folder.glob("*.npy"):
+        path.unlink()
+    folder.rmdir()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Rows of ``.npy`` files bigger than memory: memory-mapped, gathered a batch at a time."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class MappedDataset(Dataset):
+    """Some or all rows of a features and a targets ``.npy`` file, read through
+    ``numpy.load(mmap_mode="r")``.
+
+    Nothing is loaded whole: ``dataset[index_tensor]`` or ``dataset[slice]`` gathers
+    one batch from the maps (one NumPy fancy-indexing operation per file), as
+    float32 tensors of shape (batch, columns). The operating system pages the rows
+    in as they are read and may drop them again, so memory holds the batches, not
+    the file. The maps are opened lazily, so the dataset travels to ``DataLoader``
+    worker processes as two paths and row numbers, not as the data.
+
+    Args:
+        features_path: the features array, shape (rows,) or (rows, columns).
+        targets_path: the targets array, with as many rows.
+        rows: the file rows this dataset serves, in order (``None``: all of them).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> np.save(folder / "x.npy", np.arange(10.0).reshape(5, 2))
+        >>> np.save(folder / "y.npy", np.arange(5.0))
+        >>> data = MappedDataset(folder / "x.npy", folder / "y.npy", rows=torch.tensor([1, 3, 4]))
+        >>> len(data), data[torch.tensor([2, 0])]
+        (3, (tensor([[8., 9.],
+                [2., 3.]]), tensor([[4.],
+                [1.]])))
+    """
+
+    #: rows per block when the data is read through in order
+    block_rows = 1 << 20
+
+    def __init__(
+        self, features_path: str | Path, targets_path: str | Path, rows: Tensor | None = None
+    ) -> None:
+        self.paths = (Path(features_path), Path(targets_path))
+        self.rows = rows
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The two arrays, memory-mapped, as 2-D (rows, columns)."""
+        if self._maps is None:
+            x, y = (np.load(path, mmap_mode="r", allow_pickle=False) for path in self.paths)
+            self._maps = (x.reshape(len(x), -1), y.reshape(len(y), -1))
+        return self._maps
+
+    def __len__(self) -> int:
+        return len(self.rows) if self.rows is not None else len(self.maps[0])
+
+    def __getitem__(self, index: Tensor | slice | int) -> tuple[Tensor, Tensor]:
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        if self.rows is not None:
+            positions: Any = self.rows[index].numpy()
+        elif isinstance(index, Tensor):
+            positions = index.cpu().numpy()
+        else:
+            positions = index
+        return tuple(  # type: ignore[return-value]
+            torch.from_numpy(np.asarray(array[positions], dtype=np.float32)) for array in self.maps
+        )
+
+    def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """All rows in order, :attr:`block_rows` at a time (reads the files once, in order)."""
+        size = self.block_rows
+        for start in range(0, len(self), size):
+            yield self[slice(start, min(start + size, len(self)))]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_maps": None}  # a worker opens its own maps
