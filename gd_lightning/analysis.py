@@ -79,12 +79,16 @@ class FitReference:
 
     def loss(self, theta: Tensor) -> float:
         """The MSE over the whole data at parameters ``theta`` (p, K), in original units."""
-        theta = theta.double()
+        return self.losses(theta.unsqueeze(0))[0]
+
+    def losses(self, thetas: Tensor) -> list[float]:
+        """:meth:`loss` at each of several parameters ``thetas`` (count, p, K), at once."""
+        theta = thetas.double()
         per_target = (
-            (theta * (self.gram @ theta)).sum(0) - 2 * (theta * self.cross).sum(0) + self.square
+            (theta * (self.gram @ theta)).sum(1) - 2 * (theta * self.cross).sum(1) + self.square
         )
         per_target = per_target.clamp_min(0.0)  # rounding can dip a hair below an exact 0
-        return float((per_target * self.target_scale**2).mean())
+        return (per_target * self.target_scale**2).mean(1).tolist()
 
     @cached_property
     def optimum_loss(self) -> float:

@@ -60,6 +60,8 @@ class GDLightningCLI(LightningCLI):
         ]
         if own or config.get("enable_checkpointing") is False:
             forced = [c for c in forced if c is not checkpoint]
+        if self.subcommand != "predict":  # every callback costs each hook Lightning calls
+            forced = [c for c in forced if not isinstance(c, PredictionWriter)]
         return self._instantiate_trainer({**config, **kwargs}, forced)
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it

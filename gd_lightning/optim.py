@@ -49,3 +49,18 @@ class GradientDescent(Optimizer):
                 if p.grad is not None:
                     p -= lr * p.grad
         return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset every gradient (to ``None``, or to zeros with ``set_to_none=False``).
+
+        The same as ``Optimizer.zero_grad``, without its profiler record, which costs
+        as much as the tutorial's update itself.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().zero_()

@@ -106,10 +106,13 @@ class StepLog:
 
     Attributes:
         listeners: called with ``(steps, losses)`` at each flush, in step order.
+        producers: called at the start of each flush, to :meth:`add` values worked
+            out in bulk (the convergence monitor's gaps).
     """
 
     def __init__(self) -> None:
         self.listeners: list[LossListener] = []
+        self.producers: list[Callable[[], None]] = []
         self._steps: list[int] = []
         self._losses: list[Tensor] = []
         self._values: list[tuple[int, dict[str, float]]] = []
@@ -127,10 +130,13 @@ class StepLog:
         """Keep ``values`` (numbers, the same on every process) to be written at ``step``;
         they are in ``trainer.callback_metrics`` at once."""
         self._values.append((step, values))
-        trainer.callback_metrics.update({name: torch.tensor(v) for name, v in values.items()})
+        tensors = torch.tensor(list(values.values())).unbind()  # one tensor made, not one each
+        trainer.callback_metrics.update(zip(values, tensors, strict=True))
 
     def flush(self, trainer: "pl.Trainer") -> None:
         """Write everything kept so far; every process must call it at the same point."""
+        for producer in list(self.producers):
+            producer()
         rows: dict[int, dict[str, float]] = {}
         steps, losses, rmses = self._steps, [], []
         if self._losses:

@@ -26,6 +26,12 @@ class FitCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_epochs: int = 0, **kwargs: Any) -> None:
         super().__init__(every_n_epochs=every_n_epochs, **kwargs)
+        # Lightning formats this key anew for every hook it calls, ten times an epoch
+        self._state_key = super().state_key
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._due(trainer):  # else skip even the copy of every metric Lightning makes

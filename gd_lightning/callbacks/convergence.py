@@ -14,6 +14,7 @@ from gd_lightning.errors import DivergenceError
 if TYPE_CHECKING:
     from gd_lightning.analysis import FitReference
     from gd_lightning.models.base import RegressionModule
+    from gd_lightning.steplog import StepLog
 
 
 class ConvergenceMonitor(Callback):
@@ -30,7 +31,9 @@ class ConvergenceMonitor(Callback):
       predicted number of epochs to come within ``report_gap`` of the optimum; and
       warns in one line when the learning rate is at or above the stable bound;
     - logs ``train/excess_loss`` (the training split's loss minus the optimum's)
-      and ``train/gap`` (that excess relative to the optimum) after every epoch;
+      and ``train/gap`` (that excess relative to the optimum) after every epoch
+      (worked out in bulk when the model writes its training values, every 50 steps
+      and at the end; at each epoch's end when ``target_gap`` is set);
     - stops the fit once the gap is at most ``target_gap``, if given;
     - prints at the end ``loss X; best possible Y; gap Z%``;
     - stops a run whose loss becomes NaN or infinite, or grows above
@@ -65,6 +68,7 @@ class ConvergenceMonitor(Callback):
         self.divergence_factor = divergence_factor
         self.verbose = verbose
         self._scale: float | None = None
+        self._pending: list[tuple[int, torch.Tensor]] = []  # (step, parameters) to measure
         #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
 
@@ -89,7 +93,9 @@ class ConvergenceMonitor(Callback):
         step_log = getattr(pl_module, "step_log", None)
         if step_log is not None and self._check_losses not in step_log.listeners:
             step_log.listeners.append(self._check_losses)
+            step_log.producers.append(self._log_gaps)
         self._trainer, self._module = trainer, pl_module
+        self._pending = []
 
     def on_train_batch_end(
         self,
@@ -122,11 +128,15 @@ class ConvergenceMonitor(Callback):
         reference = self._reference(pl_module)
         if reference is None:
             return
+        step_log = getattr(pl_module, "step_log", None)
+        step = max(trainer.global_step - 1, 0)
+        if step_log is not None and self.target_gap is None:
+            # worked out with the losses, in bulk, when the model writes them
+            self._pending.append((step, _theta(pl_module).detach().clone()))
+            return
         excess = reference.excess(_theta(pl_module))
         gap = reference.relative(excess)
-        step_log = getattr(pl_module, "step_log", None)
         if step_log is not None:
-            step = max(trainer.global_step - 1, 0)
             step_log.add(trainer, step, {"train/excess_loss": excess, "train/gap": gap})
         else:
             pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
@@ -138,10 +148,27 @@ class ConvergenceMonitor(Callback):
                 f"{trainer.current_epoch + 1} epochs ({trainer.global_step} steps): stopping"
             )
 
+    def _log_gaps(self) -> None:
+        """The excess losses and gaps of the epochs since the last write, computed at once."""
+        if not self._pending:
+            return
+        reference = self._reference(self._module)
+        steps, thetas = zip(*self._pending, strict=True)
+        self._pending = []
+        if reference is None:
+            return
+        optimum = reference.optimum_loss
+        step_log = cast("StepLog", self._module.step_log)
+        for step, loss in zip(steps, reference.losses(torch.stack(thetas)), strict=True):
+            excess = loss - optimum
+            gap = reference.relative(excess)
+            step_log.add(self._trainer, step, {"train/excess_loss": excess, "train/gap": gap})
+
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         step_log = getattr(pl_module, "step_log", None)
         if step_log is not None and self._check_losses in step_log.listeners:
             step_log.listeners.remove(self._check_losses)
+            step_log.producers.remove(self._log_gaps)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self._reference(pl_module)

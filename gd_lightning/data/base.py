@@ -12,6 +12,9 @@ from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDatase
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 
+#: rows checked at a time
+BLOCK_ROWS = 1 << 20
+
 #: a split: rows held as tensors, or rows of memory-mapped files
 Rows = TensorDataset | MappedDataset
 
@@ -114,12 +117,14 @@ class TensorDataModule(LightningDataModule):
         self._check(x, y)
         train_rows, val_rows, test_rows = self._split(len(x))
         self.full_set = GatherDataset(x, y)
-        self.train_set = GatherDataset(x[train_rows], y[train_rows])
+        # without held-out rows the training split is the data itself, not a copy
+        train_x, train_y = (x, y) if train_rows is None else (x[train_rows], y[train_rows])
+        self.train_set = GatherDataset(train_x, train_y)
         self.val_set = GatherDataset(x[val_rows], y[val_rows])
         self.test_set = GatherDataset(x[test_rows], y[test_rows])
         if self.standardize_features or self.standardize_targets:
             self.standardization = Standardization.from_training(
-                x[train_rows], y[train_rows], self.standardize_features, self.standardize_targets
+                train_x, train_y, self.standardize_features, self.standardize_targets
             )
 
     def _check(self, x: Tensor, y: Tensor, first_row: int = 0) -> None:
@@ -133,20 +138,23 @@ class TensorDataModule(LightningDataModule):
                 raise InputError(
                     f"{what} have shape {tuple(tensor.shape)}, expected (rows, {len(names)})"
                 )
-            bad = ~torch.isfinite(tensor)
-            if bad.any():
-                row, column = (int(i) for i in bad.nonzero()[0])
-                raise InputError(
-                    f"{what[:-1]} {names[column]!r} is {tensor[row, column].item()} in data row "
-                    f"{first_row + row + 1}: remove or fill missing and infinite values"
-                )
+            for start in range(0, len(tensor), BLOCK_ROWS):  # bounded temporaries
+                bad = ~torch.isfinite(tensor[start : start + BLOCK_ROWS])
+                if bad.any():
+                    row, column = (int(i) for i in bad.nonzero()[0])
+                    value = tensor[start + row, column].item()
+                    raise InputError(
+                        f"{what[:-1]} {names[column]!r} is {value} in data row "
+                        f"{first_row + start + row + 1}: remove or fill missing and infinite values"
+                    )
         if len(x) != len(y):
             raise InputError(
                 f"{len(x)} rows of features but {len(y)} rows of targets: they must match"
             )
 
-    def _split(self, num_rows: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Row indices of the train, validation and test splits, each in file order."""
+    def _split(self, num_rows: int) -> tuple[Tensor | None, Tensor, Tensor]:
+        """Row indices of the train, validation and test splits, each in file order;
+        ``None`` for the training split when it is every row."""
         counts = {}
         for name, fraction in (
             ("val_fraction", self.val_fraction),
@@ -159,6 +167,9 @@ class TensorDataModule(LightningDataModule):
                     f"R² needs at least 2: raise {name} or set it to 0"
                 )
         num_val, num_test = counts["val_fraction"], counts["test_fraction"]
+        if num_val + num_test == 0:
+            nothing = torch.zeros(0, dtype=torch.long)
+            return None, nothing, nothing
         if num_rows - num_val - num_test < 2:
             raise InputError(
                 f"only {num_rows - num_val - num_test} of {num_rows} rows are left for "

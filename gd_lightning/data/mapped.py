@@ -56,6 +56,13 @@ class MappedDataset(Dataset):
             self._maps = (x.reshape(len(x), -1), y.reshape(len(y), -1))
         return self._maps
 
+    def subset(self, rows: Tensor | None) -> "MappedDataset":
+        """The dataset of ``rows`` (``None``: all), sharing this one's maps: one mapping
+        of each file, however many splits read it."""
+        subset = MappedDataset(*self.paths, rows=rows)
+        subset._maps = self._maps
+        return subset
+
     def __len__(self) -> int:
         return len(self.rows) if self.rows is not None else len(self.maps[0])
 

@@ -194,16 +194,16 @@ class TabularDataModule(TensorDataModule):
 
     def _setup_mapped(self) -> None:
         """The memory-mapped splits: row numbers into the files, checked block by block."""
-        paths = (str(self.features_path), str(self.targets_path))
-        self.full_set = MappedDataset(*paths)
+        full = MappedDataset(str(self.features_path), str(self.targets_path))
         first = 0
-        for x, y in self.full_set.chunks():
+        for x, y in full.chunks():
             self._check(x, y, first_row=first)
             first += len(x)
-        train_rows, val_rows, test_rows = self._split(len(self.full_set))
-        self.train_set = MappedDataset(*paths, rows=train_rows)
-        self.val_set = MappedDataset(*paths, rows=val_rows)
-        self.test_set = MappedDataset(*paths, rows=test_rows)
+        train_rows, val_rows, test_rows = self._split(len(full))
+        self.full_set = full
+        self.train_set = full.subset(train_rows)
+        self.val_set = full.subset(val_rows)
+        self.test_set = full.subset(test_rows)
         if self.standardize_features or self.standardize_targets:
             self.standardization = Standardization.from_chunks(
                 self.train_set.chunks(), self.standardize_features, self.standardize_targets

@@ -117,8 +117,10 @@ class RegressionModule(LightningModule):
         self.step_log = StepLog()
         self.train_stats = TrainStats()
         self._closed_epoch = -1
-        self.val_metrics = _metric_collection("val/")
-        self.test_metrics = _metric_collection("test/")
+        # made when first needed and kept out of the module tree: Lightning walks that
+        # tree several times a step, and hashing each torchmetrics module there cost
+        # more than a tutorial's arithmetic
+        self._eval_metrics: dict[str, MetricCollection] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook it calls, about 40 times a
@@ -230,6 +232,7 @@ class RegressionModule(LightningModule):
         self.set_standardization(getattr(datamodule, "standardization", None))
         self.reference = None
         self._closed_epoch = -1
+        self.train_stats.reset()
 
     def fit_reference(self) -> FitReference | None:
         """The least-squares facts of the current fit's training split (computed once per fit).
@@ -283,13 +286,31 @@ class RegressionModule(LightningModule):
             self.train_stats.update(preds.detach(), y)
             weight = self._process_weight(batch_size)
             self.step_log.add_loss(self.global_step, shown if weight is None else shown * weight)
+            if len(self.step_log) >= FLUSH_EVERY:
+                self.step_log.flush(self.trainer)
             return loss if weight is None else loss * weight
-        metrics: MetricCollection = getattr(self, f"{stage}_metrics")
+        metrics = self._eval_metrics.get(stage)
+        if metrics is None:
+            metrics = self._eval_metrics[stage] = _metric_collection(f"{stage}/")
+        metrics.to(self.device)  # a no-op once there
         metrics.update(preds.detach(), y)
         self.log(f"{stage}/loss", shown, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=batch_size)  # fmt: skip
-        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=batch_size)
+                 batch_size=batch_size, sync_dist=self.trainer.world_size > 1)  # fmt: skip
         return loss
+
+    def _log_eval_metrics(self, stage: Stage) -> None:
+        """Log the epoch's ``{stage}/{mse,rmse,mae,r2}`` (over every process) and reset."""
+        metrics = self._eval_metrics.get(stage)
+        if metrics is None or not any(m.update_called for m in metrics.values()):
+            return
+        self.log_dict(metrics.compute(), on_step=False, on_epoch=True)
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_eval_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_eval_metrics("test")
 
     def _process_weight(self, batch_size: int) -> Tensor | None:
         """Under several processes, this process's share of the global batch, times the
@@ -303,13 +324,6 @@ class RegressionModule(LightningModule):
         # reduce() sums in place: hand it a tensor of its own
         total = trainer.strategy.reduce(torch.tensor(rows, device=self.device), reduce_op="sum")
         return trainer.world_size * rows / total
-
-    def on_train_epoch_start(self) -> None:
-        self.train_stats.reset()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if len(self.step_log) >= FLUSH_EVERY:
-            self.step_log.flush(self.trainer)
 
     def flush_logs(self) -> None:
         """Write the training values kept so far to the loggers and ``callback_metrics``."""
@@ -334,6 +348,7 @@ class RegressionModule(LightningModule):
                 total = torch.tensor(float(count), device=sums.device)
                 count = int(trainer.strategy.reduce(total, reduce_op="sum"))
             metrics = stats.compute(sums, count)
+            stats.reset()
             step = max(trainer.global_step - 1, 0)
             values = {f"train/epoch_{name}": v for name, v in metrics.items()}
             self.step_log.add(trainer, step, values)
