@@ -1,7 +1,9 @@
 """Speed of the package's fit against a hand-written PyTorch loop, in one process.
 
 (a) Tiny: tutorial 5 (5 rows, full batch, lr 1e-5, the hand-written step) for
-    ``--tiny-steps`` steps: the tutorial's own loop against
+    ``--tiny-steps`` steps: the tutorial's own loop; the same step as the least a
+    LightningModule can be, in a Trainer without logger or checkpoint (what
+    Lightning's loop costs by itself); and
     ``gd-lightning fit --config configs/crop_yields_5.yaml`` (TensorBoard logging of
     every step, the checkpoint at the end, the convergence monitor and parameter
     report; the config's figures and the progress bar off: drawing 9 figures with
@@ -31,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import disable_possible_user_warnings
 from torch.utils.data import DataLoader, TensorDataset
 
-from gd_lightning import CropYieldsDataModule, LinearRegression, TabularDataModule
+from gd_lightning import CropYieldsDataModule, FullBatch, LinearRegression, TabularDataModule
 from gd_lightning.cli import cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -63,6 +65,43 @@ def tiny_by_hand(steps: int) -> float:
             b -= b.grad * 1e-5
             w.grad.zero_()
             b.grad.zero_()
+    return (time.perf_counter() - start) / steps
+
+
+class TutorialStep(LightningModule):
+    """Tutorial 5's step and nothing else, as the least any LightningModule does."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.batch = (inputs, targets)
+        torch.manual_seed(0)
+        self.w = torch.nn.Parameter(torch.randn(2, 3))
+        self.b = torch.nn.Parameter(torch.randn(2))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        inputs, targets = batch
+        diff = inputs @ self.w.t() + self.b - targets
+        self.manual_backward(torch.sum(diff * diff) / diff.numel())
+        with torch.no_grad():
+            for p in (self.w, self.b):
+                p -= p.grad * 1e-5
+                p.grad = None
+
+    def train_dataloader(self) -> FullBatch:
+        return FullBatch(*self.batch)  # the one batch, every epoch
+
+    def configure_optimizers(self) -> None:
+        return None
+
+
+def tiny_lightning_alone(steps: int) -> float:
+    """:class:`TutorialStep` in a Trainer without logger, checkpoint or progress bar."""
+    inputs, targets = CropYieldsDataModule(num_regions=5).load()
+    trainer = Trainer(max_epochs=steps, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(TutorialStep(inputs, targets))
     return (time.perf_counter() - start) / steps
 
 
@@ -186,6 +225,7 @@ def main() -> None:
     for _ in range(options.repeats):  # interleaved, so drifts in machine speed hit all alike
         for name, measure in (
             ("tiny: hand-written loop", lambda: tiny_by_hand(options.tiny_steps)),
+            ("tiny: Lightning alone", lambda: tiny_lightning_alone(options.tiny_steps)),
             ("tiny: gd-lightning fit", lambda: tiny_package(options.tiny_steps)),
             ("large: hand loop, X[idx]", lambda: large_by_hand(x, y, "index")),
             ("large: hand loop, index_select", lambda: large_by_hand(x, y, "index_select")),

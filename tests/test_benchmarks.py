@@ -29,7 +29,7 @@ def test_speed_benchmark_runs_on_small_sizes() -> None:
     rows = table_rows("speed.py", "--tiny-steps 5 --rows 9000 --repeats 1 --loader-batches 2")
     tiny = [row for row in rows if row.startswith("| tiny")]
     large = [row for row in rows if row.startswith("| large")]
-    assert len(tiny) == 2 and all("µs/step" in row for row in tiny)
+    assert len(tiny) == 3 and all("µs/step" in row for row in tiny)
     assert len(large) == 4 and all("M rows/s" in row for row in large)
 
 
