@@ -297,11 +297,24 @@ def test_worker_processes_serve_the_same_batches() -> None:
     assert orders[0] == orders[1]
 
 
-def test_batches_are_gathered_in_one_operation_and_unshuffled_ones_are_views() -> None:
+def test_batches_are_gathered_from_one_table_in_one_operation(monkeypatch) -> None:
     dm = CropYieldsDataModule(batch_size=4, shuffle=False)
     dm.setup("fit")
-    x, _ = next(iter(dm.predict_dataloader()))
-    assert x.data_ptr() == dm.full_set.tensors[0].data_ptr()  # a view: nothing copied
+    assert dm.train_set is dm.full_set  # no held-out rows: no copy
+    table = dm.full_set.table
+    assert dm.full_set.tensors[0].data_ptr() == table.data_ptr()  # features and targets
+    assert torch.equal(table, torch.from_numpy(np.hstack([CROP_INPUTS, CROP_TARGETS])))
+    x, y = next(iter(dm.predict_dataloader()))
+    assert x.is_contiguous() and y.is_contiguous()
+    assert torch.equal(y, torch.from_numpy(CROP_TARGETS[:4]))
+    gathers = []
+    original = torch.Tensor.index_select
+
+    def counted(self, *args):
+        gathers.append(self.shape)
+        return original(self, *args)
+
+    monkeypatch.setattr(torch.Tensor, "index_select", counted)
     shuffled = CropYieldsDataModule(batch_size=4, seed=1)
     shuffled.setup("fit")
     loader = shuffled.train_dataloader()
@@ -309,6 +322,7 @@ def test_batches_are_gathered_in_one_operation_and_unshuffled_ones_are_views() -
     order = torch.randperm(15, generator=torch.Generator().manual_seed(1))
     first = next(iter(loader))[0]
     assert torch.equal(first, torch.from_numpy(CROP_INPUTS)[order[:4]])
+    assert gathers == [(15, 5)]  # one gather from the table of 3 features and 2 targets
 
 
 def test_processes_share_each_global_batch_between_them() -> None:

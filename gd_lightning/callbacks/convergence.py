@@ -221,5 +221,6 @@ def _is_plain_descent(trainer: "pl.Trainer") -> bool:
 
 
 def _theta(pl_module: "pl.LightningModule") -> torch.Tensor:
-    """The model's parameters as a linear least-squares ``theta``."""
-    return cast("RegressionModule", pl_module).flat_parameters()
+    """The model's parameters as a linear least-squares ``theta``, on the CPU (where the
+    least-squares facts are)."""
+    return cast("RegressionModule", pl_module).flat_parameters().cpu()

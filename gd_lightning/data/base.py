@@ -119,7 +119,7 @@ class TensorDataModule(LightningDataModule):
         self.full_set = GatherDataset(x, y)
         # without held-out rows the training split is the data itself, not a copy
         train_x, train_y = (x, y) if train_rows is None else (x[train_rows], y[train_rows])
-        self.train_set = GatherDataset(train_x, train_y)
+        self.train_set = self.full_set if train_rows is None else GatherDataset(train_x, train_y)
         self.val_set = GatherDataset(x[val_rows], y[val_rows])
         self.test_set = GatherDataset(x[test_rows], y[test_rows])
         if self.standardize_features or self.standardize_targets:
@@ -191,7 +191,8 @@ class TensorDataModule(LightningDataModule):
             dataset = self._on_device(dataset)
             device = dataset.tensors[0].device
             if batch_size == num_rows and replicas == 1 and self.num_workers == 0:
-                return FullBatch(*dataset.tensors)  # no loader machinery for one batch an epoch
+                # no loader machinery for one batch an epoch
+                return FullBatch(*(t.contiguous() for t in dataset.tensors))
         # one sampler element is one whole batch, gathered by the dataset with one
         # indexing operation per tensor, instead of a __getitem__ per row and a collate
         sampler = EpochBatchSampler(

@@ -90,23 +90,43 @@ class EpochBatchSampler(DistributedSampler):
 class GatherDataset(TensorDataset):
     """A ``TensorDataset`` that also serves a whole batch at once.
 
-    ``dataset[index_tensor]`` gathers the rows with one ``index_select`` per tensor,
-    and ``dataset[slice]`` returns views; a single ``int`` still gives one row.
+    The tensors (of 2 dimensions, as the DataModules hold them) are kept side by
+    side in one table, so ``dataset[index_tensor]`` gathers a batch's features and
+    targets with a single ``index_select``: gathering random rows costs about the
+    same for one column as for 32 (each row is a cache miss), so one gather instead
+    of two halves the time. ``dataset[slice]`` serves a run of rows; a single
+    ``int`` still gives one row. ``tensors`` are views of the table. Batches come
+    out contiguous.
+
     A DataLoader with a :class:`EpochBatchSampler` as ``sampler``, ``batch_size=None``
     and :func:`batch_as_is` as ``collate_fn`` fetches each batch with one indexing
-    operation instead of one per row.
+    operation instead of one ``__getitem__`` per row.
 
     Example:
-        >>> data = GatherDataset(torch.arange(10.0).reshape(5, 2), torch.arange(5.0))
+        >>> data = GatherDataset(torch.arange(10.0).reshape(5, 2), torch.arange(5.0)[:, None])
         >>> data[torch.tensor([3, 0])]
         (tensor([[6., 7.],
-                [0., 1.]]), tensor([3., 0.]))
+                [0., 1.]]), tensor([[3.],
+                [0.]]))
     """
 
+    def __init__(self, *tensors: Tensor) -> None:
+        self.widths: list[int] | None = None
+        if len(tensors) > 1 and all(t.ndim == 2 for t in tensors):
+            self.widths = [t.shape[1] for t in tensors]
+            self.table = torch.cat(tensors, dim=1)
+            tensors = tuple(self.table.split(self.widths, dim=1))
+        super().__init__(*tensors)
+
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
-        if isinstance(index, Tensor) and index.ndim == 1:
-            return tuple(tensor.index_select(0, index) for tensor in self.tensors)
-        return super().__getitem__(index)
+        if isinstance(index, int):
+            return super().__getitem__(index)
+        if self.widths is None:
+            if isinstance(index, Tensor):
+                return tuple(tensor.index_select(0, index) for tensor in self.tensors)
+            return tuple(tensor[index] for tensor in self.tensors)
+        rows = self.table.index_select(0, index) if isinstance(index, Tensor) else self.table[index]
+        return tuple(part.contiguous() for part in rows.split(self.widths, dim=1))
 
 
 def batch_as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
