@@ -6,7 +6,7 @@ from typing import Any
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import ArgsType, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
 
 from gd_lightning.callbacks import (
     ConvergenceMonitor,
@@ -14,6 +14,7 @@ from gd_lightning.callbacks import (
     ParameterReport,
     PredictionWriter,
 )
+from gd_lightning.callbacks._common import skip_unused_hooks
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
 from gd_lightning.models.base import RegressionModule
@@ -23,6 +24,14 @@ DESCRIPTION = (
     "Fit regression models by gradient descent with PyTorch Lightning. "
     "Start from a ready config: gd-lightning fit --config configs/quadratic_speed.yaml"
 )
+
+
+class _SaveConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` writer, skipping the hooks it does not use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        skip_unused_hooks(self)
 
 
 class GDLightningCLI(LightningCLI):
@@ -91,6 +100,7 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
         subclass_mode_data=True,
         # the model's own `optimizer` argument chooses the optimizer; manual mode has none
         auto_configure_optimizers=False,
+        save_config_callback=_SaveConfig,
         # these runs are short: keep every step's loss
         trainer_defaults={"log_every_n_steps": 1},
         parser_kwargs={"prog": "gd-lightning", "description": DESCRIPTION},

@@ -182,3 +182,20 @@ def test_atomic_files_get_the_usual_permissions() -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(Path("new.txt").stat().st_mode) == 0o666 & ~mask
+
+
+def test_unused_hooks_are_skipped_and_used_ones_still_run() -> None:
+    history = LossHistory()
+    assert history.on_train_batch_start is None  # Lightning skips what is not callable
+    assert callable(history.on_train_epoch_end) and callable(history.on_save_checkpoint)
+
+    class Counting(LossHistory):
+        starts = 0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self.starts += 1
+
+    counting = Counting()
+    fit(LinearRegression(3, 2, lr=1e-5), CropYieldsDataModule(batch_size=5), max_epochs=2,
+        callbacks=[counting])  # fmt: skip
+    assert counting.starts == 6 and counting.steps == [1, 2, 3, 4, 5, 6]

@@ -5,6 +5,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from gd_lightning.callbacks._common import skip_unused_hooks
+
 
 class FitCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint``, saving when a fit ends rather than after every epoch.
@@ -28,6 +30,7 @@ class FitCheckpoint(ModelCheckpoint):
         super().__init__(every_n_epochs=every_n_epochs, **kwargs)
         # Lightning formats this key anew for every hook it calls, ten times an epoch
         self._state_key = super().state_key
+        skip_unused_hooks(self)
 
     @property
     def state_key(self) -> str:

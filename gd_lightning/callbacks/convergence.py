@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from gd_lightning.callbacks._common import skip_unused_hooks
 from gd_lightning.errors import DivergenceError
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ConvergenceMonitor(Callback):
         self._pending: list[tuple[int, torch.Tensor]] = []  # (step, parameters) to measure
         #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
+        skip_unused_hooks(self)
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._scale = None

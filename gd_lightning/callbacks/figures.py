@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from gd_lightning import plots
-from gd_lightning.callbacks._common import column_names, run_folder, run_tensors
+from gd_lightning.callbacks._common import column_names, run_folder, run_tensors, skip_unused_hooks
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
 
@@ -66,6 +66,7 @@ class FitFigures(Callback):
         self._active = False
         self._frames: list[tuple[str, np.ndarray]] = []
         self._logged_step = -1
+        skip_unused_hooks(self)
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         self._active = False

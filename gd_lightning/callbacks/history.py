@@ -5,6 +5,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
+from gd_lightning.callbacks._common import skip_unused_hooks
+
 
 class LossHistory(Callback):
     """Keep every step's ``train/loss`` and every epoch's logged metrics.
@@ -23,6 +25,7 @@ class LossHistory(Callback):
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.epochs: list[dict[str, float]] = []
+        skip_unused_hooks(self)
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         step_log = getattr(pl_module, "step_log", None)

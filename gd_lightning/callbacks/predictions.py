@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-from gd_lightning.callbacks._common import column_names, run_folder
+from gd_lightning.callbacks._common import column_names, run_folder, skip_unused_hooks
 from gd_lightning.io import shortest_float32, write_csv_atomic
 
 
@@ -33,6 +33,7 @@ class PredictionWriter(BasePredictionWriter):
         self._inputs: list[Tensor] = []
         self._predictions: list[Tensor] = []
         self.written: Path | None = None
+        skip_unused_hooks(self)
 
     def on_predict_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._inputs, self._predictions, self.written = [], [], None

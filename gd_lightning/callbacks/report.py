@@ -5,7 +5,7 @@ import json
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
-from gd_lightning.callbacks._common import checkpoint_folder, column_names
+from gd_lightning.callbacks._common import checkpoint_folder, column_names, skip_unused_hooks
 from gd_lightning.io import shortest_float32, write_csv_atomic, write_text_atomic
 
 
@@ -26,6 +26,7 @@ class ParameterReport(Callback):
 
     def __init__(self, print_table: bool = True) -> None:
         self.print_table = print_table
+        skip_unused_hooks(self)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         coefficients = getattr(pl_module, "coefficients", None)
