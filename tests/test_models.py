@@ -239,3 +239,30 @@ def test_random_initial_values_follow_seed_everything() -> None:
     assert torch.equal(QuadraticRegression(lr=1e-5).params.detach(), a)
     torch.manual_seed(5)
     assert torch.equal(torch.randn(3), a)
+
+
+def test_the_hooks_marked_skippable_are_lightnings_no_ops_and_overrides_still_run() -> None:
+    import ast
+    import inspect
+    import textwrap
+
+    from lightning.pytorch import LightningModule
+
+    from gd_lightning.models.base import NO_OP_HOOKS
+
+    for name in NO_OP_HOOKS:  # a Lightning upgrade giving one of them a body fails here
+        source = textwrap.dedent(inspect.getsource(getattr(LightningModule, name)))
+        body = ast.parse(source).body[0].body
+        assert all(isinstance(n, ast.Pass | ast.Expr) for n in body), name
+
+    class Counting(LinearRegression):
+        calls = 0
+
+        def on_train_batch_start(self, batch, batch_idx) -> None:
+            self.calls += 1
+            super().on_train_batch_start(batch, batch_idx)
+
+    model = Counting(3, 2, lr=1e-5)
+    assert model.on_after_backward is None and callable(model.on_train_batch_start)
+    fit(model, CropYieldsDataModule(batch_size=5), max_epochs=2)
+    assert model.calls == 6

@@ -18,6 +18,19 @@ from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
 from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats
 
+#: LightningModule hooks that do nothing unless overridden; Lightning calls each about
+#: once a step through a dispatcher that skips an attribute that is not callable (the
+#: evaluation loops' batch hooks are left out: Lightning reads their signatures)
+NO_OP_HOOKS = (
+    "on_after_backward", "on_before_backward", "on_before_optimizer_step",
+    "on_before_zero_grad", "on_fit_end", "on_fit_start", "on_predict_end",
+    "on_predict_epoch_end", "on_predict_epoch_start", "on_predict_start", "on_test_end",
+    "on_test_epoch_end", "on_test_epoch_start", "on_test_start", "on_train_batch_end",
+    "on_train_batch_start", "on_train_end", "on_train_epoch_end", "on_train_epoch_start",
+    "on_train_start", "on_validation_end", "on_validation_epoch_end",
+    "on_validation_epoch_start", "on_validation_start",
+)  # fmt: skip
+
 Optimization = Literal["automatic", "manual"]
 LearningRate = float | Literal["auto"]
 Stage = Literal["train", "val", "test"]
@@ -121,6 +134,12 @@ class RegressionModule(LightningModule):
         # tree several times a step, and hashing each torchmetrics module there cost
         # more than a tutorial's arithmetic
         self._eval_metrics: dict[str, MetricCollection] = {}
+        # the hooks left as LightningModule's no-ops are marked so Lightning skips them
+        # (each call costs a profiler context and two attribute writes; a subclass's
+        # own override, or a super() call to the no-op, is unaffected)
+        for name in NO_OP_HOOKS:
+            if getattr(type(self), name) is getattr(LightningModule, name):
+                setattr(self, name, None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets _current_fx_name around every hook it calls, about 40 times a
