@@ -1,6 +1,7 @@
 """What every regression module here shares: loss, metrics, both optimization modes."""
 
 import copy
+import inspect
 from typing import Any, Literal
 
 import torch
@@ -428,3 +429,10 @@ class RegressionModule(LightningModule):
                 "monitor": "train/epoch_mse",
             },
         }
+
+
+# Lightning reads training_step's signature before every step (does it take batch_idx?);
+# a stored signature spares inspect rebuilding it from the code object each time
+RegressionModule.training_step.__signature__ = inspect.signature(  # type: ignore[attr-defined]
+    RegressionModule.training_step
+)
