@@ -1,9 +1,16 @@
 """The ``gd-lightning`` command: LightningCLI over this package's models and data."""
 
+import argparse
+import importlib
+import inspect
 import os
+import pickle
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
@@ -60,6 +67,34 @@ class GDLightningCLI(LightningCLI):
         for name in ("in_features", "out_features"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
+    def parse_arguments(self, parser: Any, args: ArgsType) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        init_args = getattr(model, "init_args", None) or {}
+        # the shapes typed by hand, if any: the data gives them (checked in _prepare); a
+        # value equal to the signature's default cannot be told from no value at all
+        defaults = _defaults(getattr(model, "class_path", None))
+        self._given_shapes = {
+            name: init_args.get(name)
+            for name in ("in_features", "out_features")
+            if init_args.get(name) not in (None, defaults.get(name))
+        }
+        # LightningCLI reads --ckpt_path next, to take the model's settings from it: a
+        # missing, unsafe or foreign file, or another model's, is refused here first
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path is None or str(path) in SPECIAL_CHECKPOINTS:
+            return
+        saved = (read_checkpoint(Path(path)).get("hyper_parameters") or {}).get("_class_path")
+        configured = self.config[subcommand].get("model")
+        configured = getattr(configured, "class_path", None)
+        if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+            raise InputError(
+                f"{path} holds a {saved.rsplit('.', 1)[-1]}, but the model given is a "
+                f"{configured.rsplit('.', 1)[-1]}: pass the config it was trained with "
+                f"(config.yaml in its run folder)"
+            )
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
         own = [c for c in config.get("callbacks") or [] if isinstance(c, ModelCheckpoint)]
@@ -75,16 +110,97 @@ class GDLightningCLI(LightningCLI):
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it
     def before_fit(self) -> None:
-        self.datamodule.setup("fit")
+        self._prepare("fit")
 
     def before_validate(self) -> None:
-        self.datamodule.setup("validate")
+        self._prepare("validate")
 
     def before_test(self) -> None:
-        self.datamodule.setup("test")
+        self._prepare("test")
 
     def before_predict(self) -> None:
-        self.datamodule.setup("predict")
+        self._prepare("predict")
+
+    def _prepare(self, stage: str) -> None:
+        """Check the data, the shapes given by hand and the checkpoint before the Trainer
+        writes anything."""
+        self.datamodule.setup(stage)
+        config = self.config_init[self.subcommand]
+        for name, value in self._given_shapes.items():
+            actual = getattr(self.datamodule, name)
+            if value is not None and value != actual:
+                names = getattr(self.datamodule, "feature_names" if name == "in_features"
+                                else "target_names")  # fmt: skip
+                raise InputError(
+                    f"model.{name} is {value} but the data has {actual} "
+                    f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
+                )
+        checkpoint = config.get("ckpt_path")
+        if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
+            check_checkpoint(Path(checkpoint), self.model)
+        # never unpickle anything but tensors and plain values from a checkpoint
+        if config.get("weights_only") is None:
+            config["weights_only"] = True
+
+
+#: ckpt_path values Lightning resolves itself
+SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, read with ``torch.load(weights_only=True)``; a missing,
+    unreadable or foreign file, or one carrying any other pickled object, is refused in
+    one line before anything in it can run."""
+    if not path.is_file():
+        raise InputError(f"no checkpoint at {path}: check --ckpt_path")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"{path} holds objects other than tensors and plain values, so it was not loaded "
+            f"and nothing in it ran: use a checkpoint written by gd-lightning"
+        ) from None
+    except Exception as err:  # a truncated or foreign file: zip, EOF, magic-number errors
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path} is not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise InputError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def check_checkpoint(path: Path, model: RegressionModule) -> None:
+    """Refuse, in one line, a checkpoint whose parameters are not ``model``'s, by name or
+    by shape."""
+    checkpoint = read_checkpoint(path)
+    state = checkpoint["state_dict"]
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        saved_class = (checkpoint.get("hyper_parameters") or {}).get("_class_path", "")
+        shown = saved_class.rsplit(".", 1)[-1] or f"model with {', '.join(sorted(state))}"
+        raise InputError(
+            f"{path} holds a {shown}, not a {type(model).__name__}: pass the config it was "
+            f"trained with (config.yaml in its run folder)"
+        )
+    for name, tensor in expected.items():
+        if state[name].shape != tensor.shape:
+            raise InputError(
+                f"{path} holds {name} of shape {tuple(state[name].shape)} but this model's is "
+                f"{tuple(tensor.shape)}: it was trained on other columns; pass the config it "
+                f"was trained with (config.yaml in its run folder)"
+            )
+
+
+def _defaults(class_path: str | None) -> dict[str, Any]:
+    """The default arguments of the class at ``class_path`` (empty when unknown)."""
+    if not class_path:
+        return {}
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return {}
+    parameters = inspect.signature(cls).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
@@ -103,7 +219,8 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
         save_config_callback=_SaveConfig,
         # these runs are short: keep every step's loss
         trainer_defaults={"log_every_n_steps": 1},
-        parser_kwargs={"prog": "gd-lightning", "description": DESCRIPTION},
+        # a wrong option raises instead of printing the whole usage: main() says it in a line
+        parser_kwargs={"prog": "gd-lightning", "description": DESCRIPTION, "exit_on_error": False},
         args=args,
         run=run,
     )
@@ -117,11 +234,60 @@ def main(args: ArgsType = None) -> None:
     try:
         cli(args)
     except Exception as err:
-        cause = _input_error(err)
-        if cause is None or os.environ.get(DEBUG_VARIABLE):
+        if os.environ.get(DEBUG_VARIABLE):
             raise
-        print(f"gd-lightning: error: {cause}", file=sys.stderr)
+        cause = _input_error(err)
+        if cause is not None:
+            message = str(cause)
+        elif isinstance(err, argparse.ArgumentError):
+            message = option_error(str(err))
+        else:
+            raise
+        print(f"gd-lightning: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def option_error(message: str) -> str:
+    """jsonargparse's nested report of a wrong option, in one line: the option's full
+    name, the most specific reason, and where to look.
+
+    Example:
+        >>> report = '''Parser key "model":
+        ...   Does not validate against any of the Union subtypes
+        ...   Errors:
+        ...     - Problem with given class_path 'gd_lightning.LinearRegression':
+        ...         Parser key "optimization":
+        ...           Expected a typing.Literal['automatic', 'manual']. Got value: magic
+        ...     - Expected a <class 'NoneType'>'''
+        >>> option_error(report).split(" (gd-lightning")[0]
+        "model.optimization: Expected a typing.Literal['automatic', 'manual']. Got value: magic"
+    """
+    keys: list[str] = []
+    reasons: list[str] = []
+    for raw in message.splitlines():
+        line = raw.strip().lstrip("-").strip()
+        key = re.match(r'Parser key "([^"]+)":\s*(.*)', line)
+        if key:
+            keys.append(key.group(1))
+            line = key.group(2)
+        if line and not line.startswith(_NOISE):
+            reasons.append(line)
+    specific = [r for r in reasons if not r.startswith("Expected a path but")] or reasons
+    where = ".".join(dict.fromkeys(keys))
+    reason = specific[-1] if specific else message.strip().splitlines()[0]
+    hint = "(gd-lightning <subcommand> --help lists the options)"
+    return f"{where + ': ' if where else ''}{reason} {hint}"
+
+
+#: lines of jsonargparse's reports that say how it searched, not what is wrong
+_NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Given value",
+    "Expected a <class 'NoneType'>",
+    "Problem with given class_path",
+)
 
 
 def _input_error(err: BaseException | None) -> InputError | None:
