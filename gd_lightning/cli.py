@@ -7,6 +7,7 @@ import os
 import pickle
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,9 @@ class GDLightningCLI(LightningCLI):
         """Check the data, the shapes given by hand and the checkpoint before the Trainer
         writes anything."""
         self.datamodule.setup(stage)
+        if stage in ("fit", "predict"):
+            for folder in self._output_folders():
+                check_writable(folder)
         config = self.config_init[self.subcommand]
         for name, value in self._given_shapes.items():
             actual = getattr(self.datamodule, name)
@@ -141,6 +145,43 @@ class GDLightningCLI(LightningCLI):
         # never unpickle anything but tensors and plain values from a checkpoint
         if config.get("weights_only") is None:
             config["weights_only"] = True
+
+    def _output_folders(self) -> list[Path]:
+        """Where this run will write: its loggers' folders, the checkpoints', the root."""
+        trainer = self.trainer
+        folders = [Path(trainer.default_root_dir)]
+        for logger in trainer.loggers:
+            root = getattr(logger, "root_dir", None) or logger.save_dir
+            if root:
+                folders.append(Path(root))
+        dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if dirpath:
+            folders.append(Path(dirpath))
+        return folders
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse, in one line, a folder that cannot be created or written to, before any
+    training rather than when the first file is due."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as err:
+            problem = f"{existing}: {err.strerror or err}"
+    if problem:
+        raise InputError(
+            f"cannot write the run's files to {folder} ({problem}): choose another folder "
+            f"with --trainer.default_root_dir or the logger's save_dir"
+        )
 
 
 #: ckpt_path values Lightning resolves itself
