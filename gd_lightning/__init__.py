@@ -23,6 +23,7 @@ from gd_lightning.data import (
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.functional import mse, quadratic
+from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models import LinearRegression, QuadraticRegression, RegressionModule
 from gd_lightning.optim import GradientDescent
 
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArangeDataModule",
+    "AtomicCheckpointIO",
     "ConvergenceMonitor",
     "CropYieldsDataModule",
     "DivergenceError",

@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins import CheckpointIO
 
 from gd_lightning.callbacks import (
     ConvergenceMonitor,
@@ -25,6 +26,7 @@ from gd_lightning.callbacks import (
 from gd_lightning.callbacks._common import skip_unused_hooks
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
+from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
@@ -35,11 +37,23 @@ DESCRIPTION = (
 
 
 class _SaveConfig(SaveConfigCallback):
-    """LightningCLI's ``config.yaml`` writer, skipping the hooks it does not use."""
+    """LightningCLI's ``config.yaml`` writer, skipping the hooks it does not use, and
+    refusing in one line to put a new run into an earlier run's folder."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         skip_unused_hooks(self)
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if not self.overwrite and not self.already_saved:
+            folder = Path(trainer.log_dir or trainer.default_root_dir)
+            if (folder / self.config_filename).is_file():
+                raise InputError(
+                    f"{folder} holds an earlier run (its {self.config_filename}): choose "
+                    f"another --trainer.default_root_dir, keep a logger (it gives each run a "
+                    f"folder of its own), or resume that run with --ckpt_path last"
+                )
+        super().setup(trainer, pl_module, stage)
 
 
 class GDLightningCLI(LightningCLI):
@@ -107,7 +121,14 @@ class GDLightningCLI(LightningCLI):
             forced = [c for c in forced if c is not checkpoint]
         if self.subcommand != "predict":  # every callback costs each hook Lightning calls
             forced = [c for c in forced if not isinstance(c, PredictionWriter)]
-        return self._instantiate_trainer({**config, **kwargs}, forced)
+        if self.subcommand and self.config[self.subcommand].get("ckpt_path"):
+            # resuming a run continues in its folder: its config is written again
+            self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}
+        plugins = config.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins = [*plugins, AtomicCheckpointIO()]  # a kill mid-save leaves no torn file
+        return self._instantiate_trainer({**config, "plugins": plugins, **kwargs}, forced)
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it
     def before_fit(self) -> None:

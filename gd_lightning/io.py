@@ -7,8 +7,11 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 
 
 @contextmanager
@@ -83,3 +86,29 @@ def shortest_float32(value: float) -> float:
         3.0511782
     """
     return float(str(np.float32(value)))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each local checkpoint atomically.
+
+    The checkpoint goes to a temporary file beside its target and is renamed over it
+    in one step, so a run killed while saving (even with ``SIGKILL``) leaves the
+    previous file whole, never a truncated one. (Lightning's own writer stages the
+    file in the system's temporary folder, and moving it from there is a copy when
+    that folder is on another file system.) A temporary file left by a run killed
+    mid-save is removed at the next save of the same checkpoint. Remote paths
+    (``s3://``, ...) go through Lightning's writer as before.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(path)
+        with atomic_path(target) as tmp:
+            torch.save(checkpoint, tmp)
+        # a run killed mid-save left its temporary file behind: the save is whole now
+        for stale in target.parent.glob(f".{target.stem}.*.tmp{target.suffix}"):
+            stale.unlink(missing_ok=True)
