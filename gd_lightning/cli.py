@@ -194,8 +194,9 @@ def check_writable(folder: Path) -> None:
         problem = f"{existing} is not writable"
     else:
         try:
-            with tempfile.TemporaryFile(dir=existing):
-                pass
+            with tempfile.TemporaryFile(dir=existing) as probe:
+                probe.write(b"\0" * 4096)  # a full disk refuses even this much
+                probe.flush()
         except OSError as err:
             problem = f"{existing}: {err.strerror or err}"
     if problem:
