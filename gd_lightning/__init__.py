@@ -26,6 +26,7 @@ from gd_lightning.functional import mse, quadratic
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models import LinearRegression, QuadraticRegression, RegressionModule
 from gd_lightning.optim import GradientDescent
+from gd_lightning.profiler import NullProfiler
 
 __version__ = "0.1.0"
 
@@ -46,6 +47,7 @@ __all__ = [
     "LinearRegression",
     "LossHistory",
     "NoisyLineDataModule",
+    "NullProfiler",
     "ParameterReport",
     "PredictionWriter",
     "QuadraticRegression",

@@ -28,6 +28,7 @@ from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule
+from gd_lightning.profiler import NullProfiler
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
 DESCRIPTION = (
@@ -39,6 +40,9 @@ DESCRIPTION = (
 class _SaveConfig(SaveConfigCallback):
     """LightningCLI's ``config.yaml`` writer, skipping the hooks it does not use, and
     refusing in one line to put a new run into an earlier run's folder."""
+
+    #: it writes the config before training and reads no metric
+    reads_epoch_metrics = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,7 +132,9 @@ class GDLightningCLI(LightningCLI):
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins = [*plugins, AtomicCheckpointIO()]  # a kill mid-save leaves no torn file
-        return self._instantiate_trainer({**config, "plugins": plugins, **kwargs}, forced)
+        profiler = config.get("profiler") or NullProfiler()  # Lightning's default, free
+        settings = {**config, "plugins": plugins, "profiler": profiler, **kwargs}
+        return self._instantiate_trainer(settings, forced)
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it
     def before_fit(self) -> None:

@@ -11,20 +11,15 @@ The written values also land in ``trainer.callback_metrics`` (for ``EarlyStoppin
 """
 
 import math
-import os
-import socket
-import time
 from collections.abc import Callable
-from io import BufferedWriter
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.summary.writer.record_writer import RecordWriter
 from torch import Tensor
+
+from gd_lightning.events import EventFile
 
 #: a listener gets the global steps and losses of each flush, in order
 LossListener = Callable[[list[int], list[float]], None]
@@ -38,10 +33,12 @@ class TrainStats:
 
     The same numbers as torchmetrics' ``MeanSquaredError``, ``MeanAbsoluteError``
     and ``R2Score(multioutput="uniform_average")`` over the epoch's batches, but
-    accumulated with one fused update per batch: torchmetrics' own update costs
+    accumulated with a few fused operations per batch: torchmetrics' own update costs
     about 100 µs per batch for the four, as much as a whole tutorial step. The
     targets are shifted by the first batch's mean before their squares are summed,
-    so R² keeps its precision for targets far from zero.
+    so R² keeps its precision for targets far from zero; the targets' sums of a batch
+    seen again unchanged (full-batch gradient descent sees one batch every epoch) are
+    reused rather than summed again.
 
     Example:
         >>> stats = TrainStats()
@@ -52,21 +49,50 @@ class TrainStats:
     """
 
     def __init__(self) -> None:
+        self.shift: Tensor | None = None
+        self._targets: Tensor | None = None  # the last batch's targets, and their sums
+        self._target_version = -1
+        self._target_sums: Tensor | None = None
         self.reset()
 
     def reset(self) -> None:
-        self.sums: Tensor | None = None  # (4, targets): Σd², Σ|d|, Σ(y-c), Σ(y-c)²
-        self.shift: Tensor | None = None
+        """Start a new epoch (the targets' shift is kept: any constant serves)."""
+        self.error_sums: Tensor | None = None  # (2, targets): Σd², Σ|d|
+        self.target_sums: Tensor | None = None  # (2, targets): Σ(y-c), Σ(y-c)²
         self.count = 0
+
+    def forget(self) -> None:
+        """Start a new fit: forget the shift and the last batch too."""
+        self.shift = self._targets = self._target_sums = None
+        self.reset()
+
+    @property
+    def sums(self) -> Tensor | None:
+        """The epoch's sums so far, shape (4, targets): Σd², Σ|d|, Σ(y-c), Σ(y-c)²."""
+        if self.error_sums is None or self.target_sums is None:
+            return None
+        return torch.cat((self.error_sums, self.target_sums))
 
     def update(self, preds: Tensor, targets: Tensor) -> None:
         """Add a batch: ``preds`` and ``targets`` of shape (batch, targets)."""
-        if self.shift is None:
-            self.shift = targets.mean(0)
         diff = preds - targets
-        centred = targets - self.shift
-        batch = torch.stack((diff * diff, diff.abs(), centred, centred * centred)).sum(1)
-        self.sums = batch if self.sums is None else self.sums + batch
+        errors = torch.stack((diff * diff, diff.abs())).sum(1)
+        target_sums = self._target_sums
+        if (
+            target_sums is None
+            or targets is not self._targets
+            or targets._version != self._target_version
+        ):
+            if self.shift is None:
+                self.shift = targets.mean(0)
+            centred = targets - self.shift
+            target_sums = torch.stack((centred, centred * centred)).sum(1)
+            self._targets, self._target_version = targets, targets._version
+            self._target_sums = target_sums
+        self.error_sums = errors if self.error_sums is None else self.error_sums + errors
+        self.target_sums = (
+            target_sums if self.target_sums is None else self.target_sums + target_sums
+        )
         self.count += len(targets)
 
     def compute(self, sums: Tensor | None = None, count: int | None = None) -> dict[str, float]:
@@ -76,23 +102,28 @@ class TrainStats:
         count = self.count if count is None else count
         if sums is None or count == 0:
             return {}
-        squares, absolute, centred, centred_squares = sums.double().tolist()
-        mse = sum(squares) / (count * len(squares))
-        scores = []
-        for rss, total, total_squares in zip(squares, centred, centred_squares, strict=True):
-            tss = total_squares - total * total / count
-            # near-constant targets, as torchmetrics' R2Score treats them
-            has_rss, has_tss = (
-                not math.isclose(rss, 0, abs_tol=1e-4),
-                not math.isclose(tss, 0, abs_tol=1e-4),
-            )
-            scores.append(1 - rss / tss if has_rss and has_tss else 0.0 if has_rss else 1.0)
-        return {
-            "mse": mse,
-            "rmse": math.sqrt(mse),
-            "mae": sum(absolute) / (count * len(absolute)),
-            "r2": sum(scores) / len(scores) if count >= 2 else float("nan"),
-        }
+        return metrics_from_sums(sums.double().tolist(), count)
+
+
+def metrics_from_sums(sums: list[list[float]], count: int) -> dict[str, float]:
+    """MSE, RMSE, MAE and R² from :attr:`TrainStats.sums` as lists, over ``count`` rows."""
+    squares, absolute, centred, centred_squares = sums
+    mse = sum(squares) / (count * len(squares))
+    scores = []
+    for rss, total, total_squares in zip(squares, centred, centred_squares, strict=True):
+        tss = total_squares - total * total / count
+        # near-constant targets, as torchmetrics' R2Score treats them
+        has_rss, has_tss = (
+            not math.isclose(rss, 0, abs_tol=1e-4),
+            not math.isclose(tss, 0, abs_tol=1e-4),
+        )
+        scores.append(1 - rss / tss if has_rss and has_tss else 0.0 if has_rss else 1.0)
+    return {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": sum(absolute) / (count * len(absolute)),
+        "r2": sum(scores) / len(scores) if count >= 2 else float("nan"),
+    }
 
 
 class StepLog:
@@ -116,7 +147,7 @@ class StepLog:
         self._steps: list[int] = []
         self._losses: list[Tensor] = []
         self._values: list[tuple[int, dict[str, float]]] = []
-        self._files: dict[str, _EventFile] = {}
+        self._files: dict[str, EventFile] = {}
 
     def __len__(self) -> int:
         return len(self._losses)
@@ -129,9 +160,19 @@ class StepLog:
     def add(self, trainer: "pl.Trainer", step: int, values: dict[str, float]) -> None:
         """Keep ``values`` (numbers, the same on every process) to be written at ``step``;
         they are in ``trainer.callback_metrics`` at once."""
-        self._values.append((step, values))
-        tensors = torch.tensor(list(values.values())).unbind()  # one tensor made, not one each
-        trainer.callback_metrics.update(zip(values, tensors, strict=True))
+        self.add_rows(trainer, [(step, values)])
+
+    def add_rows(self, trainer: "pl.Trainer", rows: list[tuple[int, dict[str, float]]]) -> None:
+        """Keep several steps' values at once, in step order; ``callback_metrics`` gets
+        the last of each name, as if they had been added one by one."""
+        if not rows:
+            return
+        self._values.extend(rows)
+        latest: dict[str, float] = {}
+        for _, values in rows:
+            latest.update(values)
+        tensors = torch.tensor(list(latest.values())).unbind()  # one tensor made, not one each
+        trainer.callback_metrics.update(zip(latest, tensors, strict=True))
 
     def flush(self, trainer: "pl.Trainer") -> None:
         """Write everything kept so far; every process must call it at the same point."""
@@ -176,39 +217,8 @@ class StepLog:
             if isinstance(logger, TensorBoardLogger):
                 folder = logger.log_dir
                 if folder not in self._files:
-                    self._files[folder] = _EventFile(Path(folder))
+                    self._files[folder] = EventFile(Path(folder), suffix=".steps")
                 self._files[folder].write(rows)
             else:
                 for step, values in rows:
                     logger.log_metrics(values, step=step)
-
-
-class _EventFile:
-    """A TensorBoard event file written directly: one event per step, all its values.
-
-    TensorBoard reads every ``*tfevents*`` file of a run folder as one run, so these
-    scalars sit beside what the logger itself writes (hyperparameters, figures).
-    """
-
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.steps"
-        self._file: BufferedWriter = open(folder / name, "ab")  # noqa: SIM115  # kept open
-        self._records = RecordWriter(self._file)
-        self._records.write(
-            Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString()
-        )
-
-    def write(self, rows: list[tuple[int, dict[str, float]]]) -> None:
-        now = time.time()
-        for step, values in rows:
-            summary = Summary(
-                value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]
-            )
-            self._records.write(
-                Event(wall_time=now, step=step, summary=summary).SerializeToString()
-            )
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()

@@ -31,6 +31,10 @@ class FitCheckpoint(ModelCheckpoint):
         # Lightning formats this key anew for every hook it calls, ten times an epoch
         self._state_key = super().state_key
         skip_unused_hooks(self)
+        if not self._every_n_train_steps and self._train_time_interval is None:
+            # nothing to save after a batch; ModelCheckpoint still checks the run's
+            # state after every one
+            self.on_train_batch_end = None  # type: ignore[assignment,method-assign]
 
     @property
     def state_key(self) -> str:

@@ -15,7 +15,6 @@ from gd_lightning.errors import DivergenceError
 if TYPE_CHECKING:
     from gd_lightning.analysis import FitReference
     from gd_lightning.models.base import RegressionModule
-    from gd_lightning.steplog import StepLog
 
 
 class ConvergenceMonitor(Callback):
@@ -57,6 +56,9 @@ class ConvergenceMonitor(Callback):
         verbose: print the start and end blocks.
     """
 
+    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
+    reads_epoch_metrics = False
+
     def __init__(
         self,
         target_gap: float | None = None,
@@ -69,7 +71,8 @@ class ConvergenceMonitor(Callback):
         self.divergence_factor = divergence_factor
         self.verbose = verbose
         self._scale: float | None = None
-        self._pending: list[tuple[int, torch.Tensor]] = []  # (step, parameters) to measure
+        #: (step, parameter snapshot) of the epochs whose gaps are still to be worked out
+        self._pending: list[tuple[int, torch.Tensor]] = []
         #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         skip_unused_hooks(self)
@@ -96,6 +99,11 @@ class ConvergenceMonitor(Callback):
         if step_log is not None and self._check_losses not in step_log.listeners:
             step_log.listeners.append(self._check_losses)
             step_log.producers.append(self._log_gaps)
+        if step_log is not None:
+            # its losses come in bulk, through _check_losses: Lightning may skip the hook
+            self.on_train_batch_end = None  # type: ignore[assignment,method-assign]
+        else:
+            self.__dict__.pop("on_train_batch_end", None)
         self._trainer, self._module = trainer, pl_module
         self._pending = []
 
@@ -107,8 +115,6 @@ class ConvergenceMonitor(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if hasattr(pl_module, "step_log"):
-            return  # its losses come in bulk, through _check_losses
         loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self._trainer, self._module = trainer, pl_module
@@ -160,11 +166,14 @@ class ConvergenceMonitor(Callback):
         if reference is None:
             return
         optimum = reference.optimum_loss
-        step_log = cast("StepLog", self._module.step_log)
+        module = cast("RegressionModule", self._module)
+        rows = []
         for step, loss in zip(steps, reference.losses(torch.stack(thetas)), strict=True):
             excess = loss - optimum
-            gap = reference.relative(excess)
-            step_log.add(self._trainer, step, {"train/excess_loss": excess, "train/gap": gap})
+            rows.append(
+                (step, {"train/excess_loss": excess, "train/gap": reference.relative(excess)})
+            )
+        module.step_log.add_rows(self._trainer, rows)
 
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         step_log = getattr(pl_module, "step_log", None)

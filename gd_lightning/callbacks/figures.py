@@ -45,6 +45,9 @@ class FitFigures(Callback):
         max_points: draw at most this many rows (a fixed random sample beyond it).
     """
 
+    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
+    reads_epoch_metrics = False
+
     def __init__(
         self,
         every_n_epochs: int = 10,

@@ -27,6 +27,9 @@ class PredictionWriter(BasePredictionWriter):
             ``checkpoints/``), or in the log folder when there is no checkpoint.
     """
 
+    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
+    reads_epoch_metrics = False
+
     def __init__(self, path: str | None = None) -> None:
         super().__init__(write_interval="batch")
         self.path = path

@@ -24,6 +24,9 @@ class ParameterReport(Callback):
         print_table: print the table to standard output as well.
     """
 
+    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
+    reads_epoch_metrics = False
+
     def __init__(self, print_table: bool = True) -> None:
         self.print_table = print_table
         skip_unused_hooks(self)

@@ -6,6 +6,12 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+)
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torch.optim import Optimizer
@@ -17,7 +23,7 @@ from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
-from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats
+from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats, metrics_from_sums
 
 #: LightningModule hooks that do nothing unless overridden; Lightning calls each about
 #: once a step through a dispatcher that skips an attribute that is not callable (the
@@ -131,6 +137,9 @@ class RegressionModule(LightningModule):
         self.step_log = StepLog()
         self.train_stats = TrainStats()
         self._closed_epoch = -1
+        #: (step, sums, rows) of finished epochs whose metrics are not worked out yet
+        self._pending_epochs: list[tuple[int, Tensor, int]] = []
+        self._epoch_metrics_at_once = True
         # made when first needed and kept out of the module tree: Lightning walks that
         # tree several times a step, and hashing each torchmetrics module there cost
         # more than a tutorial's arithmetic
@@ -252,7 +261,18 @@ class RegressionModule(LightningModule):
         self.set_standardization(getattr(datamodule, "standardization", None))
         self.reference = None
         self._closed_epoch = -1
-        self.train_stats.reset()
+        self._pending_epochs = []
+        self.train_stats.forget()
+
+    def on_train_start(self) -> None:
+        # the epoch metrics wait for the next write unless something reads them as each
+        # epoch ends (EarlyStopping, a monitoring checkpoint, a scheduler, an unknown callback)
+        self._epoch_metrics_at_once = self.scheduler_factory is not None or any(
+            _may_read_epoch_metrics(callback)
+            for callback in self.trainer.callbacks  # type: ignore[attr-defined]
+        )
+        if self._log_epoch_metrics not in self.step_log.producers:
+            self.step_log.producers.append(self._log_epoch_metrics)
 
     def fit_reference(self) -> FitReference | None:
         """The least-squares facts of the current fit's training split (computed once per fit).
@@ -350,30 +370,51 @@ class RegressionModule(LightningModule):
         self.step_log.flush(self.trainer)
 
     def close_epoch(self) -> None:
-        """Log the finished epoch's ``train/epoch_*`` metrics.
+        """Finish the epoch's ``train/epoch_*`` metrics.
 
-        Runs once per epoch, at the latest in :meth:`on_train_epoch_end`, so the
-        metrics are in ``callback_metrics`` before ``EarlyStopping`` and
-        ``ModelCheckpoint`` look; a callback that needs them sooner may call it.
+        Runs once per epoch, at the latest in :meth:`on_train_epoch_end`. The metrics
+        are worked out and logged with the next write of the training values (every
+        few steps, at each checkpoint and at the end), all the epochs since the last
+        one at once; when a callback may read them as the epoch ends
+        (``EarlyStopping``, ``ModelCheckpoint(monitor=...)``, a callback this package
+        does not know) or a scheduler watches them, each epoch's are in
+        ``trainer.callback_metrics`` before its ``on_train_epoch_end`` hooks run. A
+        callback that needs them sooner may call this.
         """
         trainer = self.trainer
         if self._closed_epoch == trainer.current_epoch:
             return
         self._closed_epoch = trainer.current_epoch
         stats = self.train_stats
-        if stats.sums is not None:
-            sums, count = stats.sums, stats.count
-            if trainer.world_size > 1:
-                sums = trainer.strategy.reduce(sums.clone(), reduce_op="sum")
-                total = torch.tensor(float(count), device=sums.device)
-                count = int(trainer.strategy.reduce(total, reduce_op="sum"))
-            metrics = stats.compute(sums, count)
+        sums = stats.sums
+        if sums is not None:
+            self._pending_epochs.append((max(trainer.global_step - 1, 0), sums, stats.count))
             stats.reset()
-            step = max(trainer.global_step - 1, 0)
-            values = {f"train/epoch_{name}": v for name, v in metrics.items()}
-            self.step_log.add(trainer, step, values)
+            if self._epoch_metrics_at_once:
+                self._log_epoch_metrics()
         if len(self.step_log) >= FLUSH_EVERY:
             self.step_log.flush(trainer)
+
+    def _log_epoch_metrics(self) -> None:
+        """Work out the finished epochs' metrics (summed over processes), all at once."""
+        pending, self._pending_epochs = self._pending_epochs, []
+        if not pending:
+            return
+        trainer = self.trainer
+        steps, sums, counts = zip(*pending, strict=True)
+        stacked = torch.stack(sums)  # (epochs, 4, targets), a tensor of its own
+        rows = list(counts)
+        if trainer.world_size > 1:
+            stacked = trainer.strategy.reduce(stacked, reduce_op="sum")
+            total = torch.tensor(rows, dtype=torch.float64, device=stacked.device)
+            rows = [round(n) for n in trainer.strategy.reduce(total, reduce_op="sum").tolist()]
+        self.step_log.add_rows(
+            trainer,
+            [
+                (step, {f"train/epoch_{name}": v for name, v in metrics_from_sums(s, n).items()})
+                for step, s, n in zip(steps, stacked.double().tolist(), rows, strict=True)
+            ],
+        )
 
     def on_train_end(self) -> None:
         self.step_log.flush(self.trainer)
@@ -436,3 +477,16 @@ class RegressionModule(LightningModule):
 RegressionModule.training_step.__signature__ = inspect.signature(  # type: ignore[attr-defined]
     RegressionModule.training_step
 )
+
+
+def _may_read_epoch_metrics(callback: Any) -> bool:
+    """Whether ``callback`` may read ``train/*`` metrics from ``callback_metrics`` as an
+    epoch ends: one that monitors them, or one not known to leave them alone."""
+    monitor = getattr(callback, "monitor", None)
+    if isinstance(monitor, str):
+        return monitor.startswith("train/")
+    if isinstance(callback, ModelCheckpoint):
+        return "{" in (callback.filename or "")  # a name made from the metrics
+    if isinstance(callback, ProgressBar | ModelSummary | LearningRateMonitor):
+        return False
+    return getattr(callback, "reads_epoch_metrics", True)
