@@ -29,16 +29,17 @@ FLUSH_EVERY = 50
 
 
 class TrainStats:
-    """MSE, RMSE, MAE and R² of an epoch's training batches, from running sums.
+    """MSE, RMSE, MAE and R² of an epoch's training batches, worked out in bulk.
 
     The same numbers as torchmetrics' ``MeanSquaredError``, ``MeanAbsoluteError``
-    and ``R2Score(multioutput="uniform_average")`` over the epoch's batches, but
-    accumulated with a few fused operations per batch: torchmetrics' own update costs
-    about 100 µs per batch for the four, as much as a whole tutorial step. The
-    targets are shifted by the first batch's mean before their squares are summed,
-    so R² keeps its precision for targets far from zero; the targets' sums of a batch
-    seen again unchanged (full-batch gradient descent sees one batch every epoch) are
-    reused rather than summed again.
+    and ``R2Score(multioutput="uniform_average")`` over the epoch's batches.
+    torchmetrics' own update costs about 100 µs per batch for the four, as much as a
+    whole tutorial step; here a batch's predictions and targets are only kept, and
+    summed with those of other batches (and other epochs: :func:`epoch_sums`) a few
+    operations at a time: when the epoch's metrics are wanted, or every
+    :attr:`FOLD_EVERY` batches. The targets are shifted by the fit's first batch's
+    mean before their squares are summed, so R² keeps its precision for targets far
+    from zero.
 
     Example:
         >>> stats = TrainStats()
@@ -48,52 +49,55 @@ class TrainStats:
         {'mse': 0.3333, 'rmse': 0.5774, 'mae': 0.3333, 'r2': 0.875}
     """
 
+    #: batches kept before they are summed
+    FOLD_EVERY = 64
+
     def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Start a new fit: the targets' shift is chosen again from its first batch."""
         self.shift: Tensor | None = None
-        self._targets: Tensor | None = None  # the last batch's targets, and their sums
-        self._target_version = -1
-        self._target_sums: Tensor | None = None
         self.reset()
 
     def reset(self) -> None:
-        """Start a new epoch (the targets' shift is kept: any constant serves)."""
-        self.error_sums: Tensor | None = None  # (2, targets): Σd², Σ|d|
-        self.target_sums: Tensor | None = None  # (2, targets): Σ(y-c), Σ(y-c)²
+        """Start a new epoch (the shift is kept: any constant serves)."""
+        #: the epoch's sums of the batches folded so far, shape (4, targets)
+        self.folded: Tensor | None = None
+        #: (predictions, targets) of the batches not yet summed
+        self.batches: list[tuple[Tensor, Tensor]] = []
         self.count = 0
 
-    def forget(self) -> None:
-        """Start a new fit: forget the shift and the last batch too."""
-        self.shift = self._targets = self._target_sums = None
+    def update(self, preds: Tensor, targets: Tensor) -> None:
+        """Add a batch: ``preds`` and ``targets`` of shape (batch, targets), detached."""
+        if self.shift is None:
+            self.shift = targets.mean(0)
+        self.batches.append((preds, targets))
+        self.count += len(targets)
+        if len(self.batches) >= self.FOLD_EVERY:
+            self.folded = self.sums
+
+    def close(self) -> "TrainStats":
+        """The finished epoch, as stats of its own; these start the next epoch."""
+        done = TrainStats()
+        done.shift, done.folded, done.batches, done.count = (
+            self.shift,
+            self.folded,
+            self.batches,
+            self.count,
+        )
         self.reset()
+        return done
 
     @property
     def sums(self) -> Tensor | None:
         """The epoch's sums so far, shape (4, targets): Σd², Σ|d|, Σ(y-c), Σ(y-c)²."""
-        if self.error_sums is None or self.target_sums is None:
+        if self.count == 0:
             return None
-        return torch.cat((self.error_sums, self.target_sums))
-
-    def update(self, preds: Tensor, targets: Tensor) -> None:
-        """Add a batch: ``preds`` and ``targets`` of shape (batch, targets)."""
-        diff = preds - targets
-        errors = torch.stack((diff * diff, diff.abs())).sum(1)
-        target_sums = self._target_sums
-        if (
-            target_sums is None
-            or targets is not self._targets
-            or targets._version != self._target_version
-        ):
-            if self.shift is None:
-                self.shift = targets.mean(0)
-            centred = targets - self.shift
-            target_sums = torch.stack((centred, centred * centred)).sum(1)
-            self._targets, self._target_version = targets, targets._version
-            self._target_sums = target_sums
-        self.error_sums = errors if self.error_sums is None else self.error_sums + errors
-        self.target_sums = (
-            target_sums if self.target_sums is None else self.target_sums + target_sums
-        )
-        self.count += len(targets)
+        if self.batches:
+            self.folded = epoch_sums([self], self.shift)[0]  # type: ignore[arg-type]
+            self.batches = []
+        return self.folded
 
     def compute(self, sums: Tensor | None = None, count: int | None = None) -> dict[str, float]:
         """The epoch's metrics, from these sums or from ``sums``/``count`` (summed over
@@ -103,6 +107,31 @@ class TrainStats:
         if sums is None or count == 0:
             return {}
         return metrics_from_sums(sums.double().tolist(), count)
+
+
+def epoch_sums(epochs: list[TrainStats], shift: Tensor) -> Tensor:
+    """:attr:`TrainStats.sums` of several epochs at once, shape (epochs, 4, targets).
+
+    Each epoch's kept batches are summed in one pass over all of them, its folded
+    sums added; ``shift`` is subtracted from the targets.
+    """
+    batches = [batch for epoch in epochs for batch in epoch.batches]
+    if not batches:
+        return torch.stack([epoch.folded for epoch in epochs])  # type: ignore[misc]
+    preds = torch.cat([p for p, _ in batches])
+    targets = torch.cat([y for _, y in batches])
+    diff = preds - targets
+    centred = targets - shift
+    rows = torch.stack((diff * diff, diff.abs(), centred, centred * centred), 1)  # (R, 4, T)
+    sizes = [sum(len(y) for _, y in epoch.batches) for epoch in epochs]
+    if all(size == sizes[0] for size in sizes):  # every epoch the same rows: one sum
+        sums = rows.view(len(epochs), sizes[0], *rows.shape[1:]).sum(1)
+    else:  # a sum per epoch, in row order (no atomics: the same numbers on any device)
+        sums = torch.stack([part.sum(0) for part in rows.split(sizes)])
+    for i, epoch in enumerate(epochs):
+        if epoch.folded is not None:
+            sums[i] += epoch.folded
+    return sums
 
 
 def metrics_from_sums(sums: list[list[float]], count: int) -> dict[str, float]:

@@ -23,7 +23,7 @@ from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
-from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats, metrics_from_sums
+from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats, epoch_sums, metrics_from_sums
 
 #: LightningModule hooks that do nothing unless overridden; Lightning calls each about
 #: once a step through a dispatcher that skips an attribute that is not callable (the
@@ -137,8 +137,8 @@ class RegressionModule(LightningModule):
         self.step_log = StepLog()
         self.train_stats = TrainStats()
         self._closed_epoch = -1
-        #: (step, sums, rows) of finished epochs whose metrics are not worked out yet
-        self._pending_epochs: list[tuple[int, Tensor, int]] = []
+        #: (step, stats) of finished epochs whose metrics are not worked out yet
+        self._pending_epochs: list[tuple[int, TrainStats]] = []
         self._epoch_metrics_at_once = True
         # made when first needed and kept out of the module tree: Lightning walks that
         # tree several times a step, and hashing each torchmetrics module there cost
@@ -323,8 +323,12 @@ class RegressionModule(LightningModule):
         shown = loss.detach() if preds is out else mse(preds.detach(), y)
         batch_size = len(x)
         if stage == "train":
-            self.train_stats.update(preds.detach(), y)
             weight = self._process_weight(batch_size)
+            if weight is not None and self.train_stats.shift is None:
+                # the targets' shift must be the same on every process for their sums to add
+                shift = self.trainer.strategy.broadcast(y.mean(0).cpu(), src=0)
+                self.train_stats.shift = shift.to(y.device)
+            self.train_stats.update(preds.detach(), y)
             self.step_log.add_loss(self.global_step, shown if weight is None else shown * weight)
             if len(self.step_log) >= FLUSH_EVERY:
                 self.step_log.flush(self.trainer)
@@ -385,11 +389,9 @@ class RegressionModule(LightningModule):
         if self._closed_epoch == trainer.current_epoch:
             return
         self._closed_epoch = trainer.current_epoch
-        stats = self.train_stats
-        sums = stats.sums
-        if sums is not None:
-            self._pending_epochs.append((max(trainer.global_step - 1, 0), sums, stats.count))
-            stats.reset()
+        if self.train_stats.count:
+            step = max(trainer.global_step - 1, 0)
+            self._pending_epochs.append((step, self.train_stats.close()))
             if self._epoch_metrics_at_once:
                 self._log_epoch_metrics()
         if len(self.step_log) >= FLUSH_EVERY:
@@ -401,18 +403,19 @@ class RegressionModule(LightningModule):
         if not pending:
             return
         trainer = self.trainer
-        steps, sums, counts = zip(*pending, strict=True)
-        stacked = torch.stack(sums)  # (epochs, 4, targets), a tensor of its own
-        rows = list(counts)
+        steps, epochs = zip(*pending, strict=True)
+        # (epochs, 4, targets), a tensor of its own
+        sums = epoch_sums(list(epochs), epochs[0].shift)
+        rows = [epoch.count for epoch in epochs]
         if trainer.world_size > 1:
-            stacked = trainer.strategy.reduce(stacked, reduce_op="sum")
-            total = torch.tensor(rows, dtype=torch.float64, device=stacked.device)
+            sums = trainer.strategy.reduce(sums, reduce_op="sum")
+            total = torch.tensor(rows, dtype=torch.float64, device=sums.device)
             rows = [round(n) for n in trainer.strategy.reduce(total, reduce_op="sum").tolist()]
         self.step_log.add_rows(
             trainer,
             [
                 (step, {f"train/epoch_{name}": v for name, v in metrics_from_sums(s, n).items()})
-                for step, s, n in zip(steps, stacked.double().tolist(), rows, strict=True)
+                for step, s, n in zip(steps, sums.double().tolist(), rows, strict=True)
             ],
         )
 
