@@ -10,7 +10,6 @@ The written values also land in ``trainer.callback_metrics`` (for ``EarlyStoppin
 ``ModelCheckpoint(monitor=...)``, schedulers) and the progress bar.
 """
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,7 +105,7 @@ class TrainStats:
         count = self.count if count is None else count
         if sums is None or count == 0:
             return {}
-        return metrics_from_sums(sums.double().tolist(), count)
+        return epoch_metrics(sums[None], [count])[0]
 
 
 def epoch_sums(epochs: list[TrainStats], shift: Tensor) -> Tensor:
@@ -134,25 +133,29 @@ def epoch_sums(epochs: list[TrainStats], shift: Tensor) -> Tensor:
     return sums
 
 
-def metrics_from_sums(sums: list[list[float]], count: int) -> dict[str, float]:
-    """MSE, RMSE, MAE and R² from :attr:`TrainStats.sums` as lists, over ``count`` rows."""
-    squares, absolute, centred, centred_squares = sums
-    mse = sum(squares) / (count * len(squares))
-    scores = []
-    for rss, total, total_squares in zip(squares, centred, centred_squares, strict=True):
-        tss = total_squares - total * total / count
-        # near-constant targets, as torchmetrics' R2Score treats them
-        has_rss, has_tss = (
-            not math.isclose(rss, 0, abs_tol=1e-4),
-            not math.isclose(tss, 0, abs_tol=1e-4),
-        )
-        scores.append(1 - rss / tss if has_rss and has_tss else 0.0 if has_rss else 1.0)
-    return {
-        "mse": mse,
-        "rmse": math.sqrt(mse),
-        "mae": sum(absolute) / (count * len(absolute)),
-        "r2": sum(scores) / len(scores) if count >= 2 else float("nan"),
-    }
+def epoch_metrics(sums: Tensor, counts: list[int]) -> list[dict[str, float]]:
+    """MSE, RMSE, MAE and R² of each epoch from its :attr:`TrainStats.sums`.
+
+    ``sums`` has shape (epochs, 4, targets), ``counts`` the epochs' numbers of rows.
+    Worked out for all epochs at once in float64, fetched in one go. R² is averaged
+    over targets; near-constant targets count as torchmetrics' ``R2Score`` counts them.
+
+    Example:
+        >>> sums = torch.tensor([[[2.0], [2.0], [0.0], [8.0]]])  # Σd², Σ|d|, Σ(y-c), Σ(y-c)²
+        >>> epoch_metrics(sums, [4])
+        [{'mse': 0.5, 'rmse': 0.7071067811865476, 'mae': 0.5, 'r2': 0.75}]
+    """
+    sums = sums.double()
+    rows = torch.tensor(counts, dtype=torch.float64, device=sums.device)[:, None]  # (epochs, 1)
+    squares, absolute, centred, centred_squares = sums.unbind(1)  # each (epochs, targets)
+    values = squares.shape[-1] * rows[:, 0]
+    mse = squares.sum(-1) / values
+    tss = centred_squares - centred * centred / rows
+    has_rss, has_tss = squares.abs() > 1e-4, tss.abs() > 1e-4
+    scores = torch.where(has_rss & has_tss, 1 - squares / tss, (~has_rss).double())
+    r2 = torch.where(rows[:, 0] >= 2, scores.mean(-1), torch.nan)
+    table = torch.stack((mse, mse.sqrt(), absolute.sum(-1) / values, r2), 1).tolist()
+    return [dict(zip(("mse", "rmse", "mae", "r2"), row, strict=True)) for row in table]
 
 
 class StepLog:

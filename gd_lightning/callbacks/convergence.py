@@ -72,7 +72,7 @@ class ConvergenceMonitor(Callback):
         self.verbose = verbose
         self._scale: float | None = None
         #: (step, parameter snapshot) of the epochs whose gaps are still to be worked out
-        self._pending: list[tuple[int, torch.Tensor]] = []
+        self._pending: list[tuple[int, list[torch.Tensor]]] = []
         #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         skip_unused_hooks(self)
@@ -140,7 +140,8 @@ class ConvergenceMonitor(Callback):
         step = max(trainer.global_step - 1, 0)
         if step_log is not None and self.target_gap is None:
             # worked out with the losses, in bulk, when the model writes them
-            self._pending.append((step, _theta(pl_module).detach().clone()))
+            # a copy of the parameters now; their thetas are worked out together later
+            self._pending.append((step, cast("RegressionModule", pl_module).parameter_snapshot()))
             return
         excess = reference.excess(_theta(pl_module))
         gap = reference.relative(excess)
@@ -161,14 +162,16 @@ class ConvergenceMonitor(Callback):
         if not self._pending:
             return
         reference = self._reference(self._module)
-        steps, thetas = zip(*self._pending, strict=True)
+        steps, snapshots = zip(*self._pending, strict=True)
         self._pending = []
         if reference is None:
             return
         optimum = reference.optimum_loss
         module = cast("RegressionModule", self._module)
         rows = []
-        for step, loss in zip(steps, reference.losses(torch.stack(thetas)), strict=True):
+        stacked = [torch.stack(values) for values in zip(*snapshots, strict=True)]
+        thetas = module.flat_parameters_of(stacked).cpu()  # (epochs, parameters, targets)
+        for step, loss in zip(steps, reference.losses(thetas), strict=True):
             excess = loss - optimum
             rows.append(
                 (step, {"train/excess_loss": excess, "train/gap": reference.relative(excess)})

@@ -23,7 +23,7 @@ from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.optim import GradientDescent
-from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats, epoch_sums, metrics_from_sums
+from gd_lightning.steplog import FLUSH_EVERY, StepLog, TrainStats, epoch_metrics, epoch_sums
 
 #: LightningModule hooks that do nothing unless overridden; Lightning calls each about
 #: once a step through a dispatcher that skips an attribute that is not callable (the
@@ -61,7 +61,7 @@ class RegressionModule(LightningModule):
 
     Subclasses define their parameters, :meth:`core` (the prediction from the
     inputs the model is fitted to), and the parameters' layout as a linear model
-    (:meth:`design_matrix`, :meth:`flat_parameters`, :meth:`folded`); everything
+    (:meth:`design_matrix`, :meth:`flat_parameters_of`, :meth:`folded`); everything
     else is here. Both modes share :meth:`_shared_step`, so they log the same keys
     and differ only in how the update is taken:
 
@@ -172,8 +172,20 @@ class RegressionModule(LightningModule):
         raise NotImplementedError(f"{type(self).__name__} must implement design_matrix()")
 
     def flat_parameters(self) -> Tensor:
-        """The parameters as ``theta`` of shape (parameters per target, targets)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement flat_parameters()")
+        """The parameters as ``theta`` of shape (parameters per target, targets), detached."""
+        return self.flat_parameters_of([p.detach() for p in self.parameters()])
+
+    def flat_parameters_of(self, parameters: list[Tensor]) -> Tensor:
+        """``theta`` from parameter values given in ``parameters()`` order, each of its
+        parameter's shape with any leading dimensions: (..., parameters per target, targets).
+
+        Stacked :meth:`parameter_snapshot` values give the thetas of many moments at once.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement flat_parameters_of()")
+
+    def parameter_snapshot(self) -> list[Tensor]:
+        """A copy of every parameter as it is now, in ``parameters()`` order."""
+        return [p.detach().clone() for p in self.parameters()]
 
     def folded(self) -> dict[str, Tensor]:
         """The parameters in original units (standardization folded in), by name, float64."""
@@ -411,11 +423,13 @@ class RegressionModule(LightningModule):
             sums = trainer.strategy.reduce(sums, reduce_op="sum")
             total = torch.tensor(rows, dtype=torch.float64, device=sums.device)
             rows = [round(n) for n in trainer.strategy.reduce(total, reduce_op="sum").tolist()]
+        names = [f"train/epoch_{name}" for name in ("mse", "rmse", "mae", "r2")]
+        metrics = epoch_metrics(sums, rows)
         self.step_log.add_rows(
             trainer,
             [
-                (step, {f"train/epoch_{name}": v for name, v in metrics_from_sums(s, n).items()})
-                for step, s, n in zip(steps, sums.double().tolist(), rows, strict=True)
+                (step, dict(zip(names, values.values(), strict=True)))
+                for step, values in zip(steps, metrics, strict=True)
             ],
         )
 
@@ -436,7 +450,8 @@ class RegressionModule(LightningModule):
     def on_train_epoch_end(self) -> None:
         self.close_epoch()
         # Lightning steps schedulers itself only in automatic mode
-        scheduler = self.lr_schedulers() if not self.automatic_optimization else None
+        manual = not self.automatic_optimization and self.trainer.lr_scheduler_configs
+        scheduler = self.lr_schedulers() if manual else None
         if isinstance(scheduler, ReduceLROnPlateau):
             scheduler.step(self.trainer.callback_metrics["train/epoch_mse"])
         elif scheduler is not None:

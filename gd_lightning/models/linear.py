@@ -82,11 +82,12 @@ class LinearRegression(RegressionModule):
             return z
         return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], dim=1)
 
-    def flat_parameters(self) -> Tensor:
-        weight = self.weight.detach().T  # (in_features, out_features)
+    def flat_parameters_of(self, parameters: list[Tensor]) -> Tensor:
+        """``[weight.T; bias]``: shape (..., in_features [+ 1], out_features)."""
+        weight = parameters[0].transpose(-1, -2)  # (..., in_features, out_features)
         if self.bias is None:
             return weight
-        return torch.cat([weight, self.bias.detach()[None]], dim=0)
+        return torch.cat([weight, parameters[1].unsqueeze(-2)], dim=-2)
 
     def set_standardization(self, standardization: Standardization | None) -> None:
         """As the base class; refuses a shift this model has no bias nor ones column for."""

@@ -68,8 +68,9 @@ class QuadraticRegression(RegressionModule):
         """``[z**2, z, 1]``, shape (rows, 3)."""
         return torch.cat([z**2, z, torch.ones_like(z)], dim=1)
 
-    def flat_parameters(self) -> Tensor:
-        return self.params.detach()[:, None]
+    def flat_parameters_of(self, parameters: list[Tensor]) -> Tensor:
+        """``(a, b, c)`` as a column: shape (..., 3, 1)."""
+        return parameters[0].unsqueeze(-1)
 
     def folded(self) -> dict[str, Tensor]:
         """``params`` in original units: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
