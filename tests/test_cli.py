@@ -9,10 +9,11 @@ import pytest
 import torch
 import yaml
 from conftest import CONFIGS, QUIET
+from lightning.pytorch.profilers import SimpleProfiler
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from test_tutorials_exact import tutorial_1
 
-from gd_lightning import LinearRegression, QuadraticRegression
+from gd_lightning import LinearRegression, NullProfiler, QuadraticRegression
 from gd_lightning.cli import cli, main
 
 CONFIG_NAMES = ["quadratic_speed", "line_fit", "crop_yields", "linear_arange", "crop_yields_5"]
@@ -189,3 +190,10 @@ def test_the_installed_command_exits_2_and_debug_shows_the_traceback() -> None:
     loud = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
     assert loud.returncode != 0 and "Traceback" in loud.stderr
     assert not Path("lightning_logs").exists()
+
+
+def test_the_trainer_profiles_nothing_at_no_cost_unless_a_profiler_is_chosen() -> None:
+    args = ["--config", str(CONFIGS / "crop_yields.yaml"), "--trainer.logger", "false", *QUIET]
+    assert type(cli(args, run=False).trainer.profiler) is NullProfiler
+    chosen = cli([*args, "--trainer.profiler", "simple"], run=False).trainer.profiler
+    assert type(chosen) is SimpleProfiler

@@ -8,6 +8,7 @@ from conftest import fit, quiet_trainer
 from lightning.pytorch import seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from gd_lightning import (
     ArangeDataModule,
@@ -203,6 +204,27 @@ def test_gradient_descent_is_the_hand_written_step() -> None:
     assert torch.equal(p.detach(), expected)
     with pytest.raises(ValueError, match="positive"):
         GradientDescent([p], lr=0.0)
+
+
+def test_gradient_descent_runs_step_hooks_and_shows_in_the_profiler() -> None:
+    p = torch.nn.Parameter(torch.zeros(2))
+    optimizer = GradientDescent([p], lr=0.5)
+    calls: list[str] = []
+    handles = [
+        optimizer.register_step_pre_hook(lambda *_: calls.append("pre")),
+        optimizer.register_step_post_hook(lambda *_: calls.append("post")),
+        register_optimizer_step_pre_hook(lambda *_: calls.append("all")),
+    ]
+    p.grad = torch.tensor([1.0, -2.0])
+    optimizer.step()
+    assert calls == ["all", "pre", "post"] and torch.equal(p.detach(), torch.tensor([-0.5, 1.0]))
+    for handle in handles:
+        handle.remove()
+    optimizer.step()  # no hooks left: the plain update, the same arithmetic
+    assert calls == ["all", "pre", "post"] and torch.equal(p.detach(), torch.tensor([-1.0, 2.0]))
+    with torch.profiler.profile() as profile:
+        optimizer.step()
+    assert "Optimizer.step#GradientDescent.step" in {event.name for event in profile.events()}
 
 
 @pytest.mark.parametrize(

@@ -391,11 +391,13 @@ class RegressionModule(LightningModule):
         Runs once per epoch, at the latest in :meth:`on_train_epoch_end`. The metrics
         are worked out and logged with the next write of the training values (every
         few steps, at each checkpoint and at the end), all the epochs since the last
-        one at once; when a callback may read them as the epoch ends
-        (``EarlyStopping``, ``ModelCheckpoint(monitor=...)``, a callback this package
-        does not know) or a scheduler watches them, each epoch's are in
-        ``trainer.callback_metrics`` before its ``on_train_epoch_end`` hooks run. A
-        callback that needs them sooner may call this.
+        one at once. When a callback may read them (``EarlyStopping``,
+        ``ModelCheckpoint(monitor=...)``, a callback this package does not know) or a
+        scheduler watches them, each epoch's are in ``trainer.callback_metrics`` as soon
+        as it ends: when Lightning's monitoring callbacks run (after this module's
+        ``on_train_epoch_end``) and for every callback from the next epoch's start. A
+        callback that needs them in its own ``on_train_epoch_end`` may call this first,
+        as :class:`~gd_lightning.LossHistory` does.
         """
         trainer = self.trainer
         if self._closed_epoch == trainer.current_epoch:
