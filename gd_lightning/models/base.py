@@ -216,6 +216,8 @@ class RegressionModule(LightningModule):
             # not buffers (there may be none), yet they go where the model goes, so a
             # step on a GPU copies nothing from the host
             self.standardization = self.standardization.apply(fn)
+        for metrics in getattr(self, "_eval_metrics", {}).values():  # kept out of the tree
+            metrics._apply(fn)
         return self
 
     def _fit_inputs(self, x: Tensor) -> Tensor:
@@ -346,9 +348,8 @@ class RegressionModule(LightningModule):
                 self.step_log.flush(self.trainer)
             return loss if weight is None else loss * weight
         metrics = self._eval_metrics.get(stage)
-        if metrics is None:
-            metrics = self._eval_metrics[stage] = _metric_collection(f"{stage}/")
-        metrics.to(self.device)  # a no-op once there
+        if metrics is None:  # moved with the model from then on (_apply)
+            metrics = self._eval_metrics[stage] = _metric_collection(f"{stage}/").to(self.device)
         metrics.update(preds.detach(), y)
         self.log(f"{stage}/loss", shown, on_step=False, on_epoch=True, prog_bar=True,
                  batch_size=batch_size, sync_dist=self.trainer.world_size > 1)  # fmt: skip
