@@ -49,8 +49,9 @@ class TrainStats:
         {'mse': 0.3333, 'rmse': 0.5774, 'mae': 0.3333, 'r2': 0.875}
     """
 
-    #: batches kept before they are summed
+    #: batches, and rows, kept before they are summed (bounds the memory they hold)
     FOLD_EVERY = 64
+    FOLD_ROWS = 1 << 16
 
     def __init__(self) -> None:
         self.forget()
@@ -67,6 +68,7 @@ class TrainStats:
         #: (predictions, targets) of the batches not yet summed
         self.batches: list[tuple[Tensor, Tensor]] = []
         self.count = 0
+        self._kept_rows = 0
 
     def update(self, preds: Tensor, targets: Tensor) -> None:
         """Add a batch: ``preds`` and ``targets`` of shape (batch, targets), detached."""
@@ -74,18 +76,15 @@ class TrainStats:
             self.shift = targets.mean(0)
         self.batches.append((preds, targets))
         self.count += len(targets)
-        if len(self.batches) >= self.FOLD_EVERY:
+        self._kept_rows += len(targets)
+        if len(self.batches) >= self.FOLD_EVERY or self._kept_rows >= self.FOLD_ROWS:
             self.folded = self.sums
 
     def close(self) -> "TrainStats":
         """The finished epoch, as stats of its own; these start the next epoch."""
         done = TrainStats()
-        done.shift, done.folded, done.batches, done.count = (
-            self.shift,
-            self.folded,
-            self.batches,
-            self.count,
-        )
+        done.shift, done.folded, done.batches = self.shift, self.folded, self.batches
+        done.count, done._kept_rows = self.count, self._kept_rows
         self.reset()
         return done
 
@@ -96,7 +95,7 @@ class TrainStats:
             return None
         if self.batches:
             self.folded = epoch_sums([self], self.shift)[0]  # type: ignore[arg-type]
-            self.batches = []
+            self.batches, self._kept_rows = [], 0
         return self.folded
 
     def compute(self, sums: Tensor | None = None, count: int | None = None) -> dict[str, float]:

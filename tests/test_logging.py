@@ -48,6 +48,11 @@ def test_train_stats_fold_kept_batches_and_sum_many_epochs_at_once(monkeypatch) 
         epochs.append(stats.close())
     assert [epoch.count for epoch in epochs] == [40, 40, 12] and stats.count == 0
     assert epochs[0].folded is not None and len(epochs[0].batches) == 2  # 8 batches: 6 folded
+    monkeypatch.setattr(TrainStats, "FOLD_ROWS", 10)  # and rows bound what is kept
+    big = TrainStats()
+    for batch in torch.arange(40).split(7):
+        big.update(preds[batch], targets[batch])
+        assert big._kept_rows < 10 and len(big.batches) <= 1
     together = epoch_sums(epochs, epochs[0].shift)  # type: ignore[arg-type]
     for sums, rows in zip(together, (40, 40, 12), strict=True):
         d, y = preds[:rows] - targets[:rows], targets[:rows] - epochs[0].shift
