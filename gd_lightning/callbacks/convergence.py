@@ -73,6 +73,7 @@ class ConvergenceMonitor(Callback):
         self._scale: float | None = None
         #: (step, parameter snapshot) of the epochs whose gaps are still to be worked out
         self._pending: list[tuple[int, list[torch.Tensor]]] = []
+        self._parameters: list[torch.Tensor] | None = None
         #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         skip_unused_hooks(self)
@@ -106,6 +107,14 @@ class ConvergenceMonitor(Callback):
             self.__dict__.pop("on_train_batch_end", None)
         self._trainer, self._module = trainer, pl_module
         self._pending = []
+        # with a reference and the model's step log, each epoch only copies the parameters
+        # (their gaps are worked out together at the log's next write)
+        bulk = step_log is not None and self.target_gap is None
+        self._parameters = (
+            list(pl_module.parameters())
+            if bulk and self._reference(pl_module) is not None
+            else None
+        )
 
     def on_train_batch_end(
         self,
@@ -133,16 +142,14 @@ class ConvergenceMonitor(Callback):
                 self._diverged(self._trainer, self._module, value, step)
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        step = max(trainer.global_step - 1, 0)
+        if self._parameters is not None:
+            self._pending.append((step, [p.detach().clone() for p in self._parameters]))
+            return
         reference = self._reference(pl_module)
         if reference is None:
             return
         step_log = getattr(pl_module, "step_log", None)
-        step = max(trainer.global_step - 1, 0)
-        if step_log is not None and self.target_gap is None:
-            # worked out with the losses, in bulk, when the model writes them
-            # a copy of the parameters now; their thetas are worked out together later
-            self._pending.append((step, cast("RegressionModule", pl_module).parameter_snapshot()))
-            return
         excess = reference.excess(_theta(pl_module))
         gap = reference.relative(excess)
         if step_log is not None:

@@ -179,13 +179,10 @@ class RegressionModule(LightningModule):
         """``theta`` from parameter values given in ``parameters()`` order, each of its
         parameter's shape with any leading dimensions: (..., parameters per target, targets).
 
-        Stacked :meth:`parameter_snapshot` values give the thetas of many moments at once.
+        Copies of the parameters taken at several moments, stacked, give the thetas of
+        all those moments at once.
         """
         raise NotImplementedError(f"{type(self).__name__} must implement flat_parameters_of()")
-
-    def parameter_snapshot(self) -> list[Tensor]:
-        """A copy of every parameter as it is now, in ``parameters()`` order."""
-        return [p.detach().clone() for p in self.parameters()]
 
     def folded(self) -> dict[str, Tensor]:
         """The parameters in original units (standardization folded in), by name, float64."""
