@@ -196,6 +196,28 @@ def test_automatic_mode_takes_the_configured_optimizer_at_lr() -> None:
     assert type(manual) is GradientDescent
 
 
+@pytest.mark.parametrize("mode", ["automatic", "manual"])
+def test_a_plateau_scheduler_watches_each_epochs_training_mse(mode: str) -> None:
+    # lr 1e-4 on the raw crop table blows the loss up epoch after epoch: every epoch
+    # is worse than the best, so the rate halves each time with patience 0
+    plateau = functools.partial(torch.optim.lr_scheduler.ReduceLROnPlateau, patience=0)
+    model = LinearRegression(3, 2, lr=1e-4, optimization=mode, scheduler=plateau)
+    seen: list[float] = []
+    original = torch.optim.lr_scheduler.ReduceLROnPlateau.step
+
+    def step(scheduler, metrics, *args):  # type: ignore[no-untyped-def]
+        seen.append(float(metrics))
+        return original(scheduler, metrics, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.optim.lr_scheduler.ReduceLROnPlateau, "step", step)
+        trainer = fit(model, CropYieldsDataModule(), max_epochs=4)
+    assert len(seen) == 4 and seen[-1] == pytest.approx(
+        float(trainer.callback_metrics["train/epoch_mse"]), rel=1e-6
+    )
+    assert len(set(seen)) == 4  # each epoch's own value, not one left over
+
+
 def test_gradient_descent_is_the_hand_written_step() -> None:
     p = torch.nn.Parameter(torch.randn(5))
     p.grad = torch.randn(5)

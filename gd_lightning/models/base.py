@@ -278,9 +278,10 @@ class RegressionModule(LightningModule):
     def on_train_start(self) -> None:
         # the epoch metrics wait for the next write unless something reads them as each
         # epoch ends (EarlyStopping, a monitoring checkpoint, a scheduler, an unknown callback)
-        self._epoch_metrics_at_once = self.scheduler_factory is not None or any(
+        trainer = self.trainer
+        self._epoch_metrics_at_once = bool(trainer.lr_scheduler_configs) or any(
             _may_read_epoch_metrics(callback)
-            for callback in self.trainer.callbacks  # type: ignore[attr-defined]
+            for callback in trainer.callbacks  # type: ignore[attr-defined]
         )
         if self._log_epoch_metrics not in self.step_log.producers:
             self.step_log.producers.append(self._log_epoch_metrics)
