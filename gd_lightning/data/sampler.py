@@ -95,8 +95,11 @@ class GatherDataset(TensorDataset):
     targets with a single ``index_select``: gathering random rows costs about the
     same for one column as for 32 (each row is a cache miss), so one gather instead
     of two halves the time. ``dataset[slice]`` serves a run of rows; a single
-    ``int`` still gives one row. ``tensors`` are views of the table. Batches come
-    out contiguous.
+    ``int`` still gives one row. ``tensors`` are views of the table. A batch's
+    features are a view of the block gathered for it (copying them out would cost
+    more than the gather itself), its other tensors are copied out (they are narrow,
+    and metrics such as torchmetrics' ``view`` them): ``reshape`` the features
+    rather than ``view`` them, or call ``.contiguous()``.
 
     A DataLoader with a :class:`EpochBatchSampler` as ``sampler``, ``batch_size=None``
     and :func:`batch_as_is` as ``collate_fn`` fetches each batch with one indexing
@@ -126,7 +129,8 @@ class GatherDataset(TensorDataset):
                 return tuple(tensor.index_select(0, index) for tensor in self.tensors)
             return tuple(tensor[index] for tensor in self.tensors)
         rows = self.table.index_select(0, index) if isinstance(index, Tensor) else self.table[index]
-        return tuple(part.contiguous() for part in rows.split(self.widths, dim=1))
+        features, *others = rows.split(self.widths, dim=1)
+        return (features, *(part.contiguous() for part in others))
 
 
 def batch_as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
