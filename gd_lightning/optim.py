@@ -88,8 +88,9 @@ class GradientDescent(Optimizer):
                     p.grad.detach_().zero_()
 
 
-#: PyTorch's registries of hooks for every optimizer (empty when none is registered)
-_GLOBAL_PRE_HOOKS: dict = getattr(torch_optimizer, "_global_optimizer_pre_hooks", {})
-_GLOBAL_POST_HOOKS: dict = getattr(torch_optimizer, "_global_optimizer_post_hooks", {})
+#: PyTorch's registries of hooks for every optimizer (empty when none is registered;
+#: a PyTorch without them gets every step through its wrapper)
+_GLOBAL_PRE_HOOKS: dict = getattr(torch_optimizer, "_global_optimizer_pre_hooks", {None: None})
+_GLOBAL_POST_HOOKS: dict = getattr(torch_optimizer, "_global_optimizer_post_hooks", {None: None})
 #: the step as PyTorch runs any optimizer's: hooks around it, inside a profiler record
 _hooked_update = Optimizer.profile_hook_step(GradientDescent._update)

@@ -98,14 +98,10 @@ class TrainStats:
             self.batches, self._kept_rows = [], 0
         return self.folded
 
-    def compute(self, sums: Tensor | None = None, count: int | None = None) -> dict[str, float]:
-        """The epoch's metrics, from these sums or from ``sums``/``count`` (summed over
-        processes). Worked out in Python floats: a handful of numbers, fetched at once."""
-        sums = self.sums if sums is None else sums
-        count = self.count if count is None else count
-        if sums is None or count == 0:
-            return {}
-        return epoch_metrics(sums[None], [count])[0]
+    def compute(self) -> dict[str, float]:
+        """The epoch's metrics so far (``{}`` before its first batch)."""
+        sums = self.sums
+        return {} if sums is None else epoch_metrics(sums[None], [self.count])[0]
 
 
 def epoch_sums(epochs: list[TrainStats], shift: Tensor) -> Tensor:
