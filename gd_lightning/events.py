@@ -14,6 +14,7 @@ import struct
 import time
 from io import BufferedWriter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto.event_pb2 import Event
@@ -45,8 +46,8 @@ class _Tables:
         self.by_distance = self.byte[None, :].copy()  # (distances, 256)
         self.zeros = np.zeros(1, dtype=np.uint32)  # CRC of 0, 1, ... zero bytes
 
-    def _shift(self, register: np.ndarray) -> np.ndarray:
-        """The register after one more zero byte."""
+    def _shift(self, register: Any) -> Any:
+        """The register (an array of them, or one) after one more zero byte."""
         return self.byte[register & 0xFF] ^ (register >> 8)
 
     def grow(self, length: int) -> None:
@@ -63,7 +64,7 @@ class _Tables:
             register = np.uint32(0xFFFFFFFF)
             values = [np.uint32(0)]
             for _ in range(max(length + 1, 2 * len(self.zeros)) - 1):
-                register = self.byte[register & 0xFF] ^ (register >> np.uint32(8))
+                register = self._shift(register)
                 values.append(register ^ np.uint32(0xFFFFFFFF))
             self.zeros = np.array(values, dtype=np.uint32)
 

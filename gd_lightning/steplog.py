@@ -37,9 +37,9 @@ class TrainStats:
     whole tutorial step; here a batch's predictions and targets are only kept, and
     summed with those of other batches (and other epochs: :func:`epoch_sums`) a few
     operations at a time: when the epoch's metrics are wanted, or every
-    :attr:`FOLD_EVERY` batches. The targets are shifted by the fit's first batch's
-    mean before their squares are summed, so R² keeps its precision for targets far
-    from zero.
+    :attr:`FOLD_EVERY` batches or :attr:`FOLD_ROWS` rows. The targets are shifted by
+    the fit's first batch's mean before their squares are summed, so R² keeps its
+    precision for targets far from zero.
 
     Example:
         >>> stats = TrainStats()
@@ -133,8 +133,9 @@ def epoch_metrics(sums: Tensor, counts: list[int]) -> list[dict[str, float]]:
     """MSE, RMSE, MAE and R² of each epoch from its :attr:`TrainStats.sums`.
 
     ``sums`` has shape (epochs, 4, targets), ``counts`` the epochs' numbers of rows.
-    Worked out for all epochs at once in float64, fetched from the device in one go. R² is averaged
-    over targets; near-constant targets count as torchmetrics' ``R2Score`` counts them.
+    Worked out for all epochs at once in float64, fetched from the device in one go.
+    R² is averaged over targets; near-constant targets count as torchmetrics'
+    ``R2Score`` counts them.
 
     Example:
         >>> sums = torch.tensor([[[2.0], [2.0], [0.0], [8.0]]])  # Σd², Σ|d|, Σ(y-c), Σ(y-c)²
