@@ -22,11 +22,17 @@ from gd_lightning.data import (
 )
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import DivergenceError, InputError
-from gd_lightning.functional import mse, quadratic
+from gd_lightning.functional import (
+    linear_design_matrix,
+    linear_in_original_units,
+    mse,
+    quadratic,
+    quadratic_design_matrix,
+    quadratic_in_original_units,
+)
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models import LinearRegression, QuadraticRegression, RegressionModule
 from gd_lightning.optim import GradientDescent
-from gd_lightning.profiler import NullProfiler
 
 __version__ = "0.1.0"
 
@@ -47,7 +53,6 @@ __all__ = [
     "LinearRegression",
     "LossHistory",
     "NoisyLineDataModule",
-    "NullProfiler",
     "ParameterReport",
     "PredictionWriter",
     "QuadraticRegression",
@@ -56,6 +61,10 @@ __all__ = [
     "Standardization",
     "TabularDataModule",
     "TensorDataModule",
+    "linear_design_matrix",
+    "linear_in_original_units",
     "mse",
     "quadratic",
+    "quadratic_design_matrix",
+    "quadratic_in_original_units",
 ]

@@ -61,9 +61,9 @@ class FitReference:
         a, y = design.double(), targets.double()  # (n, p), (n, K)
         n, k = len(a), y.shape[1]
         gram = a.T @ a / n
-        # gelsd: SVD based, the minimum-norm solution when A is rank deficient
-        solution = torch.linalg.lstsq(a, y, driver="gelsd").solution
-        rank = int(torch.linalg.matrix_rank(a).item())
+        # gelsd: SVD based, the minimum-norm solution when A is rank deficient, and its rank
+        result = torch.linalg.lstsq(a, y, driver="gelsd")
+        solution, rank = result.solution, int(result.rank)
         scale = torch.ones(k, dtype=torch.float64) if target_scale is None else target_scale
         return cls(
             gram=gram,
@@ -226,6 +226,42 @@ class FitReference:
                 f"columns): many parameters reach that loss; the reference is the minimum-norm one"
             )
         return "\n".join(lines)
+
+
+    def summary(self, theta: Tensor) -> str:
+        """How far the loss at ``theta`` is above the best possible, in words.
+
+        Example:
+            >>> design = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
+            >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [3.0], [2.0]]))
+            >>> ref.summary(ref.solution)
+            'loss 0.5; the best possible loss is 0.5 (least squares): reached'
+            >>> ref.summary(torch.zeros(2, 1))
+            'loss 4.667; the best possible loss is 0.5 (least squares): 9.33 times as much'
+        """
+        return describe_loss(self.loss(theta), self.optimum_loss, self.exact_fit)
+
+
+def describe_loss(loss: float, optimum: float, exact_fit: bool) -> str:
+    """``loss X; the best possible loss is Y ...: how much more``, in words a learner checks.
+
+    Example:
+        >>> describe_loss(0.4879, 0.4831, False)
+        'loss 0.4879; the best possible loss is 0.4831 (least squares): 0.99% above it'
+        >>> describe_loss(2e-3, 0.0, True)
+        'loss 0.002; the data can be fitted exactly (best possible loss 0): 0.002 above it'
+    """
+    if exact_fit:
+        return f"loss {loss:.4g}; the data can be fitted exactly (best possible loss 0): " + (
+            "reached" if loss <= 0 else f"{loss:.4g} above it"
+        )
+    head = f"loss {loss:.4g}; the best possible loss is {optimum:.4g} (least squares): "
+    ratio = loss / optimum
+    if ratio >= 2:
+        return head + f"{ratio:.3g} times as much"
+    if loss - optimum <= 1e-9 * optimum:
+        return head + "reached"
+    return head + f"{ratio - 1:.2%} above it"
 
 
 def _count(epochs: float) -> str:

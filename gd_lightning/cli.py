@@ -3,11 +3,15 @@
 import argparse
 import importlib
 import inspect
+import logging
 import os
 import pickle
 import re
 import sys
 import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +27,10 @@ from gd_lightning.callbacks import (
     ParameterReport,
     PredictionWriter,
 )
-from gd_lightning.callbacks._common import skip_unused_hooks
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule
-from gd_lightning.profiler import NullProfiler
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
 DESCRIPTION = (
@@ -40,13 +42,6 @@ DESCRIPTION = (
 class _SaveConfig(SaveConfigCallback):
     """LightningCLI's ``config.yaml`` writer, skipping the hooks it does not use, and
     refusing in one line to put a new run into an earlier run's folder."""
-
-    #: it writes the config before training and reads no metric
-    reads_epoch_metrics = False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        skip_unused_hooks(self)
 
     def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
         if not self.overwrite and not self.already_saved:
@@ -78,11 +73,9 @@ class GDLightningCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         # always on: every fit is measured and reports its parameters, every predict
-        # writes its CSV
-        parser.add_lightning_class_args(ParameterReport, "report")
-        parser.add_lightning_class_args(ConvergenceMonitor, "convergence")
-        parser.add_lightning_class_args(PredictionWriter, "predictions")
-        parser.add_lightning_class_args(FitCheckpoint, "checkpoint")
+        # writes its CSV (instantiate_trainer adds them to the Trainer's callbacks)
+        for name, callback in CALLBACK_OPTIONS.items():
+            parser.add_class_arguments(callback, name)
         for name in ("in_features", "out_features"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
@@ -115,26 +108,26 @@ class GDLightningCLI(LightningCLI):
             )
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self._get(self.config_init, "trainer", default={})
-        own = [c for c in config.get("callbacks") or [] if isinstance(c, ModelCheckpoint)]
-        checkpoint = self._get(self.config_init, "checkpoint")
-        forced = [
-            self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys
-        ]
-        if own or config.get("enable_checkpointing") is False:
-            forced = [c for c in forced if c is not checkpoint]
-        if self.subcommand != "predict":  # every callback costs each hook Lightning calls
-            forced = [c for c in forced if not isinstance(c, PredictionWriter)]
-        if self.subcommand and self.config[self.subcommand].get("ckpt_path"):
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config.get("trainer") or {}
+        callbacks = trainer.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        ours = [config["report"], config["convergence"]]
+        if self.subcommand == "predict":
+            ours.append(config["predictions"])
+        own_checkpoint = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+        if not own_checkpoint and trainer.get("enable_checkpointing") is not False:
+            ours.append(config["checkpoint"])
+        if self.subcommand and config.get("ckpt_path"):
             # resuming a run continues in its folder: its config is written again
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}
-        plugins = config.get("plugins") or []
-        plugins = plugins if isinstance(plugins, list) else [plugins]
+        plugins = trainer.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            plugins = [*plugins, AtomicCheckpointIO()]  # a kill mid-save leaves no torn file
-        profiler = config.get("profiler") or NullProfiler()  # Lightning's default, free
-        settings = {**config, "plugins": plugins, "profiler": profiler, **kwargs}
-        return self._instantiate_trainer(settings, forced)
+            plugins.append(AtomicCheckpointIO())  # a kill mid-save leaves no torn file
+        return super().instantiate_trainer(
+            **{"callbacks": callbacks + ours, "plugins": plugins, **kwargs}
+        )
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it
     def before_fit(self) -> None:
@@ -153,6 +146,10 @@ class GDLightningCLI(LightningCLI):
         """Check the data, the shapes given by hand and the checkpoint before the Trainer
         writes anything."""
         self.datamodule.setup(stage)
+        option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
+        if option and not getattr(self.datamodule.hparams, option, 1):
+            what = "validation" if stage == "validate" else "test"
+            raise InputError(f"the data has no {what} rows: set data.{option} above 0")
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
                 check_writable(folder)
@@ -211,6 +208,14 @@ def check_writable(folder: Path) -> None:
             f"with --trainer.default_root_dir or the logger's save_dir"
         )
 
+
+#: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
+CALLBACK_OPTIONS = {
+    "report": ParameterReport,
+    "convergence": ConvergenceMonitor,
+    "predictions": PredictionWriter,
+    "checkpoint": FitCheckpoint,
+}
 
 #: ckpt_path values Lightning resolves itself
 SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
@@ -278,21 +283,60 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
     With ``run=False`` the model, data and Trainer are only built: ``args`` then
     holds no subcommand, and the caller runs ``trainer.fit(...)`` itself.
     """
-    return GDLightningCLI(
-        RegressionModule,
+    with framework_notices_off():
+        return GDLightningCLI(
+            RegressionModule,
         TensorDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        # the model's own `optimizer` argument chooses the optimizer; manual mode has none
-        auto_configure_optimizers=False,
-        save_config_callback=_SaveConfig,
-        # these runs are short: keep every step's loss
-        trainer_defaults={"log_every_n_steps": 1},
-        # a wrong option raises instead of printing the whole usage: main() says it in a line
-        parser_kwargs={"prog": "gd-lightning", "description": DESCRIPTION, "exit_on_error": False},
-        args=args,
-        run=run,
-    )
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            # the model's own `optimizer` argument chooses the optimizer; manual mode has none
+            auto_configure_optimizers=False,
+            save_config_callback=_SaveConfig,
+            # these runs are short: keep every step's loss
+            trainer_defaults={"log_every_n_steps": 1},
+            # a wrong option raises instead of printing the whole usage: main() says it in a line
+            parser_kwargs={
+                "prog": "gd-lightning",
+                "description": DESCRIPTION,
+                "exit_on_error": False,
+            },
+            args=args,
+            run=run,
+        )
+
+
+#: Lightning's notices that say nothing about the user's fit: a validation_step with
+#: no validation split is how this package's models meet data without one; the
+#: deprecation is Lightning's own use of a PyTorch name
+FRAMEWORK_WARNINGS = (
+    "You defined a `validation_step` but have no `val_dataloader`",
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+#: the advertisement Lightning prints at every start
+FRAMEWORK_TIP = "💡 Tip:"
+
+
+class _NoTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(FRAMEWORK_TIP)
+
+
+@contextmanager
+def framework_notices_off() -> Iterator[None]:
+    """Leave out, while the command runs, Lightning's lines that do not concern the fit
+    (:data:`FRAMEWORK_WARNINGS`, the tip); everything else it says is shown."""
+    tip_filter = _NoTip()
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch.utilities.rank_zero",)]
+    with warnings.catch_warnings():
+        for message in FRAMEWORK_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        for logger in loggers:
+            logger.addFilter(tip_filter)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(tip_filter)
 
 
 def main(args: ArgsType = None) -> None:

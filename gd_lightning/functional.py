@@ -1,5 +1,13 @@
-"""The models' math as small pure functions, apart from the Lightning plumbing."""
+"""The models' math as small pure functions, apart from the Lightning plumbing.
 
+Every model here is linear in its parameters: its predictions are ``A @ theta`` for
+a design matrix ``A`` built from the inputs. The functions below build those
+matrices, evaluate the models, and fold a standardization of the data back into
+the parameters, so that a model fitted in standardized units predicts in original
+units from raw inputs.
+"""
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -11,7 +19,6 @@ def quadratic(t: Tensor, params: Tensor) -> Tensor:
     point result is the tutorial's to the last bit.
 
     Example:
-        >>> import torch
         >>> quadratic(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, -2.0, 3.0]))
         tensor([3., 2., 3.])
     """
@@ -28,7 +35,6 @@ def mse(preds: Tensor, targets: Tensor) -> Tensor:
     against targets of shape (n, 1) is a bug, not an (n, n) comparison.
 
     Example:
-        >>> import torch
         >>> mse(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [4.0]]))
         tensor(2.)
     """
@@ -38,3 +44,90 @@ def mse(preds: Tensor, targets: Tensor) -> Tensor:
             f"{tuple(targets.shape)}; they must match"
         )
     return F.mse_loss(preds, targets)
+
+
+def linear_design_matrix(x: Tensor, bias: bool = True) -> Tensor:
+    """``[x, 1]`` (or ``x`` alone without a bias): shape (rows, in_features [+ 1]).
+
+    Example:
+        >>> linear_design_matrix(torch.tensor([[2.0], [3.0]]))
+        tensor([[2., 1.],
+                [3., 1.]])
+    """
+    if not bias:
+        return x
+    return torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+
+
+def quadratic_design_matrix(t: Tensor) -> Tensor:
+    """``[t**2, t, 1]`` for inputs of shape (rows, 1): shape (rows, 3).
+
+    Example:
+        >>> quadratic_design_matrix(torch.tensor([[2.0]]))
+        tensor([[4., 2., 1.]])
+    """
+    return torch.cat([t**2, t, torch.ones_like(t)], dim=1)
+
+
+def linear_in_original_units(
+    weight: Tensor,
+    bias: Tensor | None,
+    feature_shift: Tensor,
+    feature_scale: Tensor,
+    target_shift: Tensor,
+    target_scale: Tensor,
+    feature_constant: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    r"""The weight and bias that predict from raw inputs what a linear model fitted to
+    standardized data predicts.
+
+    With :math:`z = (x - m_x) / s_x` and :math:`y = s_y \hat z + m_y`,
+
+    .. math:: y = \frac{s_y W}{s_x} x + s_y b + m_y - s_y W \frac{m_x}{s_x}.
+
+    Without a bias, the shift goes into the weight of a constant input column (a
+    column of ones): ``feature_constant`` holds each column's constant value, NaN
+    where it varies. Everything is computed in float64.
+
+    Example:
+        >>> w, b = linear_in_original_units(
+        ...     torch.tensor([[2.0]]), torch.tensor([1.0]),
+        ...     torch.tensor([10.0]), torch.tensor([5.0]), torch.tensor([100.0]), torch.tensor([3.0]))
+        >>> w, b  # 3 * (2 * (x - 10) / 5 + 1) + 100 = 1.2 x + 79
+        (tensor([[1.2000]], dtype=torch.float64), tensor([79.], dtype=torch.float64))
+    """
+    weight = weight.double()  # (out, in)
+    mx, sx = feature_shift.double(), feature_scale.double()
+    my, sy = target_shift.double(), target_scale.double()
+    original = sy[:, None] * weight / sx[None, :]
+    shift = my - sy * (weight @ (mx / sx))  # (out,)
+    if bias is not None:
+        return original, sy * bias.double() + shift
+    if not bool((shift != 0).any()):
+        return original, None
+    if feature_constant is None or bool(feature_constant.isnan().all()):
+        raise ValueError("the standardization shifts the data and there is no bias to absorb it")
+    column = int(feature_constant.isnan().logical_not().nonzero()[0])
+    original[:, column] += shift / feature_constant[column].double()
+    return original, None
+
+
+def quadratic_in_original_units(
+    params: Tensor, shift: float, scale: float, target_shift: float, target_scale: float
+) -> Tensor:
+    r"""``(a, b, c)`` of the quadratic in raw ``t`` that equals ``s_y q(z) + m_y``, with
+    :math:`q(z) = a z^2 + b z + c` and :math:`z = (t - m) / s`; float64.
+
+    Example:
+        >>> quadratic_in_original_units(torch.tensor([1.0, 0.0, 0.0]), 1.0, 2.0, 0.0, 1.0)
+        tensor([ 0.2500, -0.5000,  0.2500], dtype=torch.float64)
+    """
+    a, b, c = params.double()
+    m, s = shift, scale
+    return torch.stack(
+        [
+            target_scale * a / s**2,
+            target_scale * (b / s - 2 * a * m / s**2),
+            target_scale * (a * m**2 / s**2 - b * m / s + c) + target_shift,
+        ]
+    )

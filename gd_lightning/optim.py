@@ -6,7 +6,6 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim import optimizer as torch_optimizer
 
 
 class GradientDescent(Optimizer):
@@ -18,7 +17,8 @@ class GradientDescent(Optimizer):
     gradients: the same floating-point operations, in the same order, as the
     tutorials' ``params.data -= lr * params.grad.data``. Being an optimizer, it
     is driven through Lightning's ``self.optimizers()``, so ``global_step``,
-    ``max_steps``, step-based logging and checkpointing count these updates.
+    ``max_steps``, step-based logging and checkpointing count these updates, and
+    optimizer hooks and the profiler see it as any other.
 
     Args:
         params: the parameters (or parameter groups) to update.
@@ -37,60 +37,16 @@ class GradientDescent(Optimizer):
             raise ValueError(f"lr must be a positive number, got {lr}")
         super().__init__(params, {"lr": lr})
 
+    @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """Take one step ``p -= lr * p.grad``; re-evaluates ``closure`` first if given.
-
-        Optimizer step hooks (``register_step_pre_hook``, the global ones) run, and
-        the PyTorch profiler records the step, as for any optimizer; when neither is in
-        use the step skips the wrapper PyTorch puts around every ``step`` for them,
-        which costs more than the update.
-        """
-        if (
-            self._optimizer_step_pre_hooks
-            or self._optimizer_step_post_hooks
-            or _GLOBAL_PRE_HOOKS
-            or _GLOBAL_POST_HOOKS
-            or torch.autograd._profiler_enabled()
-        ):
-            return _hooked_update(self, closure)
-        return self._update(closure)
-
-    # PyTorch wraps an optimizer class's step with the hooks and profiler record unless
-    # it is marked as wrapped already; this one calls that wrapper itself when needed
-    step.hooked = True  # type: ignore[attr-defined]
-
-    def _update(self, closure: Callable[[], float] | None = None) -> float | None:
+        """Take one step ``p -= lr * p.grad``; re-evaluates ``closure`` first if given."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        with torch.no_grad():
-            for group in self.param_groups:
-                lr = group["lr"]
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p -= lr * p.grad
-        return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Reset every gradient (to ``None``, or to zeros with ``set_to_none=False``).
-
-        The same as ``Optimizer.zero_grad``, without its profiler record, which costs
-        as much as the tutorial's update itself.
-        """
         for group in self.param_groups:
+            lr = group["lr"]
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.detach_().zero_()
-
-
-#: PyTorch's registries of hooks for every optimizer (empty when none is registered;
-#: a PyTorch without them gets every step through its wrapper)
-_GLOBAL_PRE_HOOKS: dict = getattr(torch_optimizer, "_global_optimizer_pre_hooks", {None: None})
-_GLOBAL_POST_HOOKS: dict = getattr(torch_optimizer, "_global_optimizer_post_hooks", {None: None})
-#: the step as PyTorch runs any optimizer's: hooks around it, inside a profiler record
-_hooked_update = Optimizer.profile_hook_step(GradientDescent._update)
+                if p.grad is not None:
+                    p -= lr * p.grad
+        return loss

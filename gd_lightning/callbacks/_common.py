@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import lightning.pytorch as pl
-from lightning.pytorch import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import TensorDataset
@@ -47,28 +46,3 @@ def checkpoint_folder(trainer: "pl.Trainer") -> Path:
     callback = trainer.checkpoint_callback
     dirpath = getattr(callback, "dirpath", None)
     return Path(dirpath) if dirpath else run_folder(trainer)
-
-
-#: the hooks Lightning calls through its dispatcher, which skips an attribute that is
-#: not callable (on_save_checkpoint and on_load_checkpoint are called directly)
-_DISPATCHED_HOOKS = tuple(
-    name
-    for name in dir(Callback)
-    if (name.startswith("on_") or name in ("setup", "teardown"))
-    and name not in ("on_save_checkpoint", "on_load_checkpoint")
-)
-
-
-def skip_unused_hooks(callback: Callback) -> None:
-    """Mark the hooks ``callback``'s class leaves as ``Callback``'s no-ops so Lightning
-    skips them.
-
-    Lightning calls every hook of every callback, each inside a profiler context, a
-    dozen times a step; for a tutorial step of 100 µs that was a tenth of a step per
-    callback, spent calling methods that do nothing. Its dispatcher skips a hook
-    attribute that is not callable, so an unused hook is set to ``None`` on the
-    instance (the class, and any subclass overriding the hook, are untouched).
-    """
-    for name in _DISPATCHED_HOOKS:
-        if getattr(type(callback), name) is getattr(Callback, name):
-            setattr(callback, name, None)

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from gd_lightning import plots
-from gd_lightning.callbacks._common import column_names, run_folder, run_tensors, skip_unused_hooks
+from gd_lightning.callbacks._common import column_names, run_folder, run_tensors
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
 
@@ -45,9 +45,6 @@ class FitFigures(Callback):
         max_points: draw at most this many rows (a fixed random sample beyond it).
     """
 
-    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
-    reads_epoch_metrics = False
-
     def __init__(
         self,
         every_n_epochs: int = 10,
@@ -69,7 +66,6 @@ class FitFigures(Callback):
         self._active = False
         self._frames: list[tuple[str, np.ndarray]] = []
         self._logged_step = -1
-        skip_unused_hooks(self)
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         self._active = False
@@ -104,24 +100,16 @@ class FitFigures(Callback):
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._animating:
-            self._frames.append(("before training", self._predict(pl_module, self._grid)))
+            self._frames.append((self._title(trainer), self._predict(pl_module, self._grid)))
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._active:
             return
         epochs_done = trainer.current_epoch + 1
-        frame = self._animating and epochs_done % self.animation_every_n_epochs == 0
-        figures = bool(self.every_n_epochs) and epochs_done % self.every_n_epochs == 0
-        flush_logs = getattr(pl_module, "flush_logs", None)
-        # the titles show the latest loss (a flush is collective: with several processes
-        # they show the last one written, since this callback draws on rank 0 only)
-        if (frame or figures) and flush_logs is not None and trainer.world_size == 1:
-            flush_logs()
-        if frame:
-            title = self._title(trainer, epochs_done)
-            self._frames.append((title, self._predict(pl_module, self._grid)))
-        if figures:
-            for tag, figure in self._figures(trainer, pl_module, epochs_done).items():
+        if self._animating and epochs_done % self.animation_every_n_epochs == 0:
+            self._frames.append((self._title(trainer), self._predict(pl_module, self._grid)))
+        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0:
+            for tag, figure in self._figures(trainer, pl_module).items():
                 self._log(trainer, tag, figure)
             self._logged_step = trainer.global_step
 
@@ -129,8 +117,7 @@ class FitFigures(Callback):
         if not self._active:
             return
         folder = run_folder(trainer)
-        # by now the Trainer's epoch counter holds the number of epochs run
-        for tag, figure in self._figures(trainer, pl_module, trainer.current_epoch).items():
+        for tag, figure in self._figures(trainer, pl_module).items():
             name = tag.split("/")[-1]
             with atomic_path(folder / f"{name}.png") as tmp:
                 figure.savefig(tmp, dpi=100)
@@ -157,16 +144,16 @@ class FitFigures(Callback):
         with torch.no_grad():
             return pl_module(x.to(pl_module.device)).float().cpu().numpy()
 
-    def _title(self, trainer: "pl.Trainer", epochs_done: int) -> str:
-        loss = trainer.callback_metrics.get("train/loss")
-        shown = f", last batch loss {float(loss):.4g}" if loss is not None else ""
-        return f"after epoch {epochs_done} (step {trainer.global_step}){shown}"
+    def _title(self, trainer: "pl.Trainer", mse: float | None = None) -> str:
+        """Which parameters a picture shows: those after ``global_step`` updates, the
+        step TensorBoard shows it at (and the MSE of what it draws, when given)."""
+        step = trainer.global_step
+        shown = "" if mse is None else f": MSE {mse:.4g} on these {len(self._y)} rows"
+        return f"after {step} update{'s' if step != 1 else ''} (epoch {trainer.current_epoch + 1}){shown}"
 
-    def _figures(
-        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epochs_done: int
-    ) -> dict[str, Any]:
-        title = self._title(trainer, epochs_done)
+    def _figures(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> dict[str, Any]:
         preds = self._predict(pl_module, self._x)
+        title = self._title(trainer, float(np.mean((preds - self._y) ** 2)))
         figures = {
             "figures/predictions": plots.predictions_figure(self._y, preds, self._targets, title)
         }

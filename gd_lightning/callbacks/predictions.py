@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import Tensor
 
-from gd_lightning.callbacks._common import column_names, run_folder, skip_unused_hooks
+from gd_lightning.callbacks._common import column_names, run_folder
 from gd_lightning.io import shortest_float32, write_csv_atomic
 
 
@@ -27,16 +27,12 @@ class PredictionWriter(BasePredictionWriter):
             ``checkpoints/``), or in the log folder when there is no checkpoint.
     """
 
-    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
-    reads_epoch_metrics = False
-
     def __init__(self, path: str | None = None) -> None:
         super().__init__(write_interval="batch")
         self.path = path
         self._inputs: list[Tensor] = []
         self._predictions: list[Tensor] = []
         self.written: Path | None = None
-        skip_unused_hooks(self)
 
     def on_predict_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._inputs, self._predictions, self.written = [], [], None

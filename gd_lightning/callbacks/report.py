@@ -5,7 +5,7 @@ import json
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
-from gd_lightning.callbacks._common import checkpoint_folder, column_names, skip_unused_hooks
+from gd_lightning.callbacks._common import checkpoint_folder, column_names
 from gd_lightning.io import shortest_float32, write_csv_atomic, write_text_atomic
 
 
@@ -24,12 +24,8 @@ class ParameterReport(Callback):
         print_table: print the table to standard output as well.
     """
 
-    #: it leaves train/epoch_* alone as an epoch ends, so they may wait for the next write
-    reads_epoch_metrics = False
-
     def __init__(self, print_table: bool = True) -> None:
         self.print_table = print_table
-        skip_unused_hooks(self)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         coefficients = getattr(pl_module, "coefficients", None)

@@ -29,7 +29,10 @@ class TensorDataModule(LightningDataModule):
     shape (batch, in_features) and ``y`` of shape (batch, out_features), float32.
 
     The rows not held out for validation or testing form the training split, in
-    their original order. The predict loader serves every row, in order.
+    their original order. The predict loader serves every row, in order. The
+    validation and test loaders exist only when ``val_fraction`` and
+    ``test_fraction`` hold rows out: a fit without a validation split then runs no
+    validation, and ``trainer.validate``/``trainer.test`` say there is no loader.
 
     Args:
         batch_size: rows per batch; ``None`` means the whole split in one batch
@@ -88,6 +91,13 @@ class TensorDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.standardize_features = standardize_features
         self.standardize_targets = standardize_targets
+        # A split held out defines the loader; without one the DataModule has none, and
+        # Lightning (which asks whether val_dataloader is defined) skips validation
+        # without a word instead of warning about an empty loader.
+        if val_fraction > 0:
+            self.val_dataloader = self._validation_loader  # type: ignore[method-assign]
+        if test_fraction > 0:
+            self.test_dataloader = self._test_loader  # type: ignore[method-assign]
         self.standardization: Standardization | None = None
         self.full_set: Rows | None = None
         self.train_set: Rows | None = None
@@ -110,9 +120,32 @@ class TensorDataModule(LightningDataModule):
         raise NotImplementedError(f"{type(self).__name__} must implement load()")
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, check and split the data; later calls reuse the first result."""
-        if self.full_set is not None:
+        """Load, check and split the data (later calls reuse the first result); at the
+        start of a fit, hand the standardization statistics to the model."""
+        if self.full_set is None:
+            self._load_and_split()
+        if stage == "fit":
+            self._hand_over_standardization()
+
+    def _hand_over_standardization(self) -> None:
+        """Give the Trainer's model the training split's statistics, through its
+        ``set_standardization`` (``None`` when nothing is standardized); refuse a
+        model that cannot take statistics asked for."""
+        trainer = self.trainer
+        model = trainer.lightning_module if trainer is not None else None
+        if model is None:
             return
+        receive = getattr(model, "set_standardization", None)
+        if receive is not None:
+            receive(self.standardization)
+        elif self.standardization is not None:
+            raise InputError(
+                f"{type(model).__name__} has no set_standardization(), so it cannot learn in "
+                f"standardized units: set data.standardize_features and "
+                f"data.standardize_targets to false, or use a gd_lightning model"
+            )
+
+    def _load_and_split(self) -> None:
         x, y = self.load()
         self._check(x, y)
         train_rows, val_rows, test_rows = self._split(len(x))
@@ -236,11 +269,15 @@ class TensorDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, train=True)
 
-    def val_dataloader(self) -> DataLoader | list:
-        return self._eval_loader(self.val_set, "validation", "val_fraction")
+    def _validation_loader(self) -> Any:
+        """The validation split's loader: this DataModule's ``val_dataloader`` when
+        ``val_fraction`` is above 0."""
+        return self._loader(self.val_set)
 
-    def test_dataloader(self) -> DataLoader | list:
-        return self._eval_loader(self.test_set, "test", "test_fraction")
+    def _test_loader(self) -> Any:
+        """The test split's loader: this DataModule's ``test_dataloader`` when
+        ``test_fraction`` is above 0."""
+        return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
         if self._processes()[0] > 1:
@@ -249,11 +286,3 @@ class TensorDataModule(LightningDataModule):
                 "(and no --trainer.strategy ddp)"
             )
         return self._loader(self.full_set)
-
-    def _eval_loader(self, dataset: Rows | None, what: str, option: str) -> Any:
-        if dataset is not None and len(dataset) == 0:
-            fn = self.trainer.state.fn if self.trainer is not None else None
-            if fn in ("validate", "test"):
-                raise InputError(f"the data has no {what} rows: set data.{option} above 0")
-            return []  # no split: fitting skips validation
-        return self._loader(dataset)

@@ -1,7 +1,7 @@
 """Feature and target standardization, with statistics from the training split."""
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
@@ -66,17 +66,35 @@ class Standardization:
         constant = torch.where(x_moments.constant, first_x, torch.nan).float()
         return cls(*x_moments.shift_scale(features), *y_moments.shift_scale(targets), constant)
 
-    def apply(self, fn: Callable[[Tensor], Tensor]) -> "Standardization":
-        """A copy with ``fn`` applied to every tensor (``fn`` moves them to a device)."""
-        return type(self)(*(fn(getattr(self, name)) for name in self.__dataclass_fields__))
+    @classmethod
+    def identity(cls, in_features: int, out_features: int) -> "Standardization":
+        """Statistics that change nothing: shifts 0, scales 1, no constant column.
 
-    def as_dict(self) -> dict[str, list[float]]:
-        """Plain lists, for a checkpoint that loads with ``weights_only=True``."""
-        return {name: getattr(self, name).tolist() for name in self.__dataclass_fields__}
+        Example:
+            >>> Standardization.identity(2, 1).features
+            False
+        """
+        return cls(
+            torch.zeros(in_features),
+            torch.ones(in_features),
+            torch.zeros(out_features),
+            torch.ones(out_features),
+            torch.full((in_features,), torch.nan),
+        )
+
+    @staticmethod
+    def names() -> list[str]:
+        """The statistics' names, as a model's buffers are called."""
+        return [field.name for field in fields(Standardization)]
+
+    def as_tensors(self) -> dict[str, Tensor]:
+        """The statistics by name."""
+        return {name: getattr(self, name) for name in self.names()}
 
     @classmethod
-    def from_dict(cls, values: dict[str, list[float]]) -> "Standardization":
-        return cls(**{name: torch.tensor(v, dtype=torch.float32) for name, v in values.items()})
+    def from_tensors(cls, tensors: dict[str, Tensor]) -> "Standardization":
+        """Statistics from :meth:`as_tensors`' form (a model's buffers)."""
+        return cls(**{name: tensors[name] for name in cls.names()})
 
     @property
     def features(self) -> bool:

@@ -1,22 +1,24 @@
 """Tutorials 2 to 5's model: ``y = x @ weight.T + bias``, laid out as ``nn.Linear``."""
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
+from gd_lightning.functional import linear_design_matrix, linear_in_original_units
 from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
 
 
 class LinearRegression(RegressionModule):
     """Linear regression with any number of inputs and targets.
 
-    Its parameters are named and shaped as in ``torch.nn.Linear`` (``weight``
-    of shape (out_features, in_features), ``bias`` of shape (out_features,)),
-    so ``nn.Linear(in_features, out_features).load_state_dict(model.state_dict())``
-    works.
+    Its parameters are those of the ``nn.Linear`` child ``linear`` (``weight`` of
+    shape (out_features, in_features), ``bias`` of shape (out_features,)), in the
+    units the model is fitted in. :meth:`to_linear` gives a stand-alone
+    ``nn.Linear`` in original units, with any standardization folded in: use it
+    to take the model elsewhere. (The model's own ``state_dict`` also holds the
+    standardization buffers, so ``nn.Linear.load_state_dict`` refuses it.)
 
     Args:
         in_features: number of inputs; the command line links it from the data.
@@ -56,38 +58,49 @@ class LinearRegression(RegressionModule):
         init_weight: list[list[float]] | None = None,
         init_bias: list[float] | None = None,
     ) -> None:
-        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer, scheduler=scheduler)
-        if in_features < 1 or out_features < 1:
-            raise InputError(
-                f"in_features and out_features must be at least 1, got {in_features} "
-                f"and {out_features}"
-            )
-        self.weight = nn.Parameter(
-            _initial(init_weight, (out_features, in_features), "init_weight")
+        super().__init__(
+            in_features,
+            out_features,
+            lr=lr,
+            optimization=optimization,
+            optimizer=optimizer,
+            scheduler=scheduler,
         )
-        if bias:
-            self.bias = nn.Parameter(_initial(init_bias, (out_features,), "init_bias"))
-        elif init_bias is not None:
+        weight = _initial(init_weight, (out_features, in_features), "init_weight")
+        if not bias and init_bias is not None:
             raise InputError("init_bias is given but bias is False: drop one of them")
-        else:
-            self.register_parameter("bias", None)
+        initial_bias = _initial(init_bias, (out_features,), "init_bias") if bias else None
+        # skip_init: nn.Linear's own initialization would draw from the global generator
+        self.linear = nn.utils.skip_init(nn.Linear, in_features, out_features, bias=bias)
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            if initial_bias is not None:
+                self.linear.bias.copy_(initial_bias)
 
-    def core(self, z: Tensor) -> Tensor:
+    @property
+    def weight(self) -> nn.Parameter:
+        """The fitted weight, shape (out_features, in_features), in fitted units."""
+        return self.linear.weight
+
+    @property
+    def bias(self) -> nn.Parameter | None:
+        """The fitted bias, shape (out_features,), in fitted units; ``None`` without one."""
+        return self.linear.bias
+
+    def predict_fitted_units(self, z: Tensor) -> Tensor:
         """``z @ weight.T + bias`` for ``z`` of shape (batch, in_features)."""
-        return F.linear(z, self.weight, self.bias)
+        return self.linear(z)
 
     def design_matrix(self, z: Tensor) -> Tensor:
         """``[z, 1]`` (or ``z`` without a bias), shape (rows, in_features [+ 1])."""
-        if self.bias is None:
-            return z
-        return torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype, device=z.device)], dim=1)
+        return linear_design_matrix(z, bias=self.bias is not None)
 
-    def flat_parameters_of(self, parameters: list[Tensor]) -> Tensor:
-        """``[weight.T; bias]``: shape (..., in_features [+ 1], out_features)."""
-        weight = parameters[0].transpose(-1, -2)  # (..., in_features, out_features)
+    def theta(self) -> Tensor:
+        """``[weight.T; bias]``: shape (in_features [+ 1], out_features)."""
+        weight = self.weight.detach().T  # (in_features, out_features)
         if self.bias is None:
             return weight
-        return torch.cat([weight, parameters[1].unsqueeze(-2)], dim=-2)
+        return torch.cat([weight, self.bias.detach()[None, :]], dim=0)
 
     def set_standardization(self, standardization: Standardization | None) -> None:
         """As the base class; refuses a shift this model has no bias nor ones column for."""
@@ -102,24 +115,41 @@ class LinearRegression(RegressionModule):
                 )
         super().set_standardization(standardization)
 
-    def folded(self) -> dict[str, Tensor]:
-        """``weight`` and ``bias`` in original units (the scaling folded in)."""
-        weight = self.weight.detach().double().cpu()  # (out, in)
-        bias = None if self.bias is None else self.bias.detach().double().cpu()
-        s = self.standardization
-        if s is None:
-            return {"weight": weight} | ({} if bias is None else {"bias": bias})
-        mx, sx = s.feature_shift.double(), s.feature_scale.double()
-        my, sy = s.target_shift.double(), s.target_scale.double()
-        # y = sy * (W' (x - mx) / sx + b') + my = W x + b
-        folded_weight = sy[:, None] * weight / sx[None, :]
-        shift = my - sy * (weight @ (mx / sx))  # (out,)
-        if bias is not None:
-            return {"weight": folded_weight, "bias": sy * bias + shift}
-        # no bias: a constant column carries it, shift / value more of its weight
-        column = int(s.feature_constant.isnan().logical_not().nonzero()[0])
-        folded_weight[:, column] += shift / s.feature_constant[column].double()
-        return {"weight": folded_weight}
+    def parameters_in_original_units(self) -> dict[str, Tensor]:
+        """``linear.weight`` and ``linear.bias`` with the standardization folded in, float64."""
+        bias = None if self.bias is None else self.bias.detach().cpu()
+        weight, bias = linear_in_original_units(
+            self.weight.detach().cpu(),
+            bias,
+            *(self.get_buffer(name).cpu() for name in Standardization.names()),
+        )
+        return {"linear.weight": weight} | ({} if bias is None else {"linear.bias": bias})
+
+    def to_linear(self) -> nn.Linear:
+        """An ``nn.Linear`` that predicts what this model predicts, from raw inputs.
+
+        The standardization, if any, is folded into its weight and bias (float64
+        arithmetic, stored in this model's dtype), so it can be used or exported on
+        its own. (``model.linear`` is the layer in the units it was fitted in.)
+
+        Example:
+            >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
+            >>> model.to_linear()(torch.tensor([[1.0, 1.0]]))
+            tensor([[6.]], grad_fn=<AddmmBackward0>)
+        """
+        values = self.parameters_in_original_units()
+        layer = nn.utils.skip_init(
+            nn.Linear,
+            self.in_features,
+            self.out_features,
+            bias="linear.bias" in values,
+            dtype=self.weight.dtype,
+        )
+        with torch.no_grad():
+            layer.weight.copy_(values["linear.weight"])
+            if layer.bias is not None:
+                layer.bias.copy_(values["linear.bias"])
+        return layer
 
     def coefficients(
         self, feature_names: list[str] | None = None, target_names: list[str] | None = None
@@ -143,13 +173,13 @@ class LinearRegression(RegressionModule):
                 f"{len(features)} feature and {len(targets)} target names for a model of "
                 f"{in_features} inputs and {out_features} targets"
             )
-        folded = self.folded()
+        original = self.parameters_in_original_units()
         bias_name = "(bias)" if "bias" in features else "bias"
         table = {}
         for k, target in enumerate(targets):
-            row = dict(zip(features, folded["weight"][k].tolist(), strict=True))
-            if "bias" in folded:
-                row[bias_name] = folded["bias"][k].item()
+            row = dict(zip(features, original["linear.weight"][k].tolist(), strict=True))
+            if "linear.bias" in original:
+                row[bias_name] = original["linear.bias"][k].item()
             table[target] = row
         return table
 

@@ -5,7 +5,8 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from gd_lightning.errors import InputError
-from gd_lightning.functional import quadratic
+from gd_lightning.data.standardize import Standardization
+from gd_lightning.functional import quadratic, quadratic_design_matrix, quadratic_in_original_units
 from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
 
 
@@ -13,7 +14,7 @@ class QuadraticRegression(RegressionModule):
     """Fit ``a*t**2 + b*t + c`` to one input ``t`` and one target.
 
     The three coefficients live in one parameter tensor ``params = (a, b, c)``,
-    as in tutorial 1.
+    as in tutorial 1, held by the child module ``quadratic``.
 
     Args:
         lr: the learning rate, a positive number, or ``"auto"`` to set it from the
@@ -45,50 +46,44 @@ class QuadraticRegression(RegressionModule):
         in_features: int = 1,
         out_features: int = 1,
     ) -> None:
-        super().__init__(lr=lr, optimization=optimization, optimizer=optimizer, scheduler=scheduler)
         if (in_features, out_features) != (1, 1):
             raise InputError(
                 f"QuadraticRegression fits one input to one target, but the data has "
                 f"{in_features} input(s) and {out_features} target(s): use LinearRegression "
                 f"or choose one feature and one target column"
             )
+        super().__init__(
+            1, 1, lr=lr, optimization=optimization, optimizer=optimizer, scheduler=scheduler
+        )
         if init_params is None:
             params = torch.randn(3)
         elif len(init_params) != 3:
             raise InputError(f"init_params must hold 3 numbers (a, b, c), got {len(init_params)}")
         else:
             params = torch.tensor(init_params, dtype=torch.float32)
-        self.params = nn.Parameter(params)
+        self.quadratic = Quadratic(params)
 
-    def core(self, z: Tensor) -> Tensor:
+    @property
+    def params(self) -> nn.Parameter:
+        """``(a, b, c)``, in fitted units."""
+        return self.quadratic.params
+
+    def predict_fitted_units(self, z: Tensor) -> Tensor:
         """``a*z**2 + b*z + c`` for inputs ``z`` of shape (batch, 1)."""
-        return quadratic(z, self.params)
+        return self.quadratic(z)
 
     def design_matrix(self, z: Tensor) -> Tensor:
         """``[z**2, z, 1]``, shape (rows, 3)."""
-        return torch.cat([z**2, z, torch.ones_like(z)], dim=1)
+        return quadratic_design_matrix(z)
 
-    def flat_parameters_of(self, parameters: list[Tensor]) -> Tensor:
-        """``(a, b, c)`` as a column: shape (..., 3, 1)."""
-        return parameters[0].unsqueeze(-1)
+    def theta(self) -> Tensor:
+        """``(a, b, c)`` as a column: shape (3, 1)."""
+        return self.params.detach()[:, None]
 
-    def folded(self) -> dict[str, Tensor]:
-        """``params`` in original units: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
-        a, b, c = self.params.detach().double().cpu()
-        s = self.standardization
-        if s is None:
-            return {"params": torch.stack([a, b, c])}
-        m, w = s.feature_shift[0].double(), s.feature_scale[0].double()
-        my, sy = s.target_shift[0].double(), s.target_scale[0].double()
-        return {
-            "params": torch.stack(
-                [
-                    sy * a / w**2,
-                    sy * (b / w - 2 * a * m / w**2),
-                    sy * (a * m**2 / w**2 - b * m / w + c) + my,
-                ]
-            )
-        }
+    def parameters_in_original_units(self) -> dict[str, Tensor]:
+        """``quadratic.params``: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
+        stats = [float(self.get_buffer(name)[0]) for name in Standardization.names()[:4]]
+        return {"quadratic.params": quadratic_in_original_units(self.params.detach().cpu(), *stats)}
 
     def coefficients(
         self, feature_names: list[str] | None = None, target_names: list[str] | None = None
@@ -99,5 +94,21 @@ class QuadraticRegression(RegressionModule):
             >>> QuadraticRegression(lr=0.1, init_params=[0.5, -1.0, 2.0]).coefficients()
             {'y': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
         """
-        a, b, c = self.folded()["params"].tolist()
+        a, b, c = self.parameters_in_original_units()["quadratic.params"].tolist()
         return {(target_names or ["y"])[0]: {"a": a, "b": b, "c": c}}
+
+
+class Quadratic(nn.Module):
+    """``a*t**2 + b*t + c`` with one parameter tensor ``params = (a, b, c)``.
+
+    Example:
+        >>> Quadratic(torch.tensor([1.0, 0.0, -1.0]))(torch.tensor([[2.0]]))
+        tensor([[3.]], grad_fn=<AddBackward0>)
+    """
+
+    def __init__(self, params: Tensor) -> None:
+        super().__init__()
+        self.params = nn.Parameter(params)
+
+    def forward(self, t: Tensor) -> Tensor:
+        return quadratic(t, self.params)
