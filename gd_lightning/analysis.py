@@ -227,7 +227,6 @@ class FitReference:
             )
         return "\n".join(lines)
 
-
     def summary(self, theta: Tensor) -> str:
         """How far the loss at ``theta`` is above the best possible, in words.
 

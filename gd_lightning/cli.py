@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins import CheckpointIO
 
@@ -112,6 +112,9 @@ class GDLightningCLI(LightningCLI):
         trainer = config.get("trainer") or {}
         callbacks = trainer.get("callbacks") or []
         callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if trainer.get("enable_progress_bar") is False:
+            # the flag wins over a config's progress-bar settings (Lightning refuses both)
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
         ours = [config["report"], config["convergence"]]
         if self.subcommand == "predict":
             ours.append(config["predictions"])
@@ -146,10 +149,6 @@ class GDLightningCLI(LightningCLI):
         """Check the data, the shapes given by hand and the checkpoint before the Trainer
         writes anything."""
         self.datamodule.setup(stage)
-        option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
-        if option and not getattr(self.datamodule.hparams, option, 1):
-            what = "validation" if stage == "validate" else "test"
-            raise InputError(f"the data has no {what} rows: set data.{option} above 0")
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
                 check_writable(folder)
@@ -166,6 +165,10 @@ class GDLightningCLI(LightningCLI):
         checkpoint = config.get("ckpt_path")
         if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
             check_checkpoint(Path(checkpoint), self.model)
+        option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
+        if option and not getattr(self.datamodule.hparams, option, 1):
+            what = "validation" if stage == "validate" else "test"
+            raise InputError(f"the data has no {what} rows: set data.{option} above 0")
         # never unpickle anything but tensors and plain values from a checkpoint
         if config.get("weights_only") is None:
             config["weights_only"] = True
@@ -286,7 +289,7 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
     with framework_notices_off():
         return GDLightningCLI(
             RegressionModule,
-        TensorDataModule,
+            TensorDataModule,
             subclass_mode_model=True,
             subclass_mode_data=True,
             # the model's own `optimizer` argument chooses the optimizer; manual mode has none

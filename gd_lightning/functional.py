@@ -86,15 +86,15 @@ def linear_in_original_units(
     .. math:: y = \frac{s_y W}{s_x} x + s_y b + m_y - s_y W \frac{m_x}{s_x}.
 
     Without a bias, the shift goes into the weight of a constant input column (a
-    column of ones): ``feature_constant`` holds each column's constant value, NaN
-    where it varies. Everything is computed in float64.
+    column of ones): ``feature_constant`` holds each column's constant value, 0
+    where it varies (a column of zeros absorbs nothing). Everything is computed in float64.
 
     Example:
         >>> w, b = linear_in_original_units(
         ...     torch.tensor([[2.0]]), torch.tensor([1.0]),
         ...     torch.tensor([10.0]), torch.tensor([5.0]), torch.tensor([100.0]), torch.tensor([3.0]))
-        >>> w, b  # 3 * (2 * (x - 10) / 5 + 1) + 100 = 1.2 x + 79
-        (tensor([[1.2000]], dtype=torch.float64), tensor([79.], dtype=torch.float64))
+        >>> w, b  # 3 * (2 * (x - 10) / 5 + 1) + 100 = 1.2 x + 91
+        (tensor([[1.2000]], dtype=torch.float64), tensor([91.], dtype=torch.float64))
     """
     weight = weight.double()  # (out, in)
     mx, sx = feature_shift.double(), feature_scale.double()
@@ -105,9 +105,9 @@ def linear_in_original_units(
         return original, sy * bias.double() + shift
     if not bool((shift != 0).any()):
         return original, None
-    if feature_constant is None or bool(feature_constant.isnan().all()):
+    if feature_constant is None or not bool(feature_constant.any()):
         raise ValueError("the standardization shifts the data and there is no bias to absorb it")
-    column = int(feature_constant.isnan().logical_not().nonzero()[0])
+    column = int(feature_constant.nonzero()[0])
     original[:, column] += shift / feature_constant[column].double()
     return original, None
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import CROP_INPUTS, CROP_TARGETS, fit
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from gd_lightning import (
     ArangeDataModule,
@@ -98,7 +99,10 @@ def test_no_split_means_all_rows_train_in_order_and_no_eval_loaders() -> None:
     dm = CropYieldsDataModule()
     dm.setup("fit")
     assert torch.equal(dm.train_set.tensors[0], torch.from_numpy(CROP_INPUTS))
-    assert dm.val_dataloader() == [] and dm.test_dataloader() == []
+    # no split held out, no loader: Lightning skips validation without a warning
+    assert not is_overridden("val_dataloader", dm) and not is_overridden("test_dataloader", dm)
+    held_out = CropYieldsDataModule(val_fraction=0.2, test_fraction=0.2)
+    assert is_overridden("val_dataloader", held_out) and is_overridden("test_dataloader", held_out)
 
 
 def test_full_batch_is_one_unshuffled_batch() -> None:

@@ -43,10 +43,10 @@ def test_two_ddp_processes_reach_the_parameters_of_one(optimization: str, tmp_pa
     # processes, so each process's loss must be weighted by its share to match
     one, one_log = fit_in_processes(1, optimization, tmp_path / "one")
     two, two_log = fit_in_processes(2, optimization, tmp_path / "two")
-    assert one.keys() == two.keys() and "weight" in one
+    assert one.keys() == two.keys() and "linear.weight" in one
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-5, atol=0)
-    assert not torch.equal(one["weight"], torch.zeros_like(one["weight"]))
+    assert not torch.equal(one["linear.weight"], torch.zeros_like(one["linear.weight"]))
     # the logged values are the global batch's and the whole epoch's, every process's
     # rows together (R² needs the targets' sums taken about one shift on every process)
     names = ["train/loss", "train/epoch_mse", "train/epoch_mae", "train/epoch_r2"]

@@ -1,151 +1,218 @@
-"""Training values logged in bulk, and checkpoints at the end of a fit."""
+"""Logging the Lightning way: what callbacks, loggers and the progress bar see, and when."""
 
+import csv
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from conftest import CONFIGS, QUIET, fit
-from lightning.pytorch import Callback, Trainer
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
-from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
-from torchmetrics.functional import mean_absolute_error, mean_squared_error, r2_score
+from lightning.pytorch import Callback, seed_everything
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gd_lightning import CropYieldsDataModule, LinearRegression, LossHistory
-from gd_lightning.callbacks import ConvergenceMonitor, FitFigures, ParameterReport
+from gd_lightning import ConvergenceMonitor, CropYieldsDataModule, LinearRegression
 from gd_lightning.cli import cli
-from gd_lightning.events import masked_crc32c
-from gd_lightning.models.base import _may_read_epoch_metrics
-from gd_lightning.steplog import TrainStats, epoch_sums
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
 
 
-def test_train_stats_match_torchmetrics_over_an_epoch() -> None:
-    generator = torch.Generator().manual_seed(0)
-    targets = 1e4 + torch.randn(50, 3, generator=generator)  # far from zero: R² keeps precision
-    preds = targets + 0.3 * torch.randn(50, 3, generator=generator)
-    stats = TrainStats()
-    for rows in torch.arange(50).split(7):
-        stats.update(preds[rows], targets[rows])
-    got = stats.compute()
-    assert got["mse"] == pytest.approx(float(mean_squared_error(preds, targets)), rel=1e-5)
-    assert got["mae"] == pytest.approx(float(mean_absolute_error(preds, targets)), rel=1e-5)
-    exact = r2_score(preds.double(), targets.double(), multioutput="uniform_average")
-    assert got["r2"] == pytest.approx(float(exact), abs=1e-5)
-    assert 0.8 < got["r2"] < 0.99
-
-
-def test_train_stats_fold_kept_batches_and_sum_many_epochs_at_once(monkeypatch) -> None:
-    generator = torch.Generator().manual_seed(1)
-    targets = 50 + torch.randn(40, 2, generator=generator)
-    preds = targets + torch.randn(40, 2, generator=generator)
-    monkeypatch.setattr(TrainStats, "FOLD_EVERY", 3)  # folds after batches 3 and 6
-    stats, epochs = TrainStats(), []
-    for rows in (torch.arange(40).split(5), torch.arange(40).split(7), torch.arange(12).split(4)):
-        for batch in rows:
-            stats.update(preds[batch], targets[batch])
-        epochs.append(stats.close())
-    assert [epoch.count for epoch in epochs] == [40, 40, 12] and stats.count == 0
-    assert epochs[0].folded is not None and len(epochs[0].batches) == 2  # 8 batches: 6 folded
-    monkeypatch.setattr(TrainStats, "FOLD_ROWS", 10)  # and rows bound what is kept
-    big = TrainStats()
-    for batch in torch.arange(40).split(7):
-        big.update(preds[batch], targets[batch])
-        assert big._kept_rows < 10 and len(big.batches) <= 1
-    together = epoch_sums(epochs, epochs[0].shift)  # type: ignore[arg-type]
-    for sums, rows in zip(together, (40, 40, 12), strict=True):
-        d, y = preds[:rows] - targets[:rows], targets[:rows] - epochs[0].shift
-        expected = torch.stack([(d * d).sum(0), d.abs().sum(0), y.sum(0), (y * y).sum(0)])
-        torch.testing.assert_close(sums, expected, rtol=1e-5, atol=1e-3)
-
-
-def test_event_records_carry_the_crc_tensorboard_checks() -> None:
-    generator = torch.Generator().manual_seed(2)
-    lengths = [1, 2, 8, 9, 100, 193, 1000, 3, 5000, 8]
-    messages = [
-        bytes(torch.randint(0, 256, (n,), generator=generator, dtype=torch.uint8).tolist())
-        for n in lengths
-    ]
-    messages.append(b"\x00" * 64)
-    expected = [pywrap_tensorflow.masked_crc32c(message) for message in messages]
-    assert masked_crc32c(messages) == expected
-    assert masked_crc32c(messages[::-1]) == expected[::-1]  # tables grown in another order
-    with pytest.raises(ValueError, match="non-empty"):
-        masked_crc32c([b"abc", b""])
-
-
-class EpochReader(Callback):
-    """Reads the last epoch's metrics as the next one starts, as a user's callback may."""
+class Witness(Callback):
+    """Measures each batch's loss itself before the update, then records what
+    Lightning hands a callback for that step and epoch."""
 
     def __init__(self) -> None:
-        self.seen: list[float] = []
+        self.expected: list[float] = []  # the batch MSE computed here, independently
+        self.seen: list[float] = []  # callback_metrics["train/loss"] after the step
+        self.bar: list[float] = []  # the progress bar's train/loss
+        self.epoch_expected: list[float] = []
+        self.epoch_seen: list[dict[str, float]] = []
+        self.logged: list[dict[str, float]] = []
+        self._sq, self._rows = 0.0, 0
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        if trainer.current_epoch > 0:
-            self.seen.append(float(trainer.callback_metrics["train/epoch_mse"]))
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        x, y = batch
+        with torch.no_grad():
+            squares = ((pl_module(x) - y) ** 2).double()
+        self.expected.append(float(squares.mean()))
+        self._sq += float(squares.sum())
+        self._rows += squares.numel()
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.on_train_epoch_start(trainer, pl_module)
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seen.append(float(trainer.callback_metrics["train/loss"]))
+        self.bar.append(float(trainer.progress_bar_metrics["train/loss"]))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epoch_expected.append(self._sq / self._rows)
+        self._sq, self._rows = 0.0, 0
+        self.epoch_seen.append({k: float(v) for k, v in trainer.callback_metrics.items()})
+        self.logged.append({k: float(v) for k, v in trainer.logged_metrics.items()})
 
 
-def logged_epoch_metrics(folder: Path, **kwargs) -> tuple[list[dict[str, str]], Trainer]:
+class Recorder(Logger):
+    """A logger of one's own: keeps every call to ``log_metrics``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[int, dict[str, float]]] = []
+
+    @property
+    def name(self) -> str:
+        return "recorder"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.rows.append((int(step or 0), dict(metrics)))
+
+
+class RecordingTensorBoard(TensorBoardLogger):
+    """TensorBoard's logger, also keeping what it is handed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rows: list[tuple[int, dict[str, float]]] = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.rows.append((int(step or 0), dict(metrics)))
+        super().log_metrics(metrics, step)
+
+
+def losses_by_step(rows: list[tuple[int, dict[str, float]]], tag: str) -> dict[int, float]:
+    return {step: values[tag] for step, values in rows if tag in values}
+
+
+def crop_fit(
+    tmp_path: Path, model_class: type = LinearRegression, callbacks: tuple = (), **kwargs: Any
+) -> tuple[LinearRegression, Witness, Recorder, Any]:
+    seed_everything(0)
+    model = model_class(3, 2, lr=1e-5, optimization="manual")
+    witness, recorder = Witness(), Recorder()
+    board = RecordingTensorBoard(tmp_path, name="tb", default_hp_metric=False)
+    trainer = fit(model, CropYieldsDataModule(batch_size=4), max_epochs=3,
+                  logger=[recorder, board, CSVLogger(tmp_path, name="csv")],
+                  callbacks=[witness, *callbacks], **kwargs)  # fmt: skip
+    return model, witness, recorder, trainer
+
+
+def test_callbacks_see_each_steps_loss_and_each_epochs_metrics_as_they_happen(tmp_path) -> None:
+    _, witness, _, trainer = crop_fit(tmp_path, log_every_n_steps=1)
+    assert len(witness.seen) == 12  # 15 rows in batches of 4, 3 epochs
+    # the current step's loss, before its update, the progress bar's too
+    assert witness.seen == pytest.approx(witness.expected, rel=1e-5)
+    assert witness.bar == pytest.approx(witness.expected, rel=1e-5)
+    # the current epoch's metrics, over its batches, in on_train_epoch_end
+    seen = [epoch["train/epoch_mse"] for epoch in witness.epoch_seen]
+    assert seen == pytest.approx(witness.epoch_expected, rel=1e-5)
+    assert len(set(seen)) == 3
+    for epoch in witness.epoch_seen:
+        assert epoch["train/epoch_rmse"] == pytest.approx(epoch["train/epoch_mse"] ** 0.5)
+    # and what the loggers got, through trainer.logged_metrics
+    assert trainer.logged_metrics["train/epoch_mse"] == pytest.approx(seen[-1], rel=1e-6)
+    assert [epoch["train/loss"] for epoch in witness.logged] == pytest.approx(
+        [witness.expected[i] for i in (3, 7, 11)], rel=1e-5
+    )
+
+
+def test_every_logger_receives_every_written_step(tmp_path) -> None:
+    _, witness, recorder, trainer = crop_fit(tmp_path, log_every_n_steps=1)
+    board = trainer.loggers[1]
+    for rows in (recorder.rows, board.rows):
+        losses = losses_by_step(rows, "train/loss")
+        assert sorted(losses) == list(range(12))
+        assert [losses[s] for s in range(12)] == pytest.approx(witness.expected, rel=1e-5)
+        epochs = losses_by_step(rows, "train/epoch_mse")
+        assert sorted(epochs) == [3, 7, 11]  # at the step of each epoch's last batch
+    events = EventAccumulator(board.log_dir, size_guidance={"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(12))
+    assert "hp_metric" not in events.Tags()["scalars"]
+
+
+def test_log_every_n_steps_thins_the_writes_not_what_callbacks_see(tmp_path) -> None:
+    _, witness, recorder, _ = crop_fit(tmp_path, log_every_n_steps=5)
+    assert witness.seen == pytest.approx(witness.expected, rel=1e-5)  # every step still
+    assert sorted(losses_by_step(recorder.rows, "train/loss")) == [4, 9]  # Lightning's rule
+    assert sorted(losses_by_step(recorder.rows, "train/epoch_mse")) == [3, 7, 11]
+
+
+def test_the_csv_log_is_in_step_order_and_every_row_names_its_epoch(tmp_path) -> None:
+    _, _, _, trainer = crop_fit(tmp_path, log_every_n_steps=1)
+    (path,) = Path(tmp_path, "csv").rglob("metrics.csv")
+    with path.open() as lines:
+        rows = list(csv.DictReader(lines))
+    steps = [int(row["step"]) for row in rows]
+    assert steps == sorted(steps) and all(row["epoch"] != "" for row in rows)
+    last = [row for row in rows if row["train/epoch_mse"]][-1]
+    assert (int(last["step"]), float(last["epoch"])) == (11, 2)
+
+
+class OwnHooks(LinearRegression):
+    """A subclass in ordinary Lightning style: hooks overridden without super()."""
+
+    def on_fit_start(self) -> None:
+        self.started = True
+
+    def on_train_start(self) -> None:
+        pass
+
+    def on_train_epoch_start(self) -> None:
+        pass
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        pass
+
+    def on_train_epoch_end(self) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+    def on_save_checkpoint(self, checkpoint) -> None:
+        pass
+
+
+def test_a_subclass_overriding_hooks_without_super_loses_no_logged_value(tmp_path) -> None:
+    plain = crop_fit(tmp_path / "plain", log_every_n_steps=1)[2].rows
+    own = crop_fit(tmp_path / "own", OwnHooks, log_every_n_steps=1)[2].rows
+    assert own == plain
+    assert any("train/epoch_r2" in values for _, values in own)
+
+
+def test_full_batch_values_at_one_step_describe_the_same_parameters(tmp_path) -> None:
+    seed_everything(0)
     model = LinearRegression(3, 2, lr=1e-5, optimization="manual")
-    trainer = fit(model, CropYieldsDataModule(batch_size=4), max_epochs=7,
-                  logger=CSVLogger(folder), **kwargs)  # fmt: skip
-    lines = (Path(trainer.logger.log_dir) / "metrics.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    rows = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
-    return [row for row in rows if row["train/epoch_mse"]], trainer
+    recorder = Recorder()
+    monitor = ConvergenceMonitor(verbose=False)
+    fit(model, CropYieldsDataModule(num_regions=5), max_epochs=4, logger=recorder,
+        log_every_n_steps=1, callbacks=[monitor])  # fmt: skip
+    optimum = monitor.reference.optimum_loss
+    loss = losses_by_step(recorder.rows, "train/loss")
+    excess = losses_by_step(recorder.rows, "train/excess_loss")
+    epoch_mse = losses_by_step(recorder.rows, "train/epoch_mse")
+    assert sorted(loss) == sorted(excess) == sorted(epoch_mse) == [0, 1, 2, 3]
+    for step in range(4):  # the parameters after `step` updates, seen three ways
+        assert epoch_mse[step] == pytest.approx(loss[step], rel=1e-6)
+        assert excess[step] == pytest.approx(loss[step] - optimum, rel=1e-5)
 
 
-def test_epoch_metrics_wait_for_the_next_write_unless_a_callback_reads_them(tmp_path) -> None:
-    torch.manual_seed(0)
-    waiting, trainer = logged_epoch_metrics(tmp_path / "a")
-    assert not trainer.lightning_module._epoch_metrics_at_once
-    reader = EpochReader()
-    torch.manual_seed(0)
-    at_once, trainer = logged_epoch_metrics(tmp_path / "b", callbacks=[reader])
-    assert trainer.lightning_module._epoch_metrics_at_once
-    assert len(waiting) == 7 and waiting == at_once  # the same values at the same steps
-    logged = [float(row["train/epoch_mse"]) for row in at_once]
-    assert reader.seen == pytest.approx(logged, rel=1e-6)  # in callback_metrics as float32
-    assert float(trainer.callback_metrics["train/epoch_mse"]) == reader.seen[-1]
+def test_the_progress_bar_shows_the_current_loss(tmp_path) -> None:
+    class Bar(TQDMProgressBar):
+        shown: list[float] = []
 
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            self.shown.append(float(self.get_metrics(trainer, pl_module)["train/loss"]))
 
-@pytest.mark.parametrize(
-    ("callback", "reads"),
-    [
-        (EarlyStopping(monitor="train/epoch_mse"), True),
-        (EarlyStopping(monitor="val/loss"), False),
-        (ModelCheckpoint(), False),
-        (ModelCheckpoint(monitor="train/epoch_mse"), True),
-        (ModelCheckpoint(filename="{epoch}-{train/epoch_mse:.2f}"), True),
-        (ConvergenceMonitor(), False),
-        (ParameterReport(), False),
-        (FitFigures(), False),
-        (LossHistory(), True),  # it closes the epoch itself and reads at once
-        (Callback(), True),  # unknown: it may read them
-    ],
-)
-def test_which_callbacks_get_the_epoch_metrics_as_the_epoch_ends(callback, reads) -> None:
-    assert _may_read_epoch_metrics(callback) is reads
-
-
-def test_every_step_reaches_any_logger_and_log_every_n_steps_thins_them(tmp_path) -> None:
-    model = LinearRegression(3, 2, lr=1e-5, optimization="manual")
-    history = LossHistory()
-    logger = CSVLogger(tmp_path)
-    trainer = fit(model, CropYieldsDataModule(batch_size=3), max_epochs=23, logger=logger,
-                  log_every_n_steps=10, callbacks=[history])  # fmt: skip
-    assert history.steps == list(range(1, 116))  # every step reaches the listeners
-    lines = (Path(trainer.logger.log_dir) / "metrics.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    logged = [dict(zip(header, line.split(","), strict=True)) for line in lines[1:]]
-    losses = [row for row in logged if row["train/loss"]]
-    assert [int(row["step"]) for row in losses] == list(range(9, 115, 10))
-    assert float(losses[0]["train/loss"]) == pytest.approx(history.losses[9], rel=1e-6)
-    assert len([row for row in logged if row["train/epoch_mse"]]) == 23
+    bar = Bar()
+    _, witness, _, _ = crop_fit(tmp_path, callbacks=(bar,), enable_progress_bar=True)
+    assert bar.shown == pytest.approx(witness.expected, rel=1e-4)  # 5 significant digits
 
 
 def test_a_fit_saves_one_checkpoint_at_its_end_or_every_n_epochs() -> None:
@@ -162,5 +229,8 @@ def test_a_fit_saves_one_checkpoint_at_its_end_or_every_n_epochs() -> None:
     kept = sorted(p.name for p in Path(steps.trainer.log_dir, "checkpoints").glob("*.ckpt"))
     assert kept == ["epoch=1-step=2.ckpt", "epoch=3-step=4.ckpt", "epoch=5-step=6.ckpt",
                     "epoch=6-step=7.ckpt"]  # fmt: skip
+    last = cli([*args, "--checkpoint.save_last", "true"])
+    kept = sorted(p.name for p in Path(last.trainer.log_dir, "checkpoints").glob("*.ckpt"))
+    assert kept == ["epoch=6-step=7.ckpt", "last.ckpt"]
     off = cli([*args, "--trainer.enable_checkpointing", "false"])
     assert not list(Path(off.trainer.log_dir).rglob("*.ckpt"))

@@ -33,8 +33,9 @@ class ConvergenceMonitor(Callback):
       when the learning rate is at or above the stable bound;
     - logs ``train/excess_loss`` (the training split's loss minus the optimum's) and
       ``train/gap`` (that excess relative to the optimum) once an epoch, measured
-      with the parameters of the epoch's last step, before its update, and logged at
-      that step (``on_epoch``, so callbacks see them as the epoch ends);
+      with the parameters of the epoch's last step before its update, the step
+      Lightning writes the epoch's values at (logged ``on_epoch``, so every callback
+      sees them as the epoch ends);
     - stops the fit at the end of the epoch in which the gap is at most ``target_gap``;
     - prints at the end how far the final loss is above the optimum;
     - stops a run whose ``train/loss`` becomes NaN or infinite, or grows above
@@ -115,21 +116,8 @@ class ConvergenceMonitor(Callback):
     def on_train_batch_start(
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int
     ) -> None:
-        reference = self.reference
-        if reference is None or batch_idx + 1 != trainer.num_training_batches:
-            return
-        # the epoch's last step, before its update: what the epoch's other values describe
-        excess = reference.excess(_theta(pl_module))
-        gap = reference.relative(excess)
-        pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
-        pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
-        if self.target_gap is not None and gap <= self.target_gap:
-            trainer.should_stop = True
-            rank_zero_info(
-                f"within {self.target_gap:.2%} of the best possible loss at step "
-                f"{trainer.global_step} (epoch {trainer.current_epoch + 1}): stopping after "
-                f"this epoch"
-            )
+        if self.reference is not None and batch_idx + 1 == trainer.num_training_batches:
+            self._log_gap(trainer, pl_module)
 
     def on_train_batch_end(
         self,
@@ -140,9 +128,11 @@ class ConvergenceMonitor(Callback):
         batch_idx: int,
     ) -> None:
         loss = trainer.callback_metrics.get("train/loss")
-        if loss is None:
-            return
-        value = float(loss)
+        if loss is not None:
+            self._check(trainer, float(loss))
+
+    def _check(self, trainer: "pl.Trainer", value: float) -> None:
+        """Stop the run at a loss that is not finite or has blown up."""
         if self._scale is None:
             reference = self.reference
             zero_model = reference.loss(torch.zeros_like(reference.solution)) if reference else 0
@@ -158,6 +148,23 @@ class ConvergenceMonitor(Callback):
                 f"training diverged at step {trainer.global_step}: the loss is {value:.4g} with "
                 f"lr {_lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
                 f"standardize the data (checkpoints from before the blow-up are kept)"
+            )
+
+    def _log_gap(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """The excess and gap of the parameters of the epoch's last step, before its update:
+        Lightning writes the epoch's values at that step, beside its ``train/loss``."""
+        reference = self.reference
+        assert reference is not None
+        excess = reference.excess(_theta(pl_module))
+        gap = reference.relative(excess)
+        pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
+        pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
+        if self.target_gap is not None and gap <= self.target_gap:
+            trainer.should_stop = True
+            rank_zero_info(
+                f"within {self.target_gap:.2%} of the best possible loss after "
+                f"{trainer.global_step} steps: stopping at the end of epoch "
+                f"{trainer.current_epoch + 1}"
             )
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

@@ -21,7 +21,7 @@ class Standardization:
         target_shift: per target column, shape (out_features,).
         target_scale: per target column, shape (out_features,).
         feature_constant: per input column, its value where the training split holds
-            only that value (a column of ones), NaN elsewhere; a model without a bias
+            only that value (a column of ones), 0 elsewhere; a model without a bias
             of its own folds the standardization's shift into such a column.
     """
 
@@ -63,12 +63,12 @@ class Standardization:
         if first_x is None:
             raise ValueError("no training rows to standardize with")
         x_moments, y_moments = moments
-        constant = torch.where(x_moments.constant, first_x, torch.nan).float()
+        constant = torch.where(x_moments.constant, first_x, 0.0).float()
         return cls(*x_moments.shift_scale(features), *y_moments.shift_scale(targets), constant)
 
     @classmethod
     def identity(cls, in_features: int, out_features: int) -> "Standardization":
-        """Statistics that change nothing: shifts 0, scales 1, no constant column.
+        """Statistics that change nothing: shifts 0, scales 1, no constant column (0).
 
         Example:
             >>> Standardization.identity(2, 1).features
@@ -79,7 +79,7 @@ class Standardization:
             torch.ones(in_features),
             torch.zeros(out_features),
             torch.ones(out_features),
-            torch.full((in_features,), torch.nan),
+            torch.zeros(in_features),
         )
 
     @staticmethod

@@ -50,10 +50,11 @@ class RegressionModule(LightningModule):
 
     Everything is logged with ``self.log``, in original units: ``train/loss`` every
     step (the batch's MSE before its update; in the progress bar);
-    ``train/epoch_{mse,rmse,mae,r2}`` over each epoch's batches (torchmetrics,
-    logged ``on_epoch``); ``{val,test}/{loss,mse,rmse,mae,r2}`` per epoch. A value
-    at step ``s`` describes the parameters after ``s`` updates: the epoch's values
-    are logged at the step of its last batch, validation at the step it ran after.
+    ``train/epoch_{mse,rmse,mae,r2}`` over each epoch's batches, each measured before
+    its update (torchmetrics, logged ``on_epoch``); ``{val,test}/{loss,mse,rmse,mae,r2}``
+    per epoch. Lightning writes ``train/loss`` of step ``s`` at step ``s`` (the
+    parameters after ``s`` updates), and an epoch's values at the step of its last
+    batch.
 
     Standardization: :meth:`set_standardization` (which a
     :class:`~gd_lightning.TensorDataModule` calls at the start of every fit) stores
@@ -236,12 +237,6 @@ class RegressionModule(LightningModule):
             self.log_dict(metrics, on_step=False, on_epoch=True)
             if stage == "train":
                 self._metrics_logged_for = run
-        last = stage == "train" and batch_idx + 1 == self.trainer.num_training_batches
-        if last or (stage == "val" and batch_idx == 0):
-            # the epoch's values go at the step whose parameters they describe
-            step = self.global_step  # before this batch's update (training), after (val)
-            self.log_dict({"step": float(step), "epoch": float(self.current_epoch)},
-                          on_step=False, on_epoch=True)  # fmt: skip
         return loss
 
     def _process_weight(self, batch_size: int) -> float | Tensor:

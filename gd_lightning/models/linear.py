@@ -42,7 +42,7 @@ class LinearRegression(RegressionModule):
         >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
         >>> model(torch.tensor([[1.0, 1.0], [0.0, -1.0]]))
         tensor([[ 6.],
-                [-1.]], grad_fn=<AddmmBackward0>)
+                [-1.]], grad_fn=<AddBackward0>)
     """
 
     def __init__(
@@ -108,7 +108,7 @@ class LinearRegression(RegressionModule):
             shifts = bool((standardization.feature_shift != 0).any()) or bool(
                 (standardization.target_shift != 0).any()
             )
-            if shifts and bool(standardization.feature_constant.isnan().all()):
+            if shifts and not bool(standardization.feature_constant.any()):
                 raise InputError(
                     "standardizing shifts the data, and this model has no bias nor a constant "
                     "column to absorb the shift: set model.bias to true or add a column of ones"

@@ -4,8 +4,8 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from gd_lightning.errors import InputError
 from gd_lightning.data.standardize import Standardization
+from gd_lightning.errors import InputError
 from gd_lightning.functional import quadratic, quadratic_design_matrix, quadratic_in_original_units
 from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
 
