@@ -30,18 +30,23 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import disable_possible_user_warnings
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from gd_lightning import CropYieldsDataModule, FullBatch
+from gd_lightning import CropYieldsDataModule, FullBatch, TabularDataModule
 from gd_lightning.cli import cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BATCH = 4096
+BIG = 65536
 FEATURES = 32
 #: the package's fit without its printouts (they are not what is timed)
 QUIET_FIT = ["--trainer.enable_progress_bar", "false", "--convergence.verbose", "false",
@@ -108,6 +113,59 @@ def tiny_lightning_alone(steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+class IdiomaticRegression(LightningModule):
+    """What a Lightning engineer writes for the same logged tags: ``nn.Linear``,
+    ``F.mse_loss``, ``self.log("train/loss")`` every step, a torchmetrics collection
+    logged ``on_epoch``, the excess over the least-squares loss and the gap to it,
+    stepped by ``torch.optim.SGD``."""
+
+    def __init__(self, optimum: float) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.optimum = optimum  # the least-squares loss, for the gap to it
+        self.linear = torch.nn.Linear(3, 2)
+        self.metrics = MetricCollection(
+            {
+                "mse": MeanSquaredError(),
+                "rmse": MeanSquaredError(squared=False),
+                "mae": MeanAbsoluteError(),
+                "r2": R2Score(multioutput="uniform_average"),
+            },
+            prefix="train/epoch_",
+        )
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        x, y = batch
+        preds = self.linear(x)
+        loss = F.mse_loss(preds, y)
+        self.log("train/loss", loss, prog_bar=True)
+        self.metrics.update(preds.detach(), y)
+        self.log_dict(self.metrics, on_step=False, on_epoch=True)
+        excess = loss.detach() - self.optimum  # full batch: the whole data's loss
+        self.log("train/excess_loss", excess, on_step=False, on_epoch=True)
+        self.log("train/gap", excess / self.optimum, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=1e-5)
+
+
+def tiny_idiomatic(steps: int) -> float:
+    """:class:`IdiomaticRegression` on tutorial 5's rows, full batch, TensorBoard every step."""
+    inputs, targets = CropYieldsDataModule(num_regions=5).load()
+    folder = tempfile.mkdtemp()
+    trainer = Trainer(max_epochs=steps, logger=TensorBoardLogger(folder, default_hp_metric=False),
+                      log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)  # fmt: skip
+    loader = DataLoader(TensorDataset(inputs, targets), batch_size=len(inputs))
+    start = time.perf_counter()
+    design = torch.cat([inputs, torch.ones(len(inputs), 1)], dim=1).double()
+    solution = torch.linalg.lstsq(design, targets.double()).solution
+    optimum = float(((design @ solution - targets.double()) ** 2).mean())
+    trainer.fit(IdiomaticRegression(optimum), train_dataloaders=loader)
+    return (time.perf_counter() - start) / steps
+
+
 def tiny_package(steps: int) -> float:
     """``gd-lightning fit --config configs/crop_yields_5.yaml``; seconds per step of fit()."""
     os.chdir(tempfile.mkdtemp())
@@ -137,12 +195,12 @@ def large_data(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def large_by_hand(x: torch.Tensor, y: torch.Tensor, gather: str) -> float:
+def large_by_hand(x: torch.Tensor, y: torch.Tensor, gather: str, batch: int) -> float:
     """One shuffled epoch of minibatch GD, each batch gathered by ``gather``; rows per second."""
     w = torch.zeros(1, FEATURES, requires_grad=True)
     b = torch.zeros(1, requires_grad=True)
     start = time.perf_counter()
-    for idx in torch.randperm(len(x)).split(BATCH):
+    for idx in torch.randperm(len(x)).split(batch):
         if gather == "index":
             xb, yb = x[idx], y[idx]
         else:
@@ -175,7 +233,7 @@ def large_per_row_loader(x: torch.Tensor, y: torch.Tensor, batches: int) -> floa
 
 
 class EpochTimer(Callback):
-    """Wall time of the training epochs, without setup and teardown."""
+    """Wall time of the training epoch, and of all of ``fit()``, for the work outside it."""
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()
@@ -184,38 +242,66 @@ class EpochTimer(Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def large_package(folder: Path) -> float:
-    """``gd-lightning fit`` over the .npy files, one epoch, its default logging and
-    checkpoint; rows/s over the epoch (without the setup before it)."""
+class BareStep(LightningModule):
+    """The least a LightningModule does for the same step: the linear model's forward,
+    the MSE, the hand-written update; no logging, no metrics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.linear = torch.nn.Linear(FEATURES, 1)
+        torch.nn.init.zeros_(self.linear.weight)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        self.manual_backward(F.mse_loss(self.linear(x), y))
+        with torch.no_grad():
+            for p in self.linear.parameters():
+                p -= 0.01 * p.grad
+                p.grad = None
+
+    def configure_optimizers(self) -> None:
+        return None
+
+
+def large_data_module(folder: Path, batch: int) -> TabularDataModule:
+    return TabularDataModule(features_path=str(folder / "x.npy"),
+                             targets_path=str(folder / "y.npy"), batch_size=batch)  # fmt: skip
+
+
+def large_bare(folder: Path, batch: int) -> float:
+    """:class:`BareStep` fed the package's DataModule's batches, one epoch; rows/s."""
+    timer = EpochTimer()
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False,
+                      accelerator="cpu", callbacks=[timer])  # fmt: skip
+    data = large_data_module(folder, batch)
+    trainer.fit(BareStep(), datamodule=data)
+    return len(data.train_set) / timer.seconds
+
+
+#: the large fit's logging: every 50 steps (Lightning's default cadence) to TensorBoard
+LARGE_LOGGING = ["--trainer.log_every_n_steps", "50"]
+
+
+def large_package(folder: Path, batch: int) -> tuple[float, float]:
+    """``gd-lightning fit`` over the .npy files, one epoch, TensorBoard logging every 50
+    steps and the checkpoint; rows/s over the epoch, and ``fit()``'s seconds outside it
+    (reading and checking the data, the least-squares reference, the checkpoint)."""
     os.chdir(tempfile.mkdtemp())
-    built = cli(
-        [
-            "--model",
-            "LinearRegression",
-            "--model.lr",
-            "0.01",
-            "--model.optimization",
-            "manual",
-            "--data",
-            "TabularDataModule",
-            "--data.features_path",
-            str(folder / "x.npy"),
-            "--data.targets_path",
-            str(folder / "y.npy"),
-            "--data.batch_size",
-            str(BATCH),
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.accelerator",
-            "cpu",
-            *QUIET_FIT,
-        ],  # fmt: skip
-        run=False,
+    options = (
+        f"--model LinearRegression --model.lr 0.01 --model.optimization manual "
+        f"--data TabularDataModule --data.features_path {folder / 'x.npy'} "
+        f"--data.targets_path {folder / 'y.npy'} --data.batch_size {batch} "
+        f"--trainer.max_epochs 1 --trainer.accelerator cpu"
     )
+    built = cli([*options.split(), *LARGE_LOGGING, *QUIET_FIT], run=False)
     timer = EpochTimer()
     built.trainer.callbacks.append(timer)
+    start = time.perf_counter()
     built.trainer.fit(built.model, datamodule=built.datamodule)
-    return len(built.datamodule.train_set) / timer.seconds
+    total = time.perf_counter() - start
+    return len(built.datamodule.train_set) / timer.seconds, total - timer.seconds
 
 
 def main() -> None:
@@ -237,35 +323,66 @@ def main() -> None:
     np.save(folder / "y.npy", y.numpy())
 
     runs: dict[str, list[float]] = {}
+    outside: list[float] = []
+    epoch: list[float] = []
+
+    def package(batch: int) -> float:
+        speed, seconds = large_package(folder, batch)
+        if batch == BATCH:
+            outside.append(seconds)
+            epoch.append(options.rows / speed)
+        return speed
+
     for _ in range(options.repeats):  # interleaved, so drifts in machine speed hit all alike
         for name, measure in (
             ("tiny: hand-written loop", lambda: tiny_by_hand(options.tiny_steps)),
             ("tiny: Lightning alone", lambda: tiny_lightning_alone(options.tiny_steps)),
+            ("tiny: idiomatic LightningModule", lambda: tiny_idiomatic(options.tiny_steps)),
             ("tiny: gd-lightning fit", lambda: tiny_package(options.tiny_steps)),
-            ("large: hand loop, X[idx]", lambda: large_by_hand(x, y, "index")),
-            ("large: hand loop, index_select", lambda: large_by_hand(x, y, "index_select")),
+            ("large: hand loop, X[idx]", lambda: large_by_hand(x, y, "index", BATCH)),
+            ("large: hand loop, index_select", lambda: large_by_hand(x, y, "select", BATCH)),
             (
                 "large: per-row DataLoader",
                 lambda: large_per_row_loader(x, y, options.loader_batches),
             ),
-            ("large: gd-lightning fit", lambda: large_package(folder)),
+            ("large: bare LightningModule", lambda: large_bare(folder, BATCH)),
+            ("large: gd-lightning fit", lambda: package(BATCH)),
+            ("large 65536: hand loop, index_select", lambda: large_by_hand(x, y, "select", BIG)),
+            ("large 65536: bare LightningModule", lambda: large_bare(folder, BIG)),
+            ("large 65536: gd-lightning fit", lambda: package(BIG)),
         ):
             runs.setdefault(name, []).append(measure())
     median = {name: statistics.median(values) for name, values in runs.items()}
-    hand_tiny = median["tiny: hand-written loop"]
-    hand_large = median["large: hand loop, X[idx]"]
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of "
         f"{options.repeats}; tiny: {options.tiny_steps} steps; large: {options.rows:,} rows"
     )
-    print("| run | speed | ratio |")
-    print("|---|---|---|")
+    print("| run | speed | against the hand loop | against Lightning |")
+    print("|---|---|---|---|")
     for name, value in median.items():
         if name.startswith("tiny"):
-            speed, ratio = f"{value * 1e6:.0f} µs/step", f"{value / hand_tiny:.2f}x its time"
+            hand, idiomatic = (
+                median["tiny: hand-written loop"],
+                median["tiny: idiomatic LightningModule"],
+            )
+            speed = f"{value * 1e6:.0f} µs/step"
+            ratio, against = (
+                f"{value / hand:.2f}x its time",
+                f"{value / idiomatic:.2f}x the idiomatic module's time",
+            )
         else:
-            speed, ratio = f"{value / 1e6:.2f} M rows/s", f"{value / hand_large:.2f}x its speed"
-        print(f"| {name} | {speed} | {ratio} |")
+            prefix = name.split(":")[0]
+            hand = median[f"{prefix}: hand loop, index_select"]
+            speed, ratio = (
+                f"{value / 1e6:.2f} M rows/s",
+                f"{value / hand:.2f}x index_select's speed",
+            )
+            bare = median[f"{prefix}: bare LightningModule"]
+            against = f"{value / bare:.2f}x the bare module's speed" if "fit" in name else ""
+        print(f"| {name} | {speed} | {ratio} | {against} |")
+    outside_s, epoch_s = statistics.median(outside), statistics.median(epoch)
+    print(f"| large: fit() outside its epoch | {outside_s:.2f} s | "
+          f"{outside_s / epoch_s:.2f}x the epoch | |")  # fmt: skip
 
 
 if __name__ == "__main__":

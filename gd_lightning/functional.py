@@ -90,9 +90,9 @@ def linear_in_original_units(
     where it varies (a column of zeros absorbs nothing). Everything is computed in float64.
 
     Example:
+        >>> t = torch.tensor
         >>> w, b = linear_in_original_units(
-        ...     torch.tensor([[2.0]]), torch.tensor([1.0]),
-        ...     torch.tensor([10.0]), torch.tensor([5.0]), torch.tensor([100.0]), torch.tensor([3.0]))
+        ...     t([[2.0]]), t([1.0]), t([10.0]), t([5.0]), t([100.0]), t([3.0]))
         >>> w, b  # 3 * (2 * (x - 10) / 5 + 1) + 100 = 1.2 x + 91
         (tensor([[1.2000]], dtype=torch.float64), tensor([91.], dtype=torch.float64))
     """
@@ -131,3 +131,45 @@ def quadratic_in_original_units(
             target_scale * (a * m**2 / s**2 - b * m / s + c) + target_shift,
         ]
     )
+
+
+def regression_sums(preds: Tensor, targets: Tensor, shift: Tensor) -> Tensor:
+    """A batch's sums for MSE, MAE and R², shape (4, targets), in the data's dtype (as
+    torchmetrics sums them):
+    ``Σ d²``, ``Σ |d|``, ``Σ (y - c)``, ``Σ (y - c)²`` with ``d = preds - targets`` and
+    ``c = shift`` (any constant per target; one near the targets' mean keeps R²'s
+    precision). Sums of batches add up to the sums of their union.
+
+    Example:
+        >>> regression_sums(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [4.0]]),
+        ...                 torch.tensor([0.0]))
+        tensor([[ 4.],
+                [ 2.],
+                [ 5.],
+                [17.]])
+    """
+    diff = preds - targets  # (rows, targets)
+    centred = targets - shift
+    return torch.stack((diff * diff, diff.abs(), centred, centred * centred)).sum(1)
+
+
+def regression_metrics(sums: Tensor, rows: int) -> dict[str, Tensor]:
+    """MSE, RMSE, MAE and R² (averaged over targets) from :func:`regression_sums` of
+    ``rows`` rows, as torchmetrics' ``MeanSquaredError``, ``MeanAbsoluteError`` and
+    ``R2Score(multioutput="uniform_average")`` compute them.
+
+    Example:
+        >>> sums = torch.tensor([[2.0], [2.0], [0.0], [8.0]], dtype=torch.float64)
+        >>> {k: round(float(v), 4) for k, v in regression_metrics(sums, 4).items()}
+        {'mse': 0.5, 'rmse': 0.7071, 'mae': 0.5, 'r2': 0.75}
+    """
+    squares, absolute, centred, centred_squares = sums
+    values = rows * squares.numel()
+    mse = squares.sum() / values
+    total = centred_squares - centred * centred / rows  # Σ (y - ȳ)² per target
+    # torchmetrics' convention for a (near) constant target: 1 if also fitted exactly, else 0
+    has_residual, has_total = squares.abs() > 1e-4, total.abs() > 1e-4
+    scores = torch.where(has_residual & has_total, 1 - squares / total.where(has_total, 1.0),
+                         (~has_residual).double())  # fmt: skip
+    r2 = scores.mean() if rows >= 2 else torch.tensor(torch.nan, dtype=sums.dtype)
+    return {"mse": mse, "rmse": mse.sqrt(), "mae": absolute.sum() / values, "r2": r2}

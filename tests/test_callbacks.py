@@ -114,7 +114,7 @@ def test_quadratic_report_names_a_b_c() -> None:
     report = json.loads(Path("parameters.json").read_text())
     learned = report["parameters"]["speed"]
     assert list(learned) == ["a", "b", "c"]
-    assert torch.equal(torch.tensor(list(learned.values())), model.params.detach())
+    assert torch.equal(torch.tensor(list(learned.values())), model.quadratic.params.detach())
 
 
 def test_bias_column_line_reports_the_intercept_under_its_column_name() -> None:

@@ -72,7 +72,7 @@ def test_quadratic_config_starts_where_the_tutorial_does_and_logs_its_rmse() -> 
     result = cli(["fit", "--config", str(CONFIGS / "quadratic_speed.yaml"), *QUIET])
     model = result.model
     assert isinstance(model, QuadraticRegression) and result.trainer.global_step == 10
-    assert torch.equal(model.params.detach(), ref["params"])
+    assert torch.equal(model.quadratic.params.detach(), ref["params"])
     # one step an epoch: each epoch's RMSE is the step's, before its update
     logged = read_events(run_dir("quadratic_speed")).Scalars("train/epoch_rmse")
     assert [e.step for e in logged] == list(range(10))

@@ -25,6 +25,8 @@ class Witness(Callback):
     def __init__(self) -> None:
         self.expected: list[float] = []  # the batch MSE computed here, independently
         self.seen: list[float] = []  # callback_metrics["train/loss"] after the step
+        self.steps_seen: list[int] = []  # the steps where it changed
+        self.seen_by_step: dict[int, float] = {}
         self.bar: list[float] = []  # the progress bar's train/loss
         self.epoch_expected: list[float] = []
         self.epoch_seen: list[dict[str, float]] = []
@@ -40,7 +42,14 @@ class Witness(Callback):
         self._rows += squares.numel()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.seen.append(float(trainer.callback_metrics["train/loss"]))
+        step = trainer.global_step - 1
+        if "train/loss" not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics["train/loss"])
+        if value != (self.seen[-1] if self.seen else None):
+            self.steps_seen.append(step)
+            self.seen_by_step[step] = value
+        self.seen.append(value)
         self.bar.append(float(trainer.progress_bar_metrics["train/loss"]))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
@@ -135,9 +144,14 @@ def test_every_logger_receives_every_written_step(tmp_path) -> None:
     assert "hp_metric" not in events.Tags()["scalars"]
 
 
-def test_log_every_n_steps_thins_the_writes_not_what_callbacks_see(tmp_path) -> None:
+def test_log_every_n_steps_logs_the_written_steps_and_each_epochs_last(tmp_path) -> None:
     _, witness, recorder, _ = crop_fit(tmp_path, log_every_n_steps=5)
-    assert witness.seen == pytest.approx(witness.expected, rel=1e-5)  # every step still
+    # logged on the steps Lightning writes (4, 9) and each epoch's last (3, 7, 11)
+    logged = [3, 4, 7, 9, 11]
+    assert witness.steps_seen == logged
+    assert [witness.seen_by_step[s] for s in logged] == pytest.approx(
+        [witness.expected[s] for s in logged], rel=1e-5
+    )
     assert sorted(losses_by_step(recorder.rows, "train/loss")) == [4, 9]  # Lightning's rule
     assert sorted(losses_by_step(recorder.rows, "train/epoch_mse")) == [3, 7, 11]
 
@@ -211,7 +225,9 @@ def test_the_progress_bar_shows_the_current_loss(tmp_path) -> None:
             self.shown.append(float(self.get_metrics(trainer, pl_module)["train/loss"]))
 
     bar = Bar()
-    _, witness, _, _ = crop_fit(tmp_path, callbacks=(bar,), enable_progress_bar=True)
+    _, witness, _, _ = crop_fit(
+        tmp_path, callbacks=(bar,), enable_progress_bar=True, log_every_n_steps=1
+    )
     assert bar.shown == pytest.approx(witness.expected, rel=1e-4)  # 5 significant digits
 
 

@@ -79,7 +79,7 @@ def test_manual_mode_counts_steps_and_honours_max_steps() -> None:
         model = LinearRegression(3, 2, lr=1e-6, optimization="manual")
         trainer = fit(model, CropYieldsDataModule(batch_size=5), **limits)
         assert trainer.global_step == 6  # 3 batches an epoch
-        runs.append(model.weight.detach())
+        runs.append(model.linear.weight.detach())
     assert torch.equal(runs[0], runs[1])  # stopped after exactly 6 updates
 
 
@@ -110,8 +110,10 @@ def test_linear_regression_reaches_the_least_squares_optimum(tmp_path, mode: str
     fit(model, dm, max_epochs=300)
     # The Hessian's eigenvalues lie near 2, so lr 0.2 contracts the error by about 0.6
     # per step: after 300 steps only float32 rounding (~1e-6) is left.
-    torch.testing.assert_close(model.weight.detach().double(), solution[:3].T, atol=1e-5, rtol=0)
-    torch.testing.assert_close(model.bias.detach().double(), solution[3], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        model.linear.weight.detach().double(), solution[:3].T, atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(model.linear.bias.detach().double(), solution[3], atol=1e-5, rtol=0)
 
 
 def test_to_linear_gives_an_nn_linear_that_predicts_the_same() -> None:
@@ -146,7 +148,9 @@ def test_checkpoint_round_trip(tmp_path, mode: str) -> None:
         callbacks=[checkpoint],
     )
     loaded = LinearRegression.load_from_checkpoint(checkpoint.best_model_path)
-    assert torch.equal(loaded.weight, model.weight) and torch.equal(loaded.bias, model.bias)
+    assert torch.equal(loaded.linear.weight, model.linear.weight) and torch.equal(
+        loaded.linear.bias, model.linear.bias
+    )
     assert loaded.hparams == model.hparams
     assert loaded.automatic_optimization == (mode == "automatic")
 
@@ -154,7 +158,8 @@ def test_checkpoint_round_trip(tmp_path, mode: str) -> None:
     checkpoint = ModelCheckpoint(dirpath=tmp_path / "quad")
     fit(quad, SpeedDataModule(), max_epochs=2, enable_checkpointing=True, callbacks=[checkpoint])
     assert torch.equal(
-        QuadraticRegression.load_from_checkpoint(checkpoint.best_model_path).params, quad.params
+        QuadraticRegression.load_from_checkpoint(checkpoint.best_model_path).quadratic.params,
+        quad.quadratic.params,
     )
 
 
@@ -285,8 +290,8 @@ def test_model_mistakes_are_named(make, message) -> None:
 
 def test_random_initial_values_follow_seed_everything() -> None:
     seed_everything(5)
-    a = QuadraticRegression(lr=1e-5).params.detach()
+    a = QuadraticRegression(lr=1e-5).quadratic.params.detach()
     seed_everything(5)
-    assert torch.equal(QuadraticRegression(lr=1e-5).params.detach(), a)
+    assert torch.equal(QuadraticRegression(lr=1e-5).quadratic.params.detach(), a)
     torch.manual_seed(5)
     assert torch.equal(torch.randn(3), a)

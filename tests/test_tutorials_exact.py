@@ -80,8 +80,8 @@ def test_tutorial_1_quadratic_speed_is_bit_exact() -> None:
     trainer = fit(model, dm, max_epochs=10, callbacks=[record])
 
     assert trainer.global_step == 10  # one honest optimizer step per update
-    assert torch.equal(model.params.detach(), ref["params"])
-    assert not torch.equal(model.params.detach(), ref["init"])  # it did move
+    assert torch.equal(model.quadratic.params.detach(), ref["params"])
+    assert not torch.equal(model.quadratic.params.detach(), ref["init"])  # it did move
     assert torch.equal(torch.stack(record.values), ref["rmse"])  # the tutorial's printout
 
 
@@ -119,7 +119,7 @@ def test_tutorial_2_line_fit_is_bit_exact() -> None:
         2, 1, bias=False, lr=0.1, optimization="manual", init_weight=[[-1.0, 1.0]]
     )
     fit(model, dm, max_epochs=100)
-    assert torch.equal(model.weight.detach()[0], tutorial_2(x, y, epochs=100))
+    assert torch.equal(model.linear.weight.detach()[0], tutorial_2(x, y, epochs=100))
 
 
 def crop_reference(
@@ -176,12 +176,14 @@ def test_tutorials_3_and_5_crop_yields_are_bit_exact(rows, lr, epochs, batch_siz
     # random initial values: the tutorials' randn(2, 3) then randn(2), under seed_everything
     seed_everything(3)
     model = LinearRegression(3, 2, lr=lr, optimization="manual")
-    assert torch.equal(model.weight.detach(), w0) and torch.equal(model.bias.detach(), b0)
+    assert torch.equal(model.linear.weight.detach(), w0) and torch.equal(
+        model.linear.bias.detach(), b0
+    )
 
     trainer = fit(model, dm, max_epochs=epochs)
     assert trainer.global_step == epochs * (-(-rows // (batch_size or rows)))
-    assert torch.equal(model.weight.detach(), w_ref)
-    assert torch.equal(model.bias.detach(), b_ref)
+    assert torch.equal(model.linear.weight.detach(), w_ref)
+    assert torch.equal(model.linear.bias.detach(), b_ref)
 
 
 def tutorial_4(init: nn.Linear, epochs: int, shuffle_seed: int, step: str) -> nn.Linear:
@@ -230,8 +232,8 @@ def test_tutorial_4_linear_arange_is_bit_exact(optimization: str) -> None:
         init_weight=init.weight.tolist(),
         init_bias=init.bias.tolist(),
     )
-    assert torch.equal(model.weight.detach(), init.weight.detach())
+    assert torch.equal(model.linear.weight.detach(), init.weight.detach())
     trainer = fit(model, dm, max_epochs=20)
     assert trainer.global_step == 200
-    assert torch.equal(model.weight.detach(), ref.weight.detach())
-    assert torch.equal(model.bias.detach(), ref.bias.detach())
+    assert torch.equal(model.linear.weight.detach(), ref.weight.detach())
+    assert torch.equal(model.linear.bias.detach(), ref.bias.detach())

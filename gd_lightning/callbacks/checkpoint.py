@@ -30,8 +30,23 @@ class FitCheckpoint(ModelCheckpoint):
     def __init__(self, every_n_epochs: int = 0, **kwargs: Any) -> None:
         super().__init__(every_n_epochs=every_n_epochs, **kwargs)
 
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._due(trainer):  # else ModelCheckpoint would only copy every metric, for nothing
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if self._due(trainer):
+            super().on_validation_end(trainer, pl_module)
+
+    def _due(self, trainer: "pl.Trainer") -> bool:
+        """Whether this epoch's end may save: every ``every_n_epochs``, or a monitored or
+        linked checkpoint that ``ModelCheckpoint`` decides on itself."""
+        n = self.every_n_epochs or 0
+        due = n >= 1 and (trainer.current_epoch + 1) % n == 0
+        return due or self.monitor is not None or self.save_last == "link"
+
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        if not trainer.fast_dev_run:
+        if not trainer.fast_dev_run:  # type: ignore[attr-defined]
             # named as a checkpoint saved at the end of the last epoch run would be
             epoch = max(trainer.current_epoch - 1, 0)
             metrics = {

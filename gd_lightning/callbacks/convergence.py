@@ -2,7 +2,8 @@
 stopping rules, and a guard against a run that blows up."""
 
 import math
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -10,7 +11,11 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gd_lightning.analysis import FitReference
+from gd_lightning.cadence import is_logged_step
 from gd_lightning.errors import DivergenceError, InputError
+
+if TYPE_CHECKING:
+    from gd_lightning.models.base import RegressionModule
 
 
 class ConvergenceMonitor(Callback):
@@ -36,9 +41,10 @@ class ConvergenceMonitor(Callback):
       with the parameters of the epoch's last step before its update, the step
       Lightning writes the epoch's values at (logged ``on_epoch``, so every callback
       sees them as the epoch ends);
-    - stops the fit at the end of the epoch in which the gap is at most ``target_gap``;
+    - stops the fit at the end of the first epoch whose last update brings the gap to
+      at most ``target_gap``;
     - prints at the end how far the final loss is above the optimum;
-    - stops a run whose ``train/loss`` becomes NaN or infinite, or grows above
+    - stops a run whose logged ``train/loss`` becomes NaN or infinite, or grows above
       ``divergence_factor`` times its scale (the larger of the first step's loss and
       the loss of predicting zero), by raising :class:`~gd_lightning.errors.DivergenceError`
       with one line naming the learning rate and the stable bound.
@@ -95,7 +101,8 @@ class ConvergenceMonitor(Callback):
         rows = len(datamodule.train_set)
         full_batch = (datamodule.batch_size or rows) >= rows
         reference = self.reference
-        pl_module.auto_lr = reference.best_lr if full_batch else 1 / reference.largest_eigenvalue
+        model = cast("RegressionModule", pl_module)
+        model.auto_lr = reference.best_lr if full_batch else 1 / reference.largest_eigenvalue
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference
@@ -127,9 +134,14 @@ class ConvergenceMonitor(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        loss = trainer.callback_metrics.get("train/loss")
+        loss = None
+        if is_logged_step(trainer, trainer.global_step - 1, batch_idx):
+            loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self._check(trainer, float(loss))
+        last = batch_idx + 1 == trainer.num_training_batches
+        if last and self.reference is not None and self.target_gap is not None:
+            self._stop_when_close(trainer, pl_module)
 
     def _check(self, trainer: "pl.Trainer", value: float) -> None:
         """Stop the run at a loss that is not finite or has blown up."""
@@ -159,7 +171,11 @@ class ConvergenceMonitor(Callback):
         gap = reference.relative(excess)
         pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
         pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
-        if self.target_gap is not None and gap <= self.target_gap:
+
+    def _stop_when_close(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Stop after the epoch's last update once its parameters are within the target."""
+        assert self.reference is not None and self.target_gap is not None
+        if self.reference.gap(_theta(pl_module)) <= self.target_gap:
             trainer.should_stop = True
             rank_zero_info(
                 f"within {self.target_gap:.2%} of the best possible loss after "
@@ -182,15 +198,24 @@ def training_reference(
     linear least-squares model of this package."""
     datamodule = getattr(trainer, "datamodule", None)
     tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
-    design_matrix = getattr(pl_module, "design_matrix", None)
-    if tensors is None or design_matrix is None:
+    if tensors is None or not hasattr(pl_module, "design_matrix"):
         return None
+    model = cast("RegressionModule", pl_module)
     x, y = tensors[0], tensors[1]
+
+    def blocks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # bounded temporaries, whatever the data's size
+        for start in range(0, len(x), REFERENCE_BLOCK_ROWS):
+            rows = slice(start, start + REFERENCE_BLOCK_ROWS)
+            inputs = model.fitted_inputs(x[rows].to(model.device))
+            yield model.design_matrix(inputs), model.fitted_targets(y[rows].to(model.device))
+
     with torch.no_grad():
-        design = design_matrix(pl_module.fitted_inputs(x.to(pl_module.device)))
-        targets = pl_module.fitted_targets(y.to(pl_module.device))
-    scale = pl_module.get_buffer("target_scale")
-    return FitReference.from_data(design.cpu(), targets.cpu(), scale.cpu())
+        return FitReference.from_blocks(blocks(), model.target_scale)
+
+
+#: rows of the design matrix built at a time for the reference
+REFERENCE_BLOCK_ROWS = 1 << 16
 
 
 def _lr(trainer: "pl.Trainer") -> float:
@@ -208,4 +233,4 @@ def _is_plain_descent(trainer: "pl.Trainer") -> bool:
 def _theta(pl_module: "pl.LightningModule") -> torch.Tensor:
     """The model's parameters as a linear least-squares ``theta``, on the CPU (where the
     least-squares facts are)."""
-    return pl_module.theta().cpu()  # type: ignore[operator]
+    return cast("RegressionModule", pl_module).theta().cpu()

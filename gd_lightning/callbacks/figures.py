@@ -149,7 +149,8 @@ class FitFigures(Callback):
         step TensorBoard shows it at (and the MSE of what it draws, when given)."""
         step = trainer.global_step
         shown = "" if mse is None else f": MSE {mse:.4g} on these {len(self._y)} rows"
-        return f"after {step} update{'s' if step != 1 else ''} (epoch {trainer.current_epoch + 1}){shown}"
+        updates = f"{step} update{'s' if step != 1 else ''}"
+        return f"after {updates} (epoch {trainer.current_epoch + 1}){shown}"
 
     def _figures(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> dict[str, Any]:
         preds = self._predict(pl_module, self._x)

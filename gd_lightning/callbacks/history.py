@@ -5,18 +5,20 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
+from gd_lightning.cadence import is_logged_step
+
 
 class LossHistory(Callback):
-    """Keep every step's ``train/loss`` and every epoch's logged metrics.
+    """Keep every logged step's ``train/loss`` and every epoch's logged metrics.
 
     Handy where no TensorBoard is open: a notebook plots ``history.losses``
     against ``history.steps``. It reads ``trainer.callback_metrics``, so it sees
     what the loggers see, for any LightningModule that logs ``train/loss``.
 
     Attributes:
-        steps: the step of each training batch (0, 1, ...): the number of updates
-            before it.
-        losses: the loss of each training batch, before its update.
+        steps: the step of each logged training batch (0, 1, ... with
+            ``log_every_n_steps=1``): the number of updates before it.
+        losses: the loss of each of those batches, before its update.
         epochs: one dict per finished training epoch, of every epoch-level metric
             logged so far (``train/epoch_mse``, ``val/rmse``, ...).
     """
@@ -34,9 +36,10 @@ class LossHistory(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
+        step = trainer.global_step - 1
         loss = trainer.callback_metrics.get("train/loss")
-        if loss is not None:
-            self.steps.append(trainer.global_step - 1)
+        if loss is not None and is_logged_step(trainer, step, batch_idx):
+            self.steps.append(step)
             self.losses.append(float(loss))
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

@@ -11,9 +11,10 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
+from gd_lightning.cadence import is_logged_step
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
-from gd_lightning.functional import mse
+from gd_lightning.functional import mse, regression_metrics, regression_sums
 from gd_lightning.optim import GradientDescent
 
 Optimization = Literal["automatic", "manual"]
@@ -21,7 +22,7 @@ LearningRate = float | Literal["auto"]
 Stage = Literal["train", "val", "test"]
 
 
-def regression_metrics(prefix: str) -> MetricCollection:
+def metric_collection(prefix: str) -> MetricCollection:
     """MSE, RMSE, MAE and R² (averaged over targets), each key prefixed."""
     return MetricCollection(
         {
@@ -48,13 +49,16 @@ class RegressionModule(LightningModule):
       :class:`~gd_lightning.optim.GradientDescent` performs ``p -= lr * p.grad``
       and the gradient is reset, as the tutorials write it by hand.
 
-    Everything is logged with ``self.log``, in original units: ``train/loss`` every
-    step (the batch's MSE before its update; in the progress bar);
+    Everything is logged with ``self.log``, in original units: ``train/loss`` (the
+    batch's MSE before its update; in the progress bar) on every step the Trainer
+    writes to its loggers and each epoch's last (see :func:`~gd_lightning.cadence.is_logged_step`;
+    with ``log_every_n_steps=1``, every step);
     ``train/epoch_{mse,rmse,mae,r2}`` over each epoch's batches, each measured before
-    its update (torchmetrics, logged ``on_epoch``); ``{val,test}/{loss,mse,rmse,mae,r2}``
-    per epoch. Lightning writes ``train/loss`` of step ``s`` at step ``s`` (the
-    parameters after ``s`` updates), and an epoch's values at the step of its last
-    batch.
+    its update (from running sums, :func:`~gd_lightning.functional.regression_sums`,
+    logged ``on_epoch`` at the epoch's last batch: its loader needs a length);
+    ``{val,test}/{loss,mse,rmse,mae,r2}`` per epoch (torchmetrics). Lightning writes
+    ``train/loss`` of step ``s`` at step ``s`` (the parameters after ``s`` updates),
+    and an epoch's values at the step of its last batch.
 
     Standardization: :meth:`set_standardization` (which a
     :class:`~gd_lightning.TensorDataModule` calls at the start of every fit) stores
@@ -76,6 +80,13 @@ class RegressionModule(LightningModule):
         scheduler: builds a learning-rate scheduler from the optimizer, stepped once
             per epoch (``ReduceLROnPlateau`` watches ``train/epoch_mse``).
     """
+
+    #: the standardization's buffers (see :class:`~gd_lightning.data.standardize.Standardization`)
+    feature_shift: Tensor
+    feature_scale: Tensor
+    target_shift: Tensor
+    target_scale: Tensor
+    feature_constant: Tensor
 
     def __init__(
         self,
@@ -115,11 +126,18 @@ class RegressionModule(LightningModule):
         identity = Standardization.identity(in_features, out_features)
         for name, value in identity.as_tensors().items():
             self.register_buffer(name, value)
-        self.train_metrics = regression_metrics("train/epoch_")
-        self.val_metrics = regression_metrics("val/")
-        self.test_metrics = regression_metrics("test/")
-        #: (Trainer, epoch) whose training metrics are logged already
-        self._metrics_logged_for: tuple[int, int] | None = None
+        #: whether inputs and targets are scaled: decided when the statistics change, not
+        #: at every step (a no-op scaling still costs two passes over each batch)
+        self.scales_features = self.scales_targets = False
+        self.register_load_state_dict_post_hook(_statistics_loaded)
+        self.val_metrics = metric_collection("val/")
+        self.test_metrics = metric_collection("test/")
+        # the training epoch's sums (see regression_sums), of (Trainer, epoch); the
+        # targets' shift they use, of a Trainer
+        self._epoch_sums = torch.zeros(0)
+        self._epoch_rows = 0
+        self._epoch_of_sums: tuple[int, int] | None = None
+        self._sums_shift: tuple[int, Tensor] | None = None
 
     # --- the model as a linear least-squares problem (subclasses) ---------------------
 
@@ -156,6 +174,12 @@ class RegressionModule(LightningModule):
                         f"this model's is {tuple(buffer.shape)}: the data has other columns"
                     )
                 buffer.copy_(value)
+        self._note_scaling()
+
+    def _note_scaling(self) -> None:
+        current = self.standardization
+        self.scales_features = current is not None and current.features
+        self.scales_targets = current is not None and current.targets
 
     @property
     def standardization(self) -> Standardization | None:
@@ -175,15 +199,15 @@ class RegressionModule(LightningModule):
 
     def fitted_inputs(self, x: Tensor) -> Tensor:
         """Raw inputs (batch, in_features) in the units the model is fitted in."""
-        return (x - self.feature_shift) / self.feature_scale
+        return (x - self.feature_shift) / self.feature_scale if self.scales_features else x
 
     def fitted_targets(self, y: Tensor) -> Tensor:
         """Raw targets (batch, out_features) in the units the model is fitted in."""
-        return (y - self.target_shift) / self.target_scale
+        return (y - self.target_shift) / self.target_scale if self.scales_targets else y
 
     def original_targets(self, out: Tensor) -> Tensor:
         """Predictions in fitted units back in original units."""
-        return out * self.target_scale + self.target_shift
+        return out * self.target_scale + self.target_shift if self.scales_targets else out
 
     def forward(self, x: Tensor) -> Tensor:
         """Predictions in original units, shape (batch, out_features), from raw inputs."""
@@ -222,22 +246,44 @@ class RegressionModule(LightningModule):
         out = self.predict_fitted_units(self.fitted_inputs(x))  # fitted units
         loss = mse(out, self.fitted_targets(y))
         preds = self.original_targets(out.detach())  # what is logged is in original units
-        shown = mse(preds, y)
         many = self.trainer.world_size > 1
-        if stage == "train":
-            weight = self._process_weight(len(x))
-            loss, shown = loss * weight, shown * weight
-        self.log(f"{stage}/loss", shown, on_step=stage == "train", on_epoch=stage != "train",
-                 prog_bar=True, batch_size=len(x), sync_dist=many)  # fmt: skip
-        metrics = getattr(self, f"{stage}_metrics")
-        metrics.update(preds, y)
+        if stage != "train":
+            self.log(f"{stage}/loss", mse(preds, y), on_epoch=True, prog_bar=True,
+                     batch_size=len(x), sync_dist=many)  # fmt: skip
+            metrics = self.val_metrics if stage == "val" else self.test_metrics
+            metrics.update(preds, y)
+            if batch_idx == 0:  # torchmetrics objects: Lightning computes and resets them
+                self.log_dict(metrics, on_step=False, on_epoch=True)
+            return loss
+        weight = self._process_weight(len(x))
+        if is_logged_step(self.trainer, self.global_step, batch_idx):
+            self.log("train/loss", mse(preds, y) * weight, prog_bar=True, sync_dist=many)
+        self._update_epoch_metrics(preds, y, batch_idx)
+        return loss * weight
+
+    def _update_epoch_metrics(self, preds: Tensor, y: Tensor, batch_idx: int) -> None:
+        """Add the batch to the epoch's sums; at the epoch's last batch, log
+        ``train/epoch_*`` (summed over processes) from them."""
         run = (id(self.trainer), self.current_epoch)
-        first = batch_idx == 0 if stage != "train" else self._metrics_logged_for != run
-        if first:  # torchmetrics objects: Lightning computes and resets them as the epoch ends
-            self.log_dict(metrics, on_step=False, on_epoch=True)
-            if stage == "train":
-                self._metrics_logged_for = run
-        return loss
+        if self._epoch_of_sums != run:  # an epoch cut short (max_steps) leaves nothing behind
+            self._epoch_of_sums, self._epoch_rows = run, 0
+            if self._sums_shift is None or self._sums_shift[0] != id(self.trainer):
+                # one constant per fit, the same on every process, near the targets' mean
+                shift = self.trainer.strategy.broadcast(y.detach().mean(0), src=0)
+                self._sums_shift = (id(self.trainer), shift)
+            self._epoch_sums = torch.zeros(4, y.shape[1], dtype=y.dtype, device=y.device)
+        self._epoch_sums += regression_sums(preds, y, self._sums_shift[1])  # type: ignore[index]
+        self._epoch_rows += len(y)
+        if batch_idx + 1 != self.trainer.num_training_batches:
+            return
+        sums, rows = self._epoch_sums, self._epoch_rows
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
+            total = torch.tensor(float(rows), device=sums.device)
+            rows = round(float(self.trainer.strategy.reduce(total, reduce_op="sum")))
+        metrics = regression_metrics(sums, rows)
+        names = {f"train/epoch_{name}": value for name, value in metrics.items()}
+        self.log_dict(names, on_step=False, on_epoch=True)
 
     def _process_weight(self, batch_size: int) -> float | Tensor:
         """Under several processes, this process's share of the global batch, times the
@@ -303,3 +349,8 @@ class RegressionModule(LightningModule):
                 "monitor": "train/epoch_mse",
             },
         }
+
+
+def _statistics_loaded(module: RegressionModule, incompatible_keys: Any) -> None:
+    """After ``load_state_dict`` (a checkpoint): the statistics may have changed."""
+    module._note_scaling()

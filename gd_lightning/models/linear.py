@@ -42,7 +42,7 @@ class LinearRegression(RegressionModule):
         >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
         >>> model(torch.tensor([[1.0, 1.0], [0.0, -1.0]]))
         tensor([[ 6.],
-                [-1.]], grad_fn=<AddBackward0>)
+                [-1.]], grad_fn=<AddmmBackward0>)
     """
 
     def __init__(
@@ -77,34 +77,24 @@ class LinearRegression(RegressionModule):
             if initial_bias is not None:
                 self.linear.bias.copy_(initial_bias)
 
-    @property
-    def weight(self) -> nn.Parameter:
-        """The fitted weight, shape (out_features, in_features), in fitted units."""
-        return self.linear.weight
-
-    @property
-    def bias(self) -> nn.Parameter | None:
-        """The fitted bias, shape (out_features,), in fitted units; ``None`` without one."""
-        return self.linear.bias
-
     def predict_fitted_units(self, z: Tensor) -> Tensor:
         """``z @ weight.T + bias`` for ``z`` of shape (batch, in_features)."""
         return self.linear(z)
 
     def design_matrix(self, z: Tensor) -> Tensor:
         """``[z, 1]`` (or ``z`` without a bias), shape (rows, in_features [+ 1])."""
-        return linear_design_matrix(z, bias=self.bias is not None)
+        return linear_design_matrix(z, bias=self.linear.bias is not None)
 
     def theta(self) -> Tensor:
         """``[weight.T; bias]``: shape (in_features [+ 1], out_features)."""
-        weight = self.weight.detach().T  # (in_features, out_features)
-        if self.bias is None:
+        weight = self.linear.weight.detach().T  # (in_features, out_features)
+        if self.linear.bias is None:
             return weight
-        return torch.cat([weight, self.bias.detach()[None, :]], dim=0)
+        return torch.cat([weight, self.linear.bias.detach()[None, :]], dim=0)
 
     def set_standardization(self, standardization: Standardization | None) -> None:
         """As the base class; refuses a shift this model has no bias nor ones column for."""
-        if standardization is not None and self.bias is None:
+        if standardization is not None and self.linear.bias is None:
             shifts = bool((standardization.feature_shift != 0).any()) or bool(
                 (standardization.target_shift != 0).any()
             )
@@ -117,9 +107,9 @@ class LinearRegression(RegressionModule):
 
     def parameters_in_original_units(self) -> dict[str, Tensor]:
         """``linear.weight`` and ``linear.bias`` with the standardization folded in, float64."""
-        bias = None if self.bias is None else self.bias.detach().cpu()
+        bias = None if self.linear.bias is None else self.linear.bias.detach().cpu()
         weight, bias = linear_in_original_units(
-            self.weight.detach().cpu(),
+            self.linear.weight.detach().cpu(),
             bias,
             *(self.get_buffer(name).cpu() for name in Standardization.names()),
         )
@@ -143,7 +133,7 @@ class LinearRegression(RegressionModule):
             self.in_features,
             self.out_features,
             bias="linear.bias" in values,
-            dtype=self.weight.dtype,
+            dtype=self.linear.weight.dtype,
         )
         with torch.no_grad():
             layer.weight.copy_(values["linear.weight"])
@@ -165,7 +155,7 @@ class LinearRegression(RegressionModule):
             >>> model.coefficients(["area", "rooms"], ["price"])
             {'price': {'area': 3.0, 'rooms': 2.0, 'bias': 1.0}}
         """
-        out_features, in_features = self.weight.shape
+        out_features, in_features = self.linear.weight.shape
         features = feature_names or [f"x{i}" for i in range(in_features)]
         targets = target_names or [f"y{k}" for k in range(out_features)]
         if (len(features), len(targets)) != (in_features, out_features):

@@ -63,11 +63,6 @@ class QuadraticRegression(RegressionModule):
             params = torch.tensor(init_params, dtype=torch.float32)
         self.quadratic = Quadratic(params)
 
-    @property
-    def params(self) -> nn.Parameter:
-        """``(a, b, c)``, in fitted units."""
-        return self.quadratic.params
-
     def predict_fitted_units(self, z: Tensor) -> Tensor:
         """``a*z**2 + b*z + c`` for inputs ``z`` of shape (batch, 1)."""
         return self.quadratic(z)
@@ -78,12 +73,16 @@ class QuadraticRegression(RegressionModule):
 
     def theta(self) -> Tensor:
         """``(a, b, c)`` as a column: shape (3, 1)."""
-        return self.params.detach()[:, None]
+        return self.quadratic.params.detach()[:, None]
 
     def parameters_in_original_units(self) -> dict[str, Tensor]:
         """``quadratic.params``: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
         stats = [float(self.get_buffer(name)[0]) for name in Standardization.names()[:4]]
-        return {"quadratic.params": quadratic_in_original_units(self.params.detach().cpu(), *stats)}
+        return {
+            "quadratic.params": quadratic_in_original_units(
+                self.quadratic.params.detach().cpu(), *stats
+            )
+        }
 
     def coefficients(
         self, feature_names: list[str] | None = None, target_names: list[str] | None = None
