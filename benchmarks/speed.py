@@ -243,8 +243,9 @@ class EpochTimer(Callback):
 
 
 class BareStep(LightningModule):
-    """The least a LightningModule does for the same step: the linear model's forward,
-    the MSE, the hand-written update; no logging, no metrics."""
+    """The least a LightningModule does for the same step, in the same (manual) mode, in
+    the shape of Lightning's manual-optimization example: the linear model's forward,
+    the MSE, ``manual_backward`` and the optimizer's step; no logging, no metrics."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,14 +255,13 @@ class BareStep(LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
+        optimizer = self.optimizers()
         self.manual_backward(F.mse_loss(self.linear(x), y))
-        with torch.no_grad():
-            for p in self.linear.parameters():
-                p -= 0.01 * p.grad
-                p.grad = None
+        optimizer.step()
+        optimizer.zero_grad()
 
-    def configure_optimizers(self) -> None:
-        return None
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
 
 
 def large_data_module(folder: Path, batch: int) -> TabularDataModule:

@@ -221,8 +221,9 @@ class TabularDataModule(TensorDataModule):
             table = self._load_csv(Path(self.csv_path))
             x, y = table[:, : self.in_features], table[:, self.in_features :]
         else:
-            x = _open_npy(Path(str(self.features_path)))
-            y = _open_npy(Path(str(self.targets_path)))
+            # read whole (not mapped, which faults each page in): checked at construction
+            x = np.load(str(self.features_path), allow_pickle=False)
+            y = np.load(str(self.targets_path), allow_pickle=False)
         return _as_table(x), _as_table(y)
 
 
@@ -244,8 +245,10 @@ def _open_npy(path: Path) -> np.ndarray:
 
 def _as_table(array: np.ndarray) -> Tensor:
     """A float32 tensor of 2 dimensions (a 1-D array becomes one column)."""
-    table = np.asarray(array, dtype=np.float32)
-    return torch.from_numpy(table.reshape(len(table), -1).copy())
+    table = np.asarray(array, dtype=np.float32).reshape(len(array), -1)
+    if not (table.flags.c_contiguous and table.flags.writeable and table.flags.owndata):
+        table = table.copy()  # a view of another array (CSV columns) or read-only memory
+    return torch.from_numpy(table)
 
 
 def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> list[str]:
