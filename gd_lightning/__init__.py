@@ -29,6 +29,8 @@ from gd_lightning.functional import (
     quadratic,
     quadratic_design_matrix,
     quadratic_in_original_units,
+    regression_metrics,
+    regression_sums,
 )
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models import LinearRegression, QuadraticRegression, RegressionModule
@@ -67,4 +69,6 @@ __all__ = [
     "quadratic",
     "quadratic_design_matrix",
     "quadratic_in_original_units",
+    "regression_metrics",
+    "regression_sums",
 ]

@@ -131,7 +131,7 @@ def test_the_model_state_does_not_load_into_nn_linear_silently() -> None:
     # the standardization buffers are part of the state: copying the layer alone
     # would drop them, so nn.Linear refuses the model's state dict
     model = LinearRegression(3, 2, lr=1e-6)
-    with pytest.raises(RuntimeError, match="Unexpected key.*feature_shift"):
+    with pytest.raises(RuntimeError, match="Unexpected key.*scaling.feature_shift"):
         nn.Linear(3, 2).load_state_dict(model.state_dict())
 
 

@@ -139,9 +139,6 @@ class ConvergenceMonitor(Callback):
             loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self._check(trainer, float(loss))
-        last = batch_idx + 1 == trainer.num_training_batches
-        if last and self.reference is not None and self.target_gap is not None:
-            self._stop_when_close(trainer, pl_module)
 
     def _check(self, trainer: "pl.Trainer", value: float) -> None:
         """Stop the run at a loss that is not finite or has blown up."""
@@ -172,9 +169,10 @@ class ConvergenceMonitor(Callback):
         pl_module.log("train/excess_loss", excess, on_step=False, on_epoch=True)
         pl_module.log("train/gap", gap, on_step=False, on_epoch=True)
 
-    def _stop_when_close(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        """Stop after the epoch's last update once its parameters are within the target."""
-        assert self.reference is not None and self.target_gap is not None
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Stop once the parameters the epoch ends with are within the target."""
+        if self.reference is None or self.target_gap is None:
+            return
         if self.reference.gap(_theta(pl_module)) <= self.target_gap:
             trainer.should_stop = True
             rank_zero_info(
@@ -211,7 +209,7 @@ def training_reference(
             yield model.design_matrix(inputs), model.fitted_targets(y[rows].to(model.device))
 
     with torch.no_grad():
-        return FitReference.from_blocks(blocks(), model.target_scale)
+        return FitReference.from_blocks(blocks(), model.scaling.target_scale)
 
 
 #: rows of the design matrix built at a time for the reference

@@ -14,7 +14,9 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from gd_lightning.cadence import is_logged_step
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
-from gd_lightning.functional import mse, regression_metrics, regression_sums
+from gd_lightning.functional import mse
+from gd_lightning.models.epoch_sums import EpochSums
+from gd_lightning.models.scaling import Scaling
 from gd_lightning.optim import GradientDescent
 
 Optimization = Literal["automatic", "manual"]
@@ -81,13 +83,6 @@ class RegressionModule(LightningModule):
             per epoch (``ReduceLROnPlateau`` watches ``train/epoch_mse``).
     """
 
-    #: the standardization's buffers (see :class:`~gd_lightning.data.standardize.Standardization`)
-    feature_shift: Tensor
-    feature_scale: Tensor
-    target_shift: Tensor
-    target_scale: Tensor
-    feature_constant: Tensor
-
     def __init__(
         self,
         in_features: int,
@@ -123,21 +118,12 @@ class RegressionModule(LightningModule):
         self.scheduler_factory = scheduler
         #: the rate ``lr: auto`` stands for, once a ConvergenceMonitor has chosen it
         self.auto_lr: float | None = None
-        identity = Standardization.identity(in_features, out_features)
-        for name, value in identity.as_tensors().items():
-            self.register_buffer(name, value)
-        #: whether inputs and targets are scaled: decided when the statistics change, not
-        #: at every step (a no-op scaling still costs two passes over each batch)
-        self.scales_features = self.scales_targets = False
-        self.register_load_state_dict_post_hook(_statistics_loaded)
+        #: the standardization the model fits in (identity until a DataModule sets one)
+        self.scaling = Scaling(in_features, out_features)
         self.val_metrics = metric_collection("val/")
         self.test_metrics = metric_collection("test/")
-        # the training epoch's sums (see regression_sums), of (Trainer, epoch); the
-        # targets' shift they use, of a Trainer
-        self._epoch_sums = torch.zeros(0)
-        self._epoch_rows = 0
-        self._epoch_of_sums: tuple[int, int] | None = None
-        self._sums_shift: tuple[int, Tensor] | None = None
+        #: the training epoch's sums, for train/epoch_*
+        self.epoch_sums = EpochSums()
 
     # --- the model as a linear least-squares problem (subclasses) ---------------------
 
@@ -162,32 +148,14 @@ class RegressionModule(LightningModule):
     # --- standardization --------------------------------------------------------------
 
     def set_standardization(self, standardization: Standardization | None) -> None:
-        """Fit in standardized units from now on (``None``: raw units)."""
-        if standardization is None:
-            standardization = Standardization.identity(self.in_features, self.out_features)
-        with torch.no_grad():
-            for name, value in standardization.as_tensors().items():
-                buffer = self.get_buffer(name)
-                if value.shape != buffer.shape:
-                    raise InputError(
-                        f"the standardization's {name} has shape {tuple(value.shape)} but "
-                        f"this model's is {tuple(buffer.shape)}: the data has other columns"
-                    )
-                buffer.copy_(value)
-        self._note_scaling()
-
-    def _note_scaling(self) -> None:
-        current = self.standardization
-        self.scales_features = current is not None and current.features
-        self.scales_targets = current is not None and current.targets
+        """Fit in standardized units from now on (``None``: raw units); a
+        :class:`~gd_lightning.TensorDataModule` calls it at the start of every fit."""
+        self.scaling.set(standardization)
 
     @property
     def standardization(self) -> Standardization | None:
         """The statistics in use, or ``None`` when the model fits raw units."""
-        current = Standardization.from_tensors(
-            {name: self.get_buffer(name) for name in Standardization.names()}
-        )
-        return current if current.features or current.targets else None
+        return self.scaling.standardization
 
     @property
     def in_features(self) -> int:
@@ -199,19 +167,15 @@ class RegressionModule(LightningModule):
 
     def fitted_inputs(self, x: Tensor) -> Tensor:
         """Raw inputs (batch, in_features) in the units the model is fitted in."""
-        return (x - self.feature_shift) / self.feature_scale if self.scales_features else x
+        return self.scaling.inputs(x)
 
     def fitted_targets(self, y: Tensor) -> Tensor:
         """Raw targets (batch, out_features) in the units the model is fitted in."""
-        return (y - self.target_shift) / self.target_scale if self.scales_targets else y
-
-    def original_targets(self, out: Tensor) -> Tensor:
-        """Predictions in fitted units back in original units."""
-        return out * self.target_scale + self.target_shift if self.scales_targets else out
+        return self.scaling.fitted_targets(y)
 
     def forward(self, x: Tensor) -> Tensor:
         """Predictions in original units, shape (batch, out_features), from raw inputs."""
-        return self.original_targets(self.predict_fitted_units(self.fitted_inputs(x)))
+        return self.scaling.original_targets(self.predict_fitted_units(self.fitted_inputs(x)))
 
     def unstandardized(self) -> "RegressionModule":
         """A copy whose parameters are in original units and that applies no scaling;
@@ -245,7 +209,7 @@ class RegressionModule(LightningModule):
         x, y = batch  # (batch, in_features), (batch, out_features)
         out = self.predict_fitted_units(self.fitted_inputs(x))  # fitted units
         loss = mse(out, self.fitted_targets(y))
-        preds = self.original_targets(out.detach())  # what is logged is in original units
+        preds = self.scaling.original_targets(out.detach())  # logged in original units
         many = self.trainer.world_size > 1
         if stage != "train":
             self.log(f"{stage}/loss", mse(preds, y), on_epoch=True, prog_bar=True,
@@ -258,32 +222,12 @@ class RegressionModule(LightningModule):
         weight = self._process_weight(len(x))
         if is_logged_step(self.trainer, self.global_step, batch_idx):
             self.log("train/loss", mse(preds, y) * weight, prog_bar=True, sync_dist=many)
-        self._update_epoch_metrics(preds, y, batch_idx)
+        self.epoch_sums.add(self.trainer, preds, y)
+        if batch_idx + 1 == self.trainer.num_training_batches:  # over the whole epoch
+            epoch = self.epoch_sums.metrics(self.trainer)
+            epoch = {f"train/epoch_{name}": value for name, value in epoch.items()}
+            self.log_dict(epoch, on_step=False, on_epoch=True)
         return loss * weight
-
-    def _update_epoch_metrics(self, preds: Tensor, y: Tensor, batch_idx: int) -> None:
-        """Add the batch to the epoch's sums; at the epoch's last batch, log
-        ``train/epoch_*`` (summed over processes) from them."""
-        run = (id(self.trainer), self.current_epoch)
-        if self._epoch_of_sums != run:  # an epoch cut short (max_steps) leaves nothing behind
-            self._epoch_of_sums, self._epoch_rows = run, 0
-            if self._sums_shift is None or self._sums_shift[0] != id(self.trainer):
-                # one constant per fit, the same on every process, near the targets' mean
-                shift = self.trainer.strategy.broadcast(y.detach().mean(0), src=0)
-                self._sums_shift = (id(self.trainer), shift)
-            self._epoch_sums = torch.zeros(4, y.shape[1], dtype=y.dtype, device=y.device)
-        self._epoch_sums += regression_sums(preds, y, self._sums_shift[1])  # type: ignore[index]
-        self._epoch_rows += len(y)
-        if batch_idx + 1 != self.trainer.num_training_batches:
-            return
-        sums, rows = self._epoch_sums, self._epoch_rows
-        if self.trainer.world_size > 1:
-            sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
-            total = torch.tensor(float(rows), device=sums.device)
-            rows = round(float(self.trainer.strategy.reduce(total, reduce_op="sum")))
-        metrics = regression_metrics(sums, rows)
-        names = {f"train/epoch_{name}": value for name, value in metrics.items()}
-        self.log_dict(names, on_step=False, on_epoch=True)
 
     def _process_weight(self, batch_size: int) -> float | Tensor:
         """Under several processes, this process's share of the global batch, times the
@@ -349,8 +293,3 @@ class RegressionModule(LightningModule):
                 "monitor": "train/epoch_mse",
             },
         }
-
-
-def _statistics_loaded(module: RegressionModule, incompatible_keys: Any) -> None:
-    """After ``load_state_dict`` (a checkpoint): the statistics may have changed."""
-    module._note_scaling()

@@ -111,7 +111,7 @@ class LinearRegression(RegressionModule):
         weight, bias = linear_in_original_units(
             self.linear.weight.detach().cpu(),
             bias,
-            *(self.get_buffer(name).cpu() for name in Standardization.names()),
+            *(self.scaling.get_buffer(name).cpu() for name in Standardization.names()),
         )
         return {"linear.weight": weight} | ({} if bias is None else {"linear.bias": bias})
 

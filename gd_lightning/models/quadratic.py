@@ -77,7 +77,7 @@ class QuadraticRegression(RegressionModule):
 
     def parameters_in_original_units(self) -> dict[str, Tensor]:
         """``quadratic.params``: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
-        stats = [float(self.get_buffer(name)[0]) for name in Standardization.names()[:4]]
+        stats = [float(self.scaling.get_buffer(name)[0]) for name in Standardization.names()[:4]]
         return {
             "quadratic.params": quadratic_in_original_units(
                 self.quadratic.params.detach().cpu(), *stats
