@@ -4,6 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -29,8 +33,17 @@ def test_speed_benchmark_runs_on_small_sizes() -> None:
     rows = table_rows("speed.py", "--tiny-steps 5 --rows 9000 --repeats 1 --loader-batches 2")
     tiny = [row for row in rows if row.startswith("| tiny")]
     large = [row for row in rows if row.startswith("| large")]
-    assert len(tiny) == 3 and all("µs/step" in row for row in tiny)
-    assert len(large) == 4 and all("M rows/s" in row for row in large)
+    assert len(tiny) == 4 and all("µs/step" in row for row in tiny)
+    assert "the idiomatic module's time" in tiny[-1]  # the package against idiomatic Lightning
+    speeds = [row for row in large if "M rows/s" in row]
+    assert len(speeds) == 8 and "the bare module's speed" in speeds[4]
+    assert "x the epoch" in large[-1]  # fit()'s work outside its epoch
+
+
+def test_configs_benchmark_runs() -> None:
+    rows = table_rows("configs.py", "--pairs 1 --names quadratic_speed")
+    (row,) = rows
+    assert row.startswith("| quadratic_speed |") and row.rstrip(" |").endswith("x")
 
 
 def test_memory_benchmark_runs_on_small_sizes() -> None:

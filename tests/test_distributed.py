@@ -9,6 +9,8 @@ import pytest
 import torch
 from conftest import QUIET
 
+pytestmark = pytest.mark.slow
+
 
 def fit_in_processes(
     processes: int, optimization: str, folder: Path

@@ -13,6 +13,8 @@ import pytest
 import torch
 from conftest import QUIET
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 150
 
 
