@@ -25,5 +25,17 @@ def is_logged_step(trainer: "pl.Trainer", step: int, batch_idx: int) -> bool:
     every = trainer.log_every_n_steps  # type: ignore[attr-defined]  # set by the Trainer
     if every and (step + 1) % every == 0:
         return True
+    return is_last_batch(trainer, batch_idx)
+
+
+def is_last_batch(trainer: "pl.Trainer", batch_idx: int) -> bool:
+    """Whether ``batch_idx`` is its training epoch's last batch (never, for a loader
+    without a length).
+
+    Example:
+        >>> from lightning.pytorch import Trainer
+        >>> is_last_batch(Trainer(logger=False, enable_progress_bar=False), batch_idx=0)
+        False
+    """
     batches = trainer.num_training_batches
     return not math.isinf(batches) and batch_idx + 1 == batches

@@ -11,7 +11,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gd_lightning.analysis import FitReference
-from gd_lightning.cadence import is_logged_step
+from gd_lightning.cadence import is_last_batch, is_logged_step
 from gd_lightning.errors import DivergenceError, InputError
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class ConvergenceMonitor(Callback):
     def on_train_batch_start(
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int
     ) -> None:
-        if self.reference is not None and batch_idx + 1 == trainer.num_training_batches:
+        if self.reference is not None and is_last_batch(trainer, batch_idx):
             self._log_gap(trainer, pl_module)
 
     def on_train_batch_end(

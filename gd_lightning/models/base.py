@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from gd_lightning.cadence import is_logged_step
+from gd_lightning.cadence import is_last_batch, is_logged_step
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
@@ -167,7 +167,7 @@ class RegressionModule(LightningModule):
 
     def fitted_inputs(self, x: Tensor) -> Tensor:
         """Raw inputs (batch, in_features) in the units the model is fitted in."""
-        return self.scaling.inputs(x)
+        return self.scaling.fitted_inputs(x)
 
     def fitted_targets(self, y: Tensor) -> Tensor:
         """Raw targets (batch, out_features) in the units the model is fitted in."""
@@ -210,9 +210,11 @@ class RegressionModule(LightningModule):
         out = self.predict_fitted_units(self.fitted_inputs(x))  # fitted units
         loss = mse(out, self.fitted_targets(y))
         preds = self.scaling.original_targets(out.detach())  # logged in original units
+        # the loss in original units (the same tensor's when the targets are not scaled)
+        shown = mse(preds, y) if self.scaling.targets else loss.detach()
         many = self.trainer.world_size > 1
         if stage != "train":
-            self.log(f"{stage}/loss", mse(preds, y), on_epoch=True, prog_bar=True,
+            self.log(f"{stage}/loss", shown, on_epoch=True, prog_bar=True,
                      batch_size=len(x), sync_dist=many)  # fmt: skip
             metrics = self.val_metrics if stage == "val" else self.test_metrics
             metrics.update(preds, y)
@@ -221,9 +223,9 @@ class RegressionModule(LightningModule):
             return loss
         weight = self._process_weight(len(x))
         if is_logged_step(self.trainer, self.global_step, batch_idx):
-            self.log("train/loss", mse(preds, y) * weight, prog_bar=True, sync_dist=many)
+            self.log("train/loss", shown * weight, prog_bar=True, sync_dist=many)
         self.epoch_sums.add(self.trainer, preds, y)
-        if batch_idx + 1 == self.trainer.num_training_batches:  # over the whole epoch
+        if is_last_batch(self.trainer, batch_idx):  # over the whole epoch
             epoch = self.epoch_sums.metrics(self.trainer)
             epoch = {f"train/epoch_{name}": value for name, value in epoch.items()}
             self.log_dict(epoch, on_step=False, on_epoch=True)

@@ -22,7 +22,8 @@ class Scaling(nn.Module):
         >>> scaling = Scaling(1, 1)
         >>> scaling.set(Standardization.from_training(
         ...     torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [4.0]]), True, True))
-        >>> scaling.inputs(torch.tensor([[3.0]])), scaling.original_targets(torch.tensor([[1.0]]))
+        >>> t = torch.tensor
+        >>> scaling.fitted_inputs(t([[3.0]])), scaling.original_targets(t([[1.0]]))
         (tensor([[1.]]), tensor([[4.]]))
     """
 
@@ -63,7 +64,7 @@ class Scaling(nn.Module):
         )
         return current if current.features or current.targets else None
 
-    def inputs(self, x: Tensor) -> Tensor:
+    def fitted_inputs(self, x: Tensor) -> Tensor:
         """Raw inputs (batch, in_features) in fitted units."""
         return (x - self.feature_shift) / self.feature_scale if self.features else x
 
