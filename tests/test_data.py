@@ -319,9 +319,9 @@ def test_batches_are_gathered_from_one_table_in_one_operation(monkeypatch) -> No
         gathers.append(self.shape)
         return original(self, *args)
 
-    monkeypatch.setattr(torch.Tensor, "index_select", counted)
     shuffled = CropYieldsDataModule(batch_size=4, seed=1)
     shuffled.setup("fit")
+    monkeypatch.setattr(torch.Tensor, "index_select", counted)
     loader = shuffled.train_dataloader()
     assert isinstance(loader.sampler, EpochBatchSampler)
     order = torch.randperm(15, generator=torch.Generator().manual_seed(1))

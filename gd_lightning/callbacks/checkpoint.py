@@ -29,6 +29,21 @@ class FitCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_epochs: int = 0, **kwargs: Any) -> None:
         super().__init__(every_n_epochs=every_n_epochs, **kwargs)
+        #: whether ModelCheckpoint saves after batches (every_n_train_steps, train_time_interval)
+        self.saves_after_batches = bool(kwargs.get("every_n_train_steps")) or (
+            kwargs.get("train_time_interval") is not None
+        )
+
+    def on_train_batch_end(
+        self,
+        trainer: "pl.Trainer",
+        pl_module: "pl.LightningModule",
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.saves_after_batches:  # else ModelCheckpoint's checks find nothing to do
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._due(trainer):  # else ModelCheckpoint would only copy every metric, for nothing

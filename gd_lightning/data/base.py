@@ -151,11 +151,11 @@ class TensorDataModule(LightningDataModule):
         train_rows, val_rows, test_rows = self._split(len(x))
         self.full_set = GatherDataset(x, y)
         # without held-out rows the training split is the data itself, not a copy
-        train_x, train_y = (x, y) if train_rows is None else (x[train_rows], y[train_rows])
-        self.train_set = self.full_set if train_rows is None else GatherDataset(train_x, train_y)
-        self.val_set = GatherDataset(x[val_rows], y[val_rows])
-        self.test_set = GatherDataset(x[test_rows], y[test_rows])
+        self.train_set = self.full_set if train_rows is None else self.full_set.subset(train_rows)
+        self.val_set = self.full_set.subset(val_rows)
+        self.test_set = self.full_set.subset(test_rows)
         if self.standardize_features or self.standardize_targets:
+            train_x, train_y = self.train_set.tensors
             self.standardization = Standardization.from_training(
                 train_x, train_y, self.standardize_features, self.standardize_targets
             )

@@ -76,7 +76,9 @@ class MappedDataset(Dataset):
         else:
             positions = index
         return tuple(  # type: ignore[return-value]
-            torch.from_numpy(np.asarray(array[positions], dtype=np.float32)) for array in self.maps
+            # a run of rows is a read-only view of the map: copied (requirements "W")
+            torch.from_numpy(np.require(array[positions], np.float32, requirements="W"))
+            for array in self.maps
         )
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:

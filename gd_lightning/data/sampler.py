@@ -117,9 +117,19 @@ class GatherDataset(TensorDataset):
         self.widths: list[int] | None = None
         if len(tensors) > 1 and all(t.ndim == 2 for t in tensors):
             self.widths = [t.shape[1] for t in tensors]
-            self.table = torch.cat(tensors, dim=1)
-            tensors = tuple(self.table.split(self.widths, dim=1))
+            # already side by side (a DataModule's load() may return the columns of one
+            # table): that table, without a copy of the whole data
+            self.table = side_by_side(tensors)
+            if self.table is None:
+                self.table = torch.cat(tensors, dim=1)
+                tensors = tuple(self.table.split(self.widths, dim=1))
         super().__init__(*tensors)
+
+    def subset(self, rows: Tensor) -> "GatherDataset":
+        """The rows ``rows`` (indices), gathered once into a table of their own."""
+        if self.widths is None or self.table is None:
+            return GatherDataset(*(tensor.index_select(0, rows) for tensor in self.tensors))
+        return GatherDataset(*self.table.index_select(0, rows).split(self.widths, dim=1))
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, int):
@@ -131,6 +141,35 @@ class GatherDataset(TensorDataset):
         rows = self.table.index_select(0, index) if isinstance(index, Tensor) else self.table[index]
         features, *others = rows.split(self.widths, dim=1)
         return (features, *(part.contiguous() for part in others))
+
+
+def side_by_side(tensors: tuple[Tensor, ...]) -> Tensor | None:
+    """The row-major table whose consecutive column blocks ``tensors`` (2-D, same rows,
+    dtype and device) are, or ``None`` when they are not laid out so.
+
+    Example:
+        >>> table = torch.arange(6.0).reshape(2, 3)
+        >>> side_by_side((table[:, :2], table[:, 2:])).data_ptr() == table.data_ptr()
+        True
+        >>> side_by_side((table[:, 1:], table[:, :1])) is None
+        True
+    """
+    first = tensors[0]
+    width = sum(t.shape[1] for t in tensors)
+    offset = 0
+    for tensor in tensors:
+        laid_out = (
+            tensor.shape[0] == first.shape[0]
+            and tensor.dtype == first.dtype
+            and tensor.device == first.device
+            and (tensor.shape[0] < 2 or tensor.stride(0) == width)
+            and (tensor.shape[1] < 2 or tensor.stride(1) == 1)
+            and tensor.data_ptr() == first.data_ptr() + offset * first.element_size()
+        )
+        if not laid_out:
+            return None
+        offset += tensor.shape[1]
+    return first.as_strided((first.shape[0], width), (width, 1))
 
 
 def batch_as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

@@ -177,6 +177,11 @@ class TabularDataModule(TensorDataModule):
                     f"{path} holds an array of shape {array.shape}; {what} must be 1-D "
                     f"(one column) or 2-D (rows, columns)"
                 )
+            if np.issubdtype(array.dtype, np.complexfloating):
+                raise InputError(
+                    f"{path} holds complex numbers ({array.dtype}); {what} must be real: save "
+                    f"the real and imaginary parts as columns of their own"
+                )
             if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
                 raise InputError(
                     f"{path} holds {array.dtype} values; {what} must be numbers: save it "
@@ -217,14 +222,30 @@ class TabularDataModule(TensorDataModule):
         super().setup(stage)
 
     def load(self) -> tuple[Tensor, Tensor]:
+        """The features and targets, as the column blocks of one table (so the dataset
+        built on them needs no copy of its own)."""
         if self.csv_path is not None:
-            table = self._load_csv(Path(self.csv_path))
-            x, y = table[:, : self.in_features], table[:, self.in_features :]
+            table = self._load_csv(Path(self.csv_path))  # the chosen columns, in order
         else:
-            # read whole (not mapped, which faults each page in): checked at construction
-            x = np.load(str(self.features_path), allow_pickle=False)
-            y = np.load(str(self.targets_path), allow_pickle=False)
-        return _as_table(x), _as_table(y)
+            table = self._load_npy_table()
+        table_tensor = torch.from_numpy(table)
+        return table_tensor[:, : self.in_features], table_tensor[:, self.in_features :]
+
+    def _load_npy_table(self) -> np.ndarray:
+        """Both ``.npy`` arrays side by side, float32 (rows, in_features + out_features),
+        copied a block at a time from their memory maps straight into the table."""
+        x, y = (_open_npy(Path(str(path))) for path in (self.features_path, self.targets_path))
+        rows = len(x)
+        table = np.empty((rows, self.in_features + self.out_features), dtype=np.float32)
+        for start in range(0, rows, NPY_BLOCK_ROWS):
+            block = slice(start, start + NPY_BLOCK_ROWS)
+            table[block, : self.in_features] = x[block].reshape(-1, self.in_features)
+            table[block, self.in_features :] = y[block].reshape(-1, self.out_features)
+        return table
+
+
+#: rows copied from a memory map at a time
+NPY_BLOCK_ROWS = 1 << 16
 
 
 def _check_file(path: Path) -> None:
@@ -241,14 +262,6 @@ def _open_npy(path: Path) -> np.ndarray:
         raise InputError(f"{path} is not a plain .npy array of numbers ({err})") from None
     except OSError as err:
         raise InputError(f"{path} is not a readable .npy file ({err})") from None
-
-
-def _as_table(array: np.ndarray) -> Tensor:
-    """A float32 tensor of 2 dimensions (a 1-D array becomes one column)."""
-    table = np.asarray(array, dtype=np.float32).reshape(len(array), -1)
-    if not (table.flags.c_contiguous and table.flags.writeable and table.flags.owndata):
-        table = table.copy()  # a view of another array (CSV columns) or read-only memory
-    return torch.from_numpy(table)
 
 
 def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> list[str]:

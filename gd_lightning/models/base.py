@@ -221,24 +221,23 @@ class RegressionModule(LightningModule):
             if batch_idx == 0:  # torchmetrics objects: Lightning computes and resets them
                 self.log_dict(metrics, on_step=False, on_epoch=True)
             return loss
-        weight = self._process_weight(len(x))
+        weight = self._process_weight(len(x)) if many else None
         if is_logged_step(self.trainer, self.global_step, batch_idx):
-            self.log("train/loss", shown * weight, prog_bar=True, sync_dist=many)
+            self.log("train/loss", shown if weight is None else shown * weight,
+                     prog_bar=True, sync_dist=many)  # fmt: skip
         self.epoch_sums.add(self.trainer, preds, y)
         if is_last_batch(self.trainer, batch_idx):  # over the whole epoch
             epoch = self.epoch_sums.metrics(self.trainer)
             epoch = {f"train/epoch_{name}": value for name, value in epoch.items()}
             self.log_dict(epoch, on_step=False, on_epoch=True)
-        return loss * weight
+        return loss if weight is None else loss * weight
 
-    def _process_weight(self, batch_size: int) -> float | Tensor:
+    def _process_weight(self, batch_size: int) -> Tensor:
         """Under several processes, this process's share of the global batch, times the
         number of processes: DDP averages the processes' gradients, so weighting each
         process's mean loss by it gives exactly the global batch's mean gradient even
-        when the processes hold different numbers of rows. 1 for one process."""
+        when the processes hold different numbers of rows."""
         trainer = self.trainer
-        if trainer.world_size == 1:
-            return 1.0
         rows = float(batch_size)
         # reduce() sums in place: hand it a tensor of its own
         total = trainer.strategy.reduce(torch.tensor(rows, device=self.device), reduce_op="sum")
