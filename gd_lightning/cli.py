@@ -4,6 +4,7 @@ import argparse
 import gc
 import importlib
 import inspect
+import json
 import logging
 import os
 import pickle
@@ -28,7 +29,7 @@ from gd_lightning.callbacks import (
     ParameterReport,
     PredictionWriter,
 )
-from gd_lightning.data.base import TensorDataModule
+from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule
@@ -77,10 +78,15 @@ class GDLightningCLI(LightningCLI):
         # writes its CSV (instantiate_trainer adds them to the Trainer's callbacks)
         for name, callback in CALLBACK_OPTIONS.items():
             parser.add_class_arguments(callback, name)
-        for name in ("in_features", "out_features"):
+        # the data's shape and column names go into the model, and so into its checkpoints
+        for name in ("in_features", "out_features", "feature_names", "target_names"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
     def parse_arguments(self, parser: Any, args: ArgsType) -> None:
+        if args is None:
+            args = sys.argv[1:]
+        if isinstance(args, list):
+            args = with_checkpoint_model(args)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         model = (self.config[subcommand] if subcommand else self.config).get("model")
@@ -108,6 +114,27 @@ class GDLightningCLI(LightningCLI):
                 f"(config.yaml in its run folder)"
             )
 
+    def before_instantiate_classes(self) -> None:
+        """validate, test and predict read the data by the columns of the checkpoint's
+        model (its names, in its order): a CSV with its columns in another order, or
+        with more columns, gives the same predictions; one missing a column is refused."""
+        if self.subcommand not in ("validate", "test", "predict"):
+            return
+        config = self.config[self.subcommand]
+        model_args = getattr(config.get("model"), "init_args", None) or {}
+        features, targets = model_args.get("feature_names"), model_args.get("target_names")
+        data_args = getattr(config.get("data"), "init_args", None)
+        if not features or data_args is None or "features" not in data_args:
+            return
+        for option, given, known in (("features", data_args.get("features"), features),
+                                     ("targets", data_args.get("targets"), targets)):  # fmt: skip
+            if given and known and sorted(given) != sorted(known):
+                raise InputError(
+                    f"data.{option} is {', '.join(given)} but the model was trained on "
+                    f"{', '.join(known)}: leave data.{option} out, the checkpoint names them"
+                )
+        data_args["features"], data_args["targets"] = list(features), list(targets or [])
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config.get("trainer") or {}
@@ -119,8 +146,19 @@ class GDLightningCLI(LightningCLI):
         ours = [config["report"], config["convergence"]]
         if self.subcommand == "predict":
             ours.append(config["predictions"])
+        if self.subcommand == "predict":
+            # predicting writes its CSV and nothing else: no checkpoints, no run folder, no
+            # config copy
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        if self.subcommand in ("validate", "test", "predict"):
+            # the fit's callback states do not concern a run that only reads the weights
+            warnings.filterwarnings("ignore", message=CALLBACK_STATES_WARNING)
+            kwargs = {"logger": False, "enable_checkpointing": False, **kwargs}
+            self.save_config_callback = None
         own_checkpoint = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-        if not own_checkpoint and trainer.get("enable_checkpointing") is not False:
+        if self.subcommand in (None, "fit") and not own_checkpoint and (
+            trainer.get("enable_checkpointing") is not False
+        ):
             ours.append(config["checkpoint"])
         if self.subcommand and config.get("ckpt_path"):
             # resuming a run continues in its folder: its config is written again
@@ -149,6 +187,12 @@ class GDLightningCLI(LightningCLI):
     def _prepare(self, stage: str) -> None:
         """Check the data, the shapes given by hand and the checkpoint before the Trainer
         writes anything."""
+        # float64 data under --trainer.precision 64-true, read before the Trainer runs
+        self.datamodule.dtype = dtype_for(self.trainer.precision)
+        known = self.model.hparams.get("feature_names")
+        if known and stage != "fit":  # read the data by the model's columns
+            targets = list(self.model.hparams.get("target_names") or [])
+            self.datamodule.use_model_columns(list(known), targets)
         self.datamodule.setup(stage)
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
@@ -220,6 +264,64 @@ CALLBACK_OPTIONS = {
     "predictions": PredictionWriter,
     "checkpoint": FitCheckpoint,
 }
+
+#: the models a checkpoint may name, by their full class paths
+OWN_MODELS = (
+    "gd_lightning.LinearRegression",
+    "gd_lightning.QuadraticRegression",
+    "gd_lightning.models.LinearRegression",
+    "gd_lightning.models.QuadraticRegression",
+    "gd_lightning.models.linear.LinearRegression",
+    "gd_lightning.models.quadratic.QuadraticRegression",
+)
+
+
+def with_checkpoint_model(args: list[str]) -> list[str]:
+    """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path`` and no
+    model given: with the checkpoint's model (one of :data:`OWN_MODELS`, with the
+    settings it was trained with) and, when only ``--data.*`` options are given, a
+    :class:`~gd_lightning.TabularDataModule`; so ``gd-lightning predict --ckpt_path
+    model.ckpt --data.csv_path new.csv`` is a whole command.
+
+    Example:
+        >>> with_checkpoint_model(["predict", "--config", "c.yaml", "--ckpt_path", "m.ckpt"])
+        ['predict', '--config', 'c.yaml', '--ckpt_path', 'm.ckpt']
+    """
+    if not args or args[0] not in ("validate", "test", "predict"):
+        return args
+    options = args[1:]
+    path = _option_value(options, "--ckpt_path")
+    if path is None or path in SPECIAL_CHECKPOINTS:
+        return args
+    chosen = {name for name in ("--model", "--data", "--config", "-c")
+              if _option_value(options, name) is not None}  # fmt: skip
+    extra = []
+    if not chosen & {"--model", "--config", "-c"}:
+        hparams = dict(read_checkpoint(Path(path)).get("hyper_parameters") or {})
+        class_path = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        if class_path not in OWN_MODELS:
+            raise InputError(
+                f"{path} does not hold one of gd_lightning's models ({class_path or 'none named'}): "
+                f"pass the config it was trained with, --config config.yaml of its run folder"
+            )
+        extra += ["--model", json.dumps({"class_path": class_path, "init_args": hparams})]
+    if not chosen and any(option.startswith("--data.") for option in options):
+        extra += ["--data", "gd_lightning.TabularDataModule"]
+    return [args[0], *extra, *options]
+
+
+def _option_value(options: list[str], name: str) -> str | None:
+    """The value of ``name`` among command-line ``options`` (``--name value`` or
+    ``--name=value``; the last one counts), or ``None``."""
+    value = None
+    for i, option in enumerate(options):
+        if option == name and i + 1 < len(options):
+            value = options[i + 1]
+        elif option.startswith(name + "="):
+            value = option[len(name) + 1 :]
+    return value
+
 
 #: ckpt_path values Lightning resolves itself
 SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
@@ -296,6 +398,8 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
             # the model's own `optimizer` argument chooses the optimizer; manual mode has none
             auto_configure_optimizers=False,
             save_config_callback=_SaveConfig,
+            # the seed a run gets when none is given, said without Lightning's warning
+            seed_everything_default=0,
             # these runs are short: keep every step's loss
             trainer_defaults={"log_every_n_steps": 1},
             # a wrong option raises instead of printing the whole usage: main() says it in a line
@@ -313,11 +417,16 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
 #: no validation split is how this package's models meet data without one; the
 #: deprecation is Lightning's own use of a PyTorch name
 FRAMEWORK_WARNINGS = (
+    # validate, test and predict given only a checkpoint pass LightningCLI the model it holds
+    "LightningCLI's args parameter is intended to run from within Python",
     "You defined a `validation_step` but have no `val_dataloader`",
     # one batch an epoch logs its step values every log_every_n_steps steps all the same
     r"The number of training batches \(1\) is smaller than the logging interval",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )
+#: Lightning's notice, when a checkpoint's callbacks are not in the Trainer, that their
+#: states are not restored: a fit's checkpoint callback, absent from predict
+CALLBACK_STATES_WARNING = "Be aware that when using `ckpt_path`, callbacks used to create"
 #: the advertisement Lightning prints at every start
 FRAMEWORK_TIP = "💡 Tip:"
 

@@ -50,3 +50,36 @@ class GradientDescent(Optimizer):
                 if p.grad is not None:
                     p -= lr * p.grad
         return loss
+
+
+def build_optimizer(
+    parameters: Iterable[Tensor],
+    lr: float,
+    manual: bool,
+    factory: Callable[..., Optimizer] | None = None,
+) -> Optimizer:
+    """The optimizer of a fit: :class:`GradientDescent` in manual mode (the tutorials'
+    step), else ``factory(parameters, lr=lr)``, or ``torch.optim.SGD`` without one.
+
+    Example:
+        >>> p = torch.nn.Parameter(torch.zeros(2))
+        >>> type(build_optimizer([p], 0.1, manual=True)).__name__
+        'GradientDescent'
+    """
+    if manual:
+        return GradientDescent(parameters, lr=lr)
+    if factory is None:
+        return torch.optim.SGD(parameters, lr=lr)
+    return factory(parameters, lr=lr)
+
+
+def optimizers_config(optimizer: Optimizer, scheduler: Any | None, manual: bool) -> Any:
+    """What ``configure_optimizers`` returns: the optimizer alone, or with its scheduler,
+    stepped once an epoch (``ReduceLROnPlateau`` watching ``train/epoch_mse``). In manual
+    mode Lightning does not step schedulers: the module does, at each epoch's end."""
+    if scheduler is None:
+        return optimizer
+    if manual:
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+    schedule = {"scheduler": scheduler, "interval": "epoch", "monitor": "train/epoch_mse"}
+    return {"optimizer": optimizer, "lr_scheduler": schedule}

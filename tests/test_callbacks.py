@@ -126,11 +126,11 @@ def test_predict_writes_inputs_and_predictions_exactly() -> None:
     common = ["--config", str(CONFIGS / "crop_yields.yaml"), *QUIET]
     cli(["fit", *common, "--trainer.max_epochs", "2"])
     (checkpoint,) = Path("lightning_logs/crop_yields").rglob("*.ckpt")
-    cli(["predict", *common, "--ckpt_path", str(checkpoint)])
+    cli(["predict", *common, "--ckpt_path", str(checkpoint), "--predictions.with_inputs", "true"])
     path = checkpoint.parent.parent / "predictions.csv"
     with open(path, newline="") as file:
         header = next(csv.reader(file))
-    assert header == ["temp", "rainfall", "humidity", "predicted_mangoes", "predicted_oranges"]
+    assert header == ["temp", "rainfall", "humidity", "mangoes", "oranges"]
     table = torch.from_numpy(np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.float32))
     x, _ = CropYieldsDataModule().load()
     model = LinearRegression.load_from_checkpoint(checkpoint)
@@ -138,8 +138,11 @@ def test_predict_writes_inputs_and_predictions_exactly() -> None:
     with torch.no_grad():
         assert torch.equal(table[:, 3:], model(x))  # the same float32 numbers, row for row
 
+    # by default the predictions alone, named after the targets
     cli(["predict", *common, "--ckpt_path", str(checkpoint), "--predictions.path", "mine.csv"])
-    assert Path("mine.csv").read_text() == path.read_text()
+    mine = np.loadtxt("mine.csv", delimiter=",", skiprows=1, dtype=np.float32)
+    assert Path("mine.csv").read_text().splitlines()[0] == "mangoes,oranges"
+    assert torch.equal(torch.from_numpy(mine), table[:, 3:])
 
 
 class FailsOnSecondBatch(LinearRegression):

@@ -166,7 +166,11 @@ FIT_CSV += ["--data.csv_path", "data.csv"]
 def test_a_users_mistake_ends_in_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     Path("data.csv").write_text("a,b,y\n1,2,3\n4,oops,6\n7,8,9\n")
     for extra, message in (
-        (["--data.targets", "[zz]"], "column 'zz' is not in data.csv; its columns are: a, b, y"),
+        (
+            ["--data.targets", "[zz]"],
+            "column 'zz' is not in data.csv; its columns are: a, b, y: fit needs the target "
+            "column(s) (predict does not)",
+        ),
         (
             ["--data.targets", "[y]"],
             "data.csv, line 3, column 'b': 'oops' is not a number: fix or remove that row",

@@ -208,7 +208,8 @@ def test_standardized_quadratic_folds_back_to_a_b_c() -> None:
     dm = SpeedDataModule(standardize_features=True, standardize_targets=True)
     fit(model, dm, max_epochs=60, callbacks=[ConvergenceMonitor(verbose=False)])
     t, speed = dm.load()
-    a, b, c = model.coefficients()["y"].values()
+    assert model.feature_names == ["t"] and model.target_names == ["speed"]  # handed over
+    a, b, c = model.coefficients()["speed"].values()
     with torch.no_grad():
         torch.testing.assert_close(a * t**2 + b * t + c, model(t), rtol=1e-5, atol=1e-3)
     design = torch.cat([t**2, t, torch.ones_like(t)], dim=1)

@@ -218,8 +218,7 @@ def test_npy_pair_one_and_two_dimensional(tmp_path) -> None:
     [
         (None, {"targets": ["y"]}, "no such file"),
         ("", {"targets": ["y"]}, "is empty"),
-        ("a,y\n1,2\n", {}, "name the target column"),
-        ("a,y\n1,2\n", {"targets": ["z"]}, "column 'z' is not in .*its columns are: a, y"),
+        ("a,y,b\n1,2,3\n", {"targets": ["y", "z"]}, "column 'z' is not in .*columns are: a, y, b"),
         ("a,a,y\n1,2,3\n", {"targets": ["y"]}, "column 'a' appears 2 times"),
         (
             "a,y\n1,2\n",
@@ -235,6 +234,25 @@ def test_csv_header_mistakes_are_named_at_construction(tmp_path, content, kwargs
         path.write_text(content)
     with pytest.raises(InputError, match=message):
         TabularDataModule(csv_path=str(path), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "name the target column.*its columns are: a, y"),
+        ({"targets": ["z"]}, "column 'z' is not in .*its columns are: a, y: fit needs"),
+    ],
+)
+def test_data_without_its_targets_is_refused_for_fit_not_predict(tmp_path, kwargs, message) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("a,y\n1,2\n3,5\n")
+    data = TabularDataModule(csv_path=str(path), **kwargs)
+    assert not data.labeled and data.feature_names == ["a", "y"]
+    with pytest.raises(InputError, match=message):
+        data.setup("fit")
+    data.setup("predict")
+    x, y = data.full_set.tensors
+    assert x.tolist() == [[1.0, 2.0], [3.0, 5.0]] and y.shape == (2, 0)
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,16 @@ def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
 
 
 def column_names(
-    trainer: "pl.Trainer", in_features: int, out_features: int
+    trainer: "pl.Trainer", pl_module: "pl.LightningModule"
 ) -> tuple[list[str], list[str]]:
-    """The data's feature and target names, or ``x0, x1, ...`` and ``y0, ...``."""
-    datamodule = getattr(trainer, "datamodule", None)
-    features = getattr(datamodule, "feature_names", None) or [f"x{i}" for i in range(in_features)]
-    targets = getattr(datamodule, "target_names", None) or [f"y{i}" for i in range(out_features)]
+    """The model's feature and target names (the data's, for a model of another kind),
+    or ``x0, x1, ...`` and ``y0, ...``."""
+    named = pl_module if hasattr(pl_module, "feature_names") else None
+    named = named or getattr(trainer, "datamodule", None)
+    in_features = int(pl_module.hparams.get("in_features", 1))
+    out_features = int(pl_module.hparams.get("out_features", 1))
+    features = getattr(named, "feature_names", None) or [f"x{i}" for i in range(in_features)]
+    targets = getattr(named, "target_names", None) or [f"y{i}" for i in range(out_features)]
     return list(features), list(targets)
 
 

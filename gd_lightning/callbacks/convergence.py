@@ -205,8 +205,8 @@ def training_reference(
         # bounded temporaries, whatever the data's size
         for start in range(0, len(x), REFERENCE_BLOCK_ROWS):
             rows = slice(start, start + REFERENCE_BLOCK_ROWS)
-            inputs = model.fitted_inputs(x[rows].to(model.device))
-            yield model.design_matrix(inputs), model.fitted_targets(y[rows].to(model.device))
+            inputs = model.scaling.fitted_inputs(x[rows].to(model.device))
+            yield model.design_matrix(inputs), model.scaling.fitted_targets(y[rows].to(model.device))
 
     with torch.no_grad():
         return FitReference.from_blocks(blocks(), model.scaling.target_scale)

@@ -87,7 +87,7 @@ class FitFigures(Callback):
             rows = rows[: self.max_points].sort().values
             x, y = x[rows], y[rows]
         self._x, self._y = x, y.numpy()
-        self._features, self._targets = column_names(trainer, x.shape[1], y.shape[1])
+        self._features, self._targets = column_names(trainer, pl_module)
         self._column = plots.single_input_column(x)
         if self._column is not None:
             self._grid = plots.input_grid(x, self._column)

@@ -3,6 +3,7 @@
 import json
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch import Callback
 
 from gd_lightning.callbacks._common import checkpoint_folder, column_names
@@ -17,8 +18,8 @@ class ParameterReport(Callback):
     name, and the bias. The files ``parameters.json`` (``{target: {parameter:
     value}}``) and ``parameters.csv`` (columns ``target, parameter, value``) go
     next to the checkpoints, or into the log folder when there are none. Each value
-    is written as the shortest decimal that reads back as the same float32
-    parameter, bit for bit.
+    is written as the shortest decimal that reads back as the same parameter, bit for
+    bit (float32, or float64 under ``precision="64-true"``).
 
     Args:
         print_table: print the table to standard output as well.
@@ -31,13 +32,11 @@ class ParameterReport(Callback):
         coefficients = getattr(pl_module, "coefficients", None)
         if not trainer.is_global_zero or coefficients is None:
             return
-        in_features = int(pl_module.hparams.get("in_features", 1))
-        out_features = int(pl_module.hparams.get("out_features", 1))
+        # every digit the parameters hold: float32's shortest decimal, or float64's
+        digits = float if pl_module.dtype == torch.float64 else shortest_float32
         table = {
-            target: {name: shortest_float32(value) for name, value in row.items()}
-            for target, row in coefficients(
-                *column_names(trainer, in_features, out_features)
-            ).items()
+            target: {name: digits(value) for name, value in row.items()}
+            for target, row in coefficients(*column_names(trainer, pl_module)).items()
         }
         rows = [
             (target, name, value) for target, row in table.items() for name, value in row.items()

@@ -19,6 +19,17 @@ BLOCK_ROWS = 1 << 20
 Rows = TensorDataset | MappedDataset
 
 
+def dtype_for(precision: str | int | None) -> torch.dtype:
+    """The data's dtype for a Trainer's ``precision``: float64 for ``"64-true"`` (or
+    ``64``), float32 otherwise.
+
+    Example:
+        >>> dtype_for("64-true"), dtype_for("bf16-mixed"), dtype_for(None)
+        (torch.float64, torch.float32, torch.float32)
+    """
+    return torch.float64 if str(precision) in ("64", "64-true") else torch.float32
+
+
 class TensorDataModule(LightningDataModule):
     """Base class of the DataModules: a table of features and targets held as tensors.
 
@@ -99,6 +110,9 @@ class TensorDataModule(LightningDataModule):
         if test_fraction > 0:
             self.test_dataloader = self._test_loader  # type: ignore[method-assign]
         self.standardization: Standardization | None = None
+        #: the data's dtype: ``None`` follows the Trainer's precision (float64 under
+        #: ``"64-true"``, float32 otherwise); the command line sets it before loading
+        self.dtype: torch.dtype | None = None
         self.full_set: Rows | None = None
         self.train_set: Rows | None = None
         self.val_set: Rows | None = None
@@ -115,26 +129,59 @@ class TensorDataModule(LightningDataModule):
         """The number of target columns."""
         return len(self.target_names)
 
+    @property
+    def data_dtype(self) -> torch.dtype:
+        """:attr:`dtype`, or the Trainer's: float64 under ``precision="64-true"``."""
+        if self.dtype is not None:
+            return self.dtype
+        return dtype_for(self.trainer.precision if self.trainer is not None else None)
+
+    @property
+    def labeled(self) -> bool:
+        """Whether the data holds its targets (a fit needs them, predict does not)."""
+        return True
+
     def load(self) -> tuple[Tensor, Tensor]:
-        """Return all rows as ``(features, targets)``, float32 tensors of 2 dimensions."""
+        """Return all rows as ``(features, targets)``, tensors of 2 dimensions (float32,
+        or :attr:`data_dtype`); without targets, ``targets`` has 0 columns."""
         raise NotImplementedError(f"{type(self).__name__} must implement load()")
 
+    def use_model_columns(self, features: list[str], targets: list[str]) -> None:
+        """Serve the columns a trained model reads: here, refuse data with other ones."""
+        if (features, targets) != (self.feature_names, self.target_names):
+            raise InputError(
+                f"the model reads {', '.join(features)} -> {', '.join(targets)}, but "
+                f"{type(self).__name__} has {', '.join(self.feature_names)} -> "
+                f"{', '.join(self.target_names)}: use the data the model was trained on"
+            )
+
+    def check_labeled(self, stage: str) -> None:
+        """Refuse to fit, validate or test on data without its targets."""
+        if not self.labeled:
+            raise InputError(f"the data has no targets: {stage} needs them (predict does not)")
+
     def setup(self, stage: str | None = None) -> None:
-        """Load, check and split the data (later calls reuse the first result); at the
-        start of a fit, hand the standardization statistics to the model."""
+        """Load, check and split the data (later calls reuse the first result); read the
+        columns a trained model reads; at the start of a fit, hand the data's column
+        names and standardization statistics to the model."""
+        model = self.trainer.lightning_module if self.trainer is not None else None
+        known = getattr(model, "hparams", {}).get("feature_names")
+        if model is not None and known:
+            self.use_model_columns(list(known), list(model.hparams.get("target_names") or []))
+        if stage in ("fit", "validate", "test"):
+            self.check_labeled(stage)
         if self.full_set is None:
             self._load_and_split()
-        if stage == "fit":
-            self._hand_over_standardization()
+        if stage == "fit" and model is not None:
+            self._hand_over(model)
 
-    def _hand_over_standardization(self) -> None:
-        """Give the Trainer's model the training split's statistics, through its
-        ``set_standardization`` (``None`` when nothing is standardized); refuse a
-        model that cannot take statistics asked for."""
-        trainer = self.trainer
-        model = trainer.lightning_module if trainer is not None else None
-        if model is None:
-            return
+    def _hand_over(self, model: Any) -> None:
+        """Give the model the data's column names and the training split's statistics
+        (``None`` when nothing is standardized), through its ``set_column_names`` and
+        ``set_standardization``; refuse a model that cannot take statistics asked for."""
+        name = getattr(model, "set_column_names", None)
+        if name is not None:
+            name(self.feature_names, self.target_names)
         receive = getattr(model, "set_standardization", None)
         if receive is not None:
             receive(self.standardization)
@@ -147,6 +194,8 @@ class TensorDataModule(LightningDataModule):
 
     def _load_and_split(self) -> None:
         x, y = self.load()
+        dtype = self.data_dtype
+        x, y = x.to(dtype), y.to(dtype)  # the tutorials' float32 is exact in float64
         self._check(x, y)
         train_rows, val_rows, test_rows = self._split(len(x))
         self.full_set = GatherDataset(x, y)
@@ -154,7 +203,7 @@ class TensorDataModule(LightningDataModule):
         self.train_set = self.full_set if train_rows is None else self.full_set.subset(train_rows)
         self.val_set = self.full_set.subset(val_rows)
         self.test_set = self.full_set.subset(test_rows)
-        if self.standardize_features or self.standardize_targets:
+        if self.labeled and (self.standardize_features or self.standardize_targets):
             train_x, train_y = self.train_set.tensors
             self.standardization = Standardization.from_training(
                 train_x, train_y, self.standardize_features, self.standardize_targets
@@ -163,9 +212,10 @@ class TensorDataModule(LightningDataModule):
     def _check(self, x: Tensor, y: Tensor, first_row: int = 0) -> None:
         """Refuse data of the wrong shape or with missing or infinite values (``x`` and
         ``y`` may be a block of the data starting at data row ``first_row``)."""
+        target_names = self.target_names if self.labeled else []
         for what, tensor, names in (
             ("features", x, self.feature_names),
-            ("targets", y, self.target_names),
+            ("targets", y, target_names),
         ):
             if tensor.ndim != 2 or tensor.shape[1] != len(names):
                 raise InputError(

@@ -25,6 +25,7 @@ class MappedDataset(Dataset):
         features_path: the features array, shape (rows,) or (rows, columns).
         targets_path: the targets array, with as many rows.
         rows: the file rows this dataset serves, in order (``None``: all of them).
+        dtype: the batches' dtype, float32 or float64.
 
     Example:
         >>> import tempfile, pathlib
@@ -42,9 +43,14 @@ class MappedDataset(Dataset):
     block_rows = 1 << 20
 
     def __init__(
-        self, features_path: str | Path, targets_path: str | Path, rows: Tensor | None = None
+        self,
+        features_path: str | Path,
+        targets_path: str | Path,
+        dtype: torch.dtype = torch.float32,
+        rows: Tensor | None = None,
     ) -> None:
         self.paths = (Path(features_path), Path(targets_path))
+        self.dtype = dtype
         self.rows = rows
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -59,7 +65,7 @@ class MappedDataset(Dataset):
     def subset(self, rows: Tensor | None) -> "MappedDataset":
         """The dataset of ``rows`` (``None``: all), sharing this one's maps: one mapping
         of each file, however many splits read it."""
-        subset = MappedDataset(*self.paths, rows=rows)
+        subset = MappedDataset(*self.paths, dtype=self.dtype, rows=rows)
         subset._maps = self._maps
         return subset
 
@@ -75,9 +81,10 @@ class MappedDataset(Dataset):
             positions = index.cpu().numpy()
         else:
             positions = index
+        dtype = np.float64 if self.dtype == torch.float64 else np.float32
         return tuple(  # type: ignore[return-value]
             # a run of rows is a read-only view of the map: copied (requirements "W")
-            torch.from_numpy(np.require(array[positions], np.float32, requirements="W"))
+            torch.from_numpy(np.require(array[positions], dtype, requirements="W"))
             for array in self.maps
         )
 

@@ -63,7 +63,8 @@ class Standardization:
         if first_x is None:
             raise ValueError("no training rows to standardize with")
         x_moments, y_moments = moments
-        constant = torch.where(x_moments.constant, first_x, 0.0).float()
+        dtype = x_moments.dtype  # the data's: float64 data keeps every digit
+        constant = torch.where(x_moments.constant, first_x, 0.0).to(dtype)
         return cls(*x_moments.shift_scale(features), *y_moments.shift_scale(targets), constant)
 
     @classmethod
@@ -111,6 +112,7 @@ class _Moments:
     """Running count, sum and sum of squares of shifted columns, and which stay constant."""
 
     def __init__(self, first: Tensor) -> None:
+        self.dtype = first.dtype
         self.shift = first.double().mean(0)
         self.count = 0
         self.total = torch.zeros_like(self.shift)
@@ -133,13 +135,13 @@ class _Moments:
     def shift_scale(self, standardize: bool) -> tuple[Tensor, Tensor]:
         width = len(self.shift)
         if not standardize:
-            return torch.zeros(width), torch.ones(width)
+            return torch.zeros(width, dtype=self.dtype), torch.ones(width, dtype=self.dtype)
         offset = self.total / self.count
         std = (self.squares / self.count - offset * offset).clamp(min=0).sqrt()
         constant = self.constant
         return (
-            torch.where(constant, 0.0, self.shift + offset).float(),
-            torch.where(constant, 1.0, std).float(),
+            torch.where(constant, 0.0, self.shift + offset).to(self.dtype),
+            torch.where(constant, 1.0, std).to(self.dtype),
         )
 
 

@@ -2,6 +2,8 @@
 
 import csv
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +18,45 @@ from gd_lightning.errors import InputError
 
 
 class TabularDataModule(TensorDataModule):
-    """Features and targets from a CSV file, or from two ``.npy`` files.
+    """Features and targets from a CSV file, or from ``.npy`` files.
 
-    Give either ``csv_path`` (a comma-separated file whose first line names the
-    columns) or both ``features_path`` and ``targets_path`` (NumPy arrays of one
-    row per sample; a 1-D array is one column).
+    Give either ``csv_path`` (a comma-separated UTF-8 file whose first line names the
+    columns) or ``features_path`` (a NumPy array of one row per sample; a 1-D array
+    is one column), with ``targets_path`` for the targets.
 
-    For a CSV, ``targets`` names the target columns and ``features`` the input
-    columns (all the other columns when left out). For ``.npy`` files the two
-    lists are optional names for the arrays' columns (``x0, x1, ...`` and
-    ``y0, ...`` otherwise).
+    Columns are matched by name, never by position. For a CSV, ``targets`` names the
+    target columns and ``features`` the input columns (all the other columns when left
+    out); other columns are ignored, and the order of the file's columns does not
+    matter. For ``.npy`` files the two lists name the arrays' columns (``x0, x1, ...``
+    and ``y0, ...`` otherwise), which are taken in order.
+
+    Data without its targets (a CSV lacking the target columns, or ``features_path``
+    alone) can be predicted on, not fitted: a model that knows its columns (every
+    model fitted here does) then reads the file by its own feature names, whatever
+    ``features`` says, and refuses a file missing one of them.
 
     The file's header or array shapes are read at construction, so mistakes
     (a missing file, an unknown column) surface at once and ``in_features`` and
-    ``out_features`` are known; the values are read in :meth:`setup`.
+    ``out_features`` are known; the values are read in :meth:`setup`, as float64
+    under ``Trainer(precision="64-true")`` and float32 otherwise (see
+    :attr:`~gd_lightning.TensorDataModule.dtype`). A cell that is not a number
+    (``#`` is an ordinary character, not a comment), an empty cell, NaN or an infinity
+    is refused in one line naming its row and column.
 
     With ``memory_map=True`` the ``.npy`` files are never loaded whole: they stay
     memory-mapped (NumPy's ``mmap_mode="r"``), each batch is gathered from the maps
     (see :class:`~gd_lightning.data.mapped.MappedDataset`), and the checks for
     missing values and the standardization statistics read the files a block at a
     time. Memory then holds batches, not the data, for files bigger than memory.
-    It needs a ``batch_size``. The least-squares reference of the convergence
-    monitor, ``lr: auto`` and the figures need the data in memory and are off.
+    It needs a ``batch_size`` and both files. The least-squares reference of the
+    convergence monitor, ``lr: auto`` and the figures need the data in memory and are off.
 
     Args:
         csv_path: a CSV file with a header line.
         features_path: a ``.npy`` array of features, shape (rows,) or (rows, in_features).
         targets_path: a ``.npy`` array of targets, shape (rows,) or (rows, out_features).
         features: input column names.
-        targets: target column names (required with ``csv_path``).
+        targets: target column names (a fit needs them; predict does not).
         memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
         **kwargs: batching and splitting options of :class:`TensorDataModule`.
 
@@ -71,8 +83,11 @@ class TabularDataModule(TensorDataModule):
     ) -> None:
         super().__init__(**kwargs)
         self.memory_map = memory_map
-        if memory_map and features_path is None:
-            raise InputError("data.memory_map works with .npy files: give data.features_path")
+        if memory_map and (features_path is None or targets_path is None):
+            raise InputError(
+                "data.memory_map works with a pair of .npy files: give data.features_path "
+                "and data.targets_path"
+            )
         if memory_map and self.batch_size is None:
             raise InputError(
                 "data.memory_map reads the data a batch at a time: set data.batch_size "
@@ -81,125 +96,113 @@ class TabularDataModule(TensorDataModule):
         self.csv_path = csv_path
         self.features_path = features_path
         self.targets_path = targets_path
+        self.header: list[str] = []
+        self._labeled = True
         if csv_path is not None and features_path is None and targets_path is None:
-            self._columns = self._read_csv_header(Path(csv_path), features, targets)
-        elif csv_path is None and features_path is not None and targets_path is not None:
-            self._read_npy_shapes(Path(features_path), Path(targets_path), features, targets)
+            self.header = read_header(Path(csv_path))
+        elif csv_path is None and features_path is not None:
+            self._widths = npy_widths(Path(features_path), targets_path and Path(targets_path))
         else:
             raise InputError(
-                "give either data.csv_path, or both data.features_path and data.targets_path"
+                "give either data.csv_path, or data.features_path (with data.targets_path "
+                "to fit)"
             )
+        self.use_columns(features, targets)
 
-    # --- CSV -------------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        """The file the data comes from, as the user gave it."""
+        return str(self.csv_path or self.features_path)
 
-    def _read_csv_header(
-        self, path: Path, features: list[str] | None, targets: list[str] | None
-    ) -> list[int]:
-        """Check the header against the chosen columns; return their positions."""
-        _check_file(path)
-        with path.open(newline="") as file:
-            header = next(csv.reader(file, skipinitialspace=True), None)
-        if not header or not any(name.strip() for name in header):
-            raise InputError(f"{path} is empty: it needs a header line naming the columns")
-        header = [name.strip() for name in header]
-        if not targets:
-            raise InputError(
-                f"name the target column(s) of {path} with data.targets; its columns are: "
-                f"{', '.join(header)}"
-            )
-        if features is None:
-            features = [name for name in header if name not in targets]
-        for name in features + targets:
-            if name not in header:
-                raise InputError(
-                    f"column {name!r} is not in {path}; its columns are: {', '.join(header)}"
-                )
-            if header.count(name) > 1:
-                raise InputError(
-                    f"column {name!r} appears {header.count(name)} times in the header of "
-                    f"{path}: give each column a unique name"
-                )
+    @property
+    def labeled(self) -> bool:
+        """Whether the data holds its targets (a fit needs them, predict does not)."""
+        return self._labeled
+
+    def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
+        """Read these columns (by name from a CSV; in order from ``.npy`` files) from now
+        on; one line for a name that is missing, repeated, or both feature and target."""
         for names, what in ((features, "features"), (targets, "targets")):
-            repeated = sorted({name for name in names if names.count(name) > 1})
+            repeated = sorted({name for name in names or [] if (names or []).count(name) > 1})
             if repeated:
                 raise InputError(f"data.{what} lists {', '.join(repeated)} more than once")
-        both = [name for name in features if name in targets]
+        both = [name for name in features or [] if name in (targets or [])]
         if both:
             raise InputError(
                 f"column(s) {', '.join(both)} are listed both as features and as targets: "
                 f"a model must not see its own target"
             )
+        if self.csv_path is None:
+            x_width, y_width = self._widths
+            self._labeled = y_width is not None
+            self.feature_names = _column_names(features, x_width, "x", "features")
+            if y_width is not None:
+                self.target_names = _column_names(targets, y_width, "y", "targets")
+            else:
+                self.target_names = list(targets or [])
+            self.full_set = None
+            return
+        targets = list(targets or [])
+        present = [name for name in targets if name in self.header]
+        if present and len(present) < len(targets):
+            missing = next(name for name in targets if name not in self.header)
+            raise InputError(self._not_in_file(missing))
+        if features is None:
+            features = [name for name in self.header if name not in targets]
+        for name in features + present:
+            if name not in self.header:
+                raise InputError(self._not_in_file(name))
+            if self.header.count(name) > 1:
+                raise InputError(
+                    f"column {name!r} appears {self.header.count(name)} times in the header "
+                    f"of {self.source}: give each column a unique name"
+                )
         if not features:
-            raise InputError(f"{path} has no feature columns left besides the targets")
-        self.feature_names = list(features)
-        self.target_names = list(targets)
-        self._header = header
-        return [header.index(name) for name in features + targets]
+            raise InputError(f"{self.source} has no feature columns left besides the targets")
+        self.feature_names, self.target_names = list(features), targets
+        self._labeled = bool(present)
+        self.full_set = None  # read again, with these columns
 
-    def _load_csv(self, path: Path) -> np.ndarray:
-        """The chosen columns as float32, (rows, in_features + out_features)."""
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "loadtxt: input contained no data")
-                table = np.loadtxt(
-                    path,
-                    delimiter=",",
-                    skiprows=1,
-                    usecols=self._columns,
-                    dtype=np.float32,
-                    ndmin=2,
-                    quotechar='"',
+    def use_model_columns(self, features: list[str], targets: list[str]) -> None:
+        """Read the columns a trained model reads, by its names (``.npy`` columns: in
+        order, of the model's width)."""
+        if self.csv_path is None:
+            x_width, y_width = self._widths
+            if x_width != len(features):
+                raise InputError(
+                    f"{self.features_path} has {x_width} column(s) but the model reads "
+                    f"{len(features)} ({', '.join(features)}): give it those columns, in order"
                 )
-        except ValueError as err:
-            _check_rows(path, self._header, self._columns)
-            raise InputError(f"{path} could not be read as numbers: {err}") from None
-        # NumPy reads the chosen columns only: a row with extra cells passes unseen
-        _check_rows(path, self._header, columns=[])
-        if len(table) == 0:
-            raise InputError(f"{path} has a header but no data rows")
-        return table
+            if y_width is not None and y_width != len(targets):
+                raise InputError(
+                    f"{self.targets_path} has {y_width} column(s) but the model predicts "
+                    f"{len(targets)} ({', '.join(targets)})"
+                )
+            self.feature_names, self.target_names = list(features), list(targets)
+            return
+        if (features, targets) != (self.feature_names, self.target_names):
+            self.use_columns(features, targets)
 
-    # --- NumPy -----------------------------------------------------------------------
-
-    def _read_npy_shapes(
-        self,
-        features_path: Path,
-        targets_path: Path,
-        features: list[str] | None,
-        targets: list[str] | None,
-    ) -> None:
-        """Check both arrays' dtype and shape from their headers; name their columns."""
-        shapes = []
-        for path, what in ((features_path, "features"), (targets_path, "targets")):
-            array = _open_npy(path)
-            if array.ndim not in (1, 2):
-                raise InputError(
-                    f"{path} holds an array of shape {array.shape}; {what} must be 1-D "
-                    f"(one column) or 2-D (rows, columns)"
-                )
-            if np.issubdtype(array.dtype, np.complexfloating):
-                raise InputError(
-                    f"{path} holds complex numbers ({array.dtype}); {what} must be real: save "
-                    f"the real and imaginary parts as columns of their own"
-                )
-            if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-                raise InputError(
-                    f"{path} holds {array.dtype} values; {what} must be numbers: save it "
-                    f"with a numeric dtype such as float32"
-                )
-            shapes.append(array.shape)
-        (num_x, *x_cols), (num_y, *y_cols) = shapes
-        if num_x != num_y:
+    def check_labeled(self, stage: str) -> None:
+        """Refuse to fit, validate or test on data without its targets."""
+        if self.labeled:
+            return
+        need = f"{stage} needs the target column(s) (predict does not)"
+        if self.csv_path is None:
+            raise InputError(f"{self.source} comes without targets: {need}: give data.targets_path")
+        if not self.target_names:
             raise InputError(
-                f"{features_path} has {num_x} rows but {targets_path} has {num_y}: "
-                f"features and targets need one row each per sample"
+                f"name the target column(s) of {self.source} with data.targets; its columns "
+                f"are: {', '.join(self.header)}"
             )
-        self.feature_names = _column_names(features, x_cols[0] if x_cols else 1, "x", "features")
-        self.target_names = _column_names(targets, y_cols[0] if y_cols else 1, "y", "targets")
+        raise InputError(f"{self._not_in_file(self.target_names[0])}: {need}")
+
+    def _not_in_file(self, name: str) -> str:
+        return f"column {name!r} is not in {self.source}; its columns are: {', '.join(self.header)}"
 
     def _setup_mapped(self) -> None:
         """The memory-mapped splits: row numbers into the files, checked block by block."""
-        full = MappedDataset(str(self.features_path), str(self.targets_path))
+        full = MappedDataset(str(self.features_path), str(self.targets_path), self.data_dtype)
         first = 0
         for x, y in full.chunks():
             self._check(x, y, first_row=first)
@@ -214,33 +217,37 @@ class TabularDataModule(TensorDataModule):
                 self.train_set.chunks(), self.standardize_features, self.standardize_targets
             )
 
-    # --- both ------------------------------------------------------------------------
-
     def setup(self, stage: str | None = None) -> None:
         if self.memory_map and self.full_set is None:
             self._setup_mapped()
         super().setup(stage)
 
     def load(self) -> tuple[Tensor, Tensor]:
-        """The features and targets, as the column blocks of one table (so the dataset
-        built on them needs no copy of its own)."""
+        """The features and targets (rows, 0 columns when the data has none), as the
+        column blocks of one table (so the dataset built on them needs no copy of its own)."""
+        dtype = np.float64 if self.data_dtype == torch.float64 else np.float32
         if self.csv_path is not None:
-            table = self._load_csv(Path(self.csv_path))  # the chosen columns, in order
+            names = self.feature_names + (self.target_names if self.labeled else [])
+            table = read_csv_columns(Path(self.csv_path), self.header, names, dtype)
         else:
-            table = self._load_npy_table()
+            table = self._load_npy_table(dtype)
         table_tensor = torch.from_numpy(table)
         return table_tensor[:, : self.in_features], table_tensor[:, self.in_features :]
 
-    def _load_npy_table(self) -> np.ndarray:
-        """Both ``.npy`` arrays side by side, float32 (rows, in_features + out_features),
-        copied a block at a time from their memory maps straight into the table."""
-        x, y = (_open_npy(Path(str(path))) for path in (self.features_path, self.targets_path))
-        rows = len(x)
-        table = np.empty((rows, self.in_features + self.out_features), dtype=np.float32)
+    def _load_npy_table(self, dtype: type) -> np.ndarray:
+        """The ``.npy`` arrays side by side (rows, in_features [+ out_features]), copied a
+        block at a time from their memory maps straight into the table."""
+        paths = [self.features_path] + ([self.targets_path] if self.labeled else [])
+        arrays = [_open_npy(Path(str(path))) for path in paths]
+        rows = len(arrays[0])
+        widths = [self.in_features, self.out_features][: len(arrays)]
+        table = np.empty((rows, sum(widths)), dtype=dtype)
         for start in range(0, rows, NPY_BLOCK_ROWS):
             block = slice(start, start + NPY_BLOCK_ROWS)
-            table[block, : self.in_features] = x[block].reshape(-1, self.in_features)
-            table[block, self.in_features :] = y[block].reshape(-1, self.out_features)
+            first = 0
+            for array, width in zip(arrays, widths, strict=True):
+                table[block, first : first + width] = array[block].reshape(-1, width)
+                first += width
         return table
 
 
@@ -253,15 +260,137 @@ def _check_file(path: Path) -> None:
         raise InputError(f"no such file: {path}; check the path in the config")
 
 
+@contextmanager
+def open_text(path: Path) -> Iterator[Any]:
+    """``path`` opened as UTF-8 text (a byte-order mark, as Excel's "CSV UTF-8" writes,
+    is dropped); a file that cannot be read, or is not UTF-8 text, or is not a CSV file
+    at all, is refused in one line."""
+    _check_file(path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            yield file
+    except UnicodeDecodeError as err:
+        raise InputError(
+            f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at position "
+            f"{err.start}): save it as CSV UTF-8, or check that it is a CSV file"
+        ) from None
+    except csv.Error as err:
+        reason = "it holds NUL bytes" if "NUL" in str(err) else str(err)
+        raise InputError(f"{path} is not a readable CSV file ({reason})") from None
+    except OSError as err:
+        raise InputError(f"cannot read {path} ({err.strerror or err})") from None
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names on the first line of the CSV file ``path``, checked."""
+    with open_text(path) as file:
+        header = next(csv.reader(file, skipinitialspace=True), None)
+    if not header or not any(name.strip() for name in header):
+        raise InputError(f"{path} is empty: it needs a header line naming the columns")
+    names = [name.strip() for name in header]
+    for position, name in enumerate(names, start=1):
+        if not name.isprintable():
+            raise InputError(
+                f"column {position} of {path} is named {name!r}, with a line break or "
+                f"control character: give every column a plain name"
+            )
+        if not name:
+            raise InputError(f"column {position} of {path} has no name: name every column")
+    return names
+
+
+def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
+    """The columns ``names`` of the CSV file ``path`` (by name), (rows, len(names)), as
+    ``dtype``; one line for the first cell that is not a finite number ``dtype`` holds."""
+    columns = [header.index(name) for name in names]
+    try:
+        with warnings.catch_warnings(), open_text(path) as file:
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
+            table = np.loadtxt(
+                file,
+                delimiter=",",
+                skiprows=1,
+                usecols=columns,
+                dtype=np.float64,  # every digit the file holds; narrowed below
+                ndmin=2,
+                quotechar='"',
+                comments=None,  # '#' is a character like any other, not a comment
+            )
+    except ValueError:
+        _check_rows(path, header, columns)
+        raise InputError(f"{path} could not be read as numbers: check its cells") from None
+    # NumPy reads the chosen columns only: a row with extra cells passes unseen
+    _check_rows(path, header, columns=[])
+    if len(table) == 0:
+        raise InputError(f"{path} has a header but no data rows")
+    if dtype == np.float32:
+        too_large = np.isfinite(table) & (np.abs(table) > np.finfo(np.float32).max)
+        if too_large.any():
+            row, column = (int(i) for i in np.argwhere(too_large)[0])
+            raise InputError(
+                f"{path}, data row {row + 1}, column {names[column]!r}: {table[row, column]:g} "
+                f"is too large for float32: rescale the column, or train with "
+                f"--trainer.precision 64-true"
+            )
+    return table.astype(dtype, copy=False)
+
+
+def npy_widths(features_path: Path, targets_path: Path | None) -> tuple[int, int | None]:
+    """The columns of the features array and of the targets array (``None`` without
+    one), checked from their headers: numbers, 1-D or 2-D, some rows, as many each."""
+    widths: list[int | None] = []
+    rows = []
+    for path, what in ((features_path, "features"), (targets_path, "targets")):
+        if path is None:
+            widths.append(None)
+            continue
+        array = _open_npy(path)
+        if array.ndim not in (1, 2):
+            raise InputError(
+                f"{path} holds an array of shape {array.shape}; {what} must be 1-D "
+                f"(one column) or 2-D (rows, columns)"
+            )
+        if np.issubdtype(array.dtype, np.complexfloating):
+            raise InputError(
+                f"{path} holds complex numbers ({array.dtype}); {what} must be real: save "
+                f"the real and imaginary parts as columns of their own"
+            )
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise InputError(
+                f"{path} holds {array.dtype} values; {what} must be numbers: save it "
+                f"with a numeric dtype such as float32"
+            )
+        width = array.shape[1] if array.ndim == 2 else 1
+        if len(array) == 0 or width == 0:
+            raise InputError(f"{path} holds an empty array, of shape {array.shape}")
+        widths.append(width)
+        rows.append(len(array))
+    if len(rows) == 2 and rows[0] != rows[1]:
+        raise InputError(
+            f"{features_path} has {rows[0]} rows but {targets_path} has {rows[1]}: "
+            f"features and targets need one row each per sample"
+        )
+    x_width, y_width = widths
+    assert x_width is not None
+    return x_width, y_width
+
+
 def _open_npy(path: Path) -> np.ndarray:
     """The array in ``path``, memory-mapped: only its header is read here."""
     _check_file(path)
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:
         raise InputError(f"{path} is not a plain .npy array of numbers ({err})") from None
     except OSError as err:
         raise InputError(f"{path} is not a readable .npy file ({err})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive of several arrays
+        array.close()
+        raise InputError(
+            f"{path} is an .npz archive, not a .npy array: save each array on its own "
+            f"with numpy.save"
+        )
+    return array
 
 
 def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> list[str]:
@@ -278,10 +407,11 @@ def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> 
 def _check_rows(path: Path, header: list[str], columns: list[int]) -> None:
     """Refuse the first row whose length differs from the header's, or whose cell in
     one of ``columns`` is not a number."""
-    with path.open(newline="") as file:
+    with open_text(path) as file:
         reader = csv.reader(file, skipinitialspace=True)
         next(reader)
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             if not row:
                 continue
             if len(row) != len(header):

@@ -1,4 +1,15 @@
-"""What every regression module here shares: loss, metrics, logging, both optimization modes."""
+"""What every regression module here shares: loss, metrics, logging, both optimization modes.
+
+Everything is logged with ``self.log``, in original units: ``train/loss`` (the batch's
+MSE before its update; in the progress bar) on every step the Trainer writes to its
+loggers and each epoch's last (:func:`~gd_lightning.cadence.is_logged_step`; with
+``log_every_n_steps=1``, every step); ``train/epoch_{mse,rmse,mae,r2}`` over each
+epoch's batches, each measured before its update (running sums,
+:func:`~gd_lightning.functional.regression_sums`, logged ``on_epoch`` at the epoch's
+last batch: its loader needs a length); ``{val,test}/{loss,mse,rmse,mae,r2}`` per
+epoch (torchmetrics). Lightning writes ``train/loss`` of step ``s`` at step ``s`` (the
+parameters after ``s`` updates), and an epoch's values at the step of its last batch.
+"""
 
 import copy
 from typing import Any, Literal
@@ -7,7 +18,6 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
-from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
@@ -17,7 +27,7 @@ from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.models.epoch_sums import EpochSums
 from gd_lightning.models.scaling import Scaling
-from gd_lightning.optim import GradientDescent
+from gd_lightning.optim import build_optimizer, optimizers_config
 
 Optimization = Literal["automatic", "manual"]
 LearningRate = float | Literal["auto"]
@@ -40,47 +50,29 @@ def metric_collection(prefix: str) -> MetricCollection:
 class RegressionModule(LightningModule):
     """Base class of the regression models: MSE loss, metrics, and the two ways to step.
 
-    A subclass defines its parameters and their layout as a linear model:
-    :meth:`predict_fitted_units`, :meth:`design_matrix`, :meth:`theta` and
-    :meth:`parameters_in_original_units`. Both modes share one step, so they log
-    the same keys and differ only in how the update is taken:
+    A subclass defines its parameters as a linear model: :meth:`predict_fitted_units`,
+    :meth:`design_matrix`, :meth:`theta`, :meth:`parameters_in_original_units`. Both
+    modes share one step and log the same keys (see the module's docstring):
+    ``"automatic"``, Lightning drives ``optimizer``; ``"manual"``, ``manual_backward``
+    then :class:`~gd_lightning.optim.GradientDescent`'s ``p -= lr * p.grad``.
 
-    - ``"automatic"``: Lightning drives ``optimizer`` (plain SGD at ``lr`` unless
-      another is configured; L-BFGS gets Lightning's closure).
-    - ``"manual"``: each step computes the loss, calls ``manual_backward``, then
-      :class:`~gd_lightning.optim.GradientDescent` performs ``p -= lr * p.grad``
-      and the gradient is reset, as the tutorials write it by hand.
-
-    Everything is logged with ``self.log``, in original units: ``train/loss`` (the
-    batch's MSE before its update; in the progress bar) on every step the Trainer
-    writes to its loggers and each epoch's last (see :func:`~gd_lightning.cadence.is_logged_step`;
-    with ``log_every_n_steps=1``, every step);
-    ``train/epoch_{mse,rmse,mae,r2}`` over each epoch's batches, each measured before
-    its update (from running sums, :func:`~gd_lightning.functional.regression_sums`,
-    logged ``on_epoch`` at the epoch's last batch: its loader needs a length);
-    ``{val,test}/{loss,mse,rmse,mae,r2}`` per epoch (torchmetrics). Lightning writes
-    ``train/loss`` of step ``s`` at step ``s`` (the parameters after ``s`` updates),
-    and an epoch's values at the step of its last batch.
-
-    Standardization: :meth:`set_standardization` (which a
-    :class:`~gd_lightning.TensorDataModule` calls at the start of every fit) stores
-    the training split's statistics in buffers. The model then learns in
-    standardized units, while :meth:`forward` maps raw inputs to predictions in
-    original units; the statistics are in ``state_dict`` and so in checkpoints.
+    The data's column names and standardization are part of the model (and of every
+    checkpoint): a :class:`~gd_lightning.TensorDataModule` hands them over at the start
+    of each fit. :meth:`forward` maps raw inputs, in the order of :attr:`feature_names`,
+    to predictions in original units.
 
     Args:
         in_features: number of inputs.
         out_features: number of targets.
-        lr: the learning rate, a positive number, or ``"auto"``: chosen from the
-            training data's curvature by a :class:`~gd_lightning.ConvergenceMonitor`
-            (which the command line always adds) before the optimizer is built.
-        optimization: ``"automatic"`` (Lightning drives ``optimizer``) or ``"manual"``
-            (the hand-written step).
-        optimizer: automatic mode only: builds the optimizer from the parameters and
-            ``lr=lr``; other settings (momentum, betas) come from the config. ``None``
-            means ``torch.optim.SGD``.
-        scheduler: builds a learning-rate scheduler from the optimizer, stepped once
-            per epoch (``ReduceLROnPlateau`` watches ``train/epoch_mse``).
+        lr: the learning rate, a positive number, or ``"auto"``: the rate a
+            :class:`~gd_lightning.ConvergenceMonitor` predicts reaches its ``report_gap``
+            soonest, chosen at the start of a fit (the command line always adds one).
+        optimization: ``"automatic"`` or ``"manual"`` (the hand-written step).
+        optimizer: automatic mode only; ``None`` means ``torch.optim.SGD`` at ``lr``.
+        scheduler: a learning-rate scheduler, stepped once per epoch
+            (``ReduceLROnPlateau`` watches ``train/epoch_mse``).
+        feature_names: the inputs' names, in the order the model reads them.
+        target_names: the targets' names.
     """
 
     def __init__(
@@ -91,28 +83,16 @@ class RegressionModule(LightningModule):
         optimization: Optimization = "automatic",
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
+        feature_names: list[str] | None = None,
+        target_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         # records the whole class hierarchy's arguments; a live optimizer or scheduler
         # factory cannot go into a checkpoint that loads with weights_only=True (the
         # command line stores its config there instead)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
-        if lr != "auto" and not (isinstance(lr, int | float) and 0 < lr < float("inf")):
-            raise InputError(
-                f"lr must be a positive finite number or 'auto', got {lr!r}: set model.lr"
-            )
-        if optimization not in ("automatic", "manual"):
-            raise InputError(f"optimization must be 'automatic' or 'manual', got {optimization!r}")
-        if optimization == "manual" and optimizer is not None:
-            raise InputError(
-                "manual optimization always steps p -= lr * p.grad, so it takes no optimizer: "
-                "remove model.optimizer or set model.optimization to 'automatic'"
-            )
-        if in_features < 1 or out_features < 1:
-            raise InputError(
-                f"in_features and out_features must be at least 1, got {in_features} "
-                f"and {out_features}"
-            )
+        check_settings(in_features, out_features, lr, optimization, optimizer)
+        self.set_column_names(feature_names, target_names)
         self.automatic_optimization = optimization == "automatic"
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -141,21 +121,9 @@ class RegressionModule(LightningModule):
 
     def parameters_in_original_units(self) -> dict[str, Tensor]:
         """The parameters with the standardization folded in, by ``state_dict`` name, float64."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement parameters_in_original_units()"
-        )
+        raise NotImplementedError(f"{type(self).__name__} must implement parameters_in_...()")
 
-    # --- standardization --------------------------------------------------------------
-
-    def set_standardization(self, standardization: Standardization | None) -> None:
-        """Fit in standardized units from now on (``None``: raw units); a
-        :class:`~gd_lightning.TensorDataModule` calls it at the start of every fit."""
-        self.scaling.set(standardization)
-
-    @property
-    def standardization(self) -> Standardization | None:
-        """The statistics in use, or ``None`` when the model fits raw units."""
-        return self.scaling.standardization
+    # --- what the model knows of its data ----------------------------------------------
 
     @property
     def in_features(self) -> int:
@@ -165,17 +133,40 @@ class RegressionModule(LightningModule):
     def out_features(self) -> int:
         return int(self.hparams["out_features"])
 
-    def fitted_inputs(self, x: Tensor) -> Tensor:
-        """Raw inputs (batch, in_features) in the units the model is fitted in."""
-        return self.scaling.fitted_inputs(x)
+    @property
+    def feature_names(self) -> list[str]:
+        """The input columns' names, in the order :meth:`forward` reads them (``x0, x1,
+        ...`` until the model has met named data)."""
+        names = self.hparams.get("feature_names")
+        return list(names) if names else [f"x{i}" for i in range(self.in_features)]
 
-    def fitted_targets(self, y: Tensor) -> Tensor:
-        """Raw targets (batch, out_features) in the units the model is fitted in."""
-        return self.scaling.fitted_targets(y)
+    @property
+    def target_names(self) -> list[str]:
+        """The targets' names, in the order of the prediction's columns (``y0, ...``)."""
+        names = self.hparams.get("target_names")
+        return list(names) if names else [f"y{k}" for k in range(self.out_features)]
+
+    def set_column_names(self, features: list[str] | None, targets: list[str] | None) -> None:
+        """Name the columns (kept in the hyperparameters, so in checkpoints); a model that
+        has names already refuses other ones: it was trained on other columns."""
+        for kind, names, count in (("feature", features, self.in_features),
+                                   ("target", targets, self.out_features)):  # fmt: skip
+            if names is not None:
+                known = self.hparams.get(f"{kind}_names")
+                self.hparams[f"{kind}_names"] = checked_names(kind, names, count, known)
+
+    def set_standardization(self, standardization: Standardization | None) -> None:
+        """Fit in standardized units from now on (``None``: raw units)."""
+        self.scaling.set(standardization)
+
+    @property
+    def standardization(self) -> Standardization | None:
+        """The statistics in use, or ``None`` when the model fits raw units."""
+        return self.scaling.standardization
 
     def forward(self, x: Tensor) -> Tensor:
         """Predictions in original units, shape (batch, out_features), from raw inputs."""
-        return self.scaling.original_targets(self.predict_fitted_units(self.fitted_inputs(x)))
+        return self.scaling.original_targets(self.predict_fitted_units(self.scaling.fitted_inputs(x)))
 
     def unstandardized(self) -> "RegressionModule":
         """A copy whose parameters are in original units and that applies no scaling;
@@ -207,8 +198,8 @@ class RegressionModule(LightningModule):
         """Predict, measure the MSE, update and log the stage's metrics; return the loss
         that gradient descent minimizes (in standardized units when targets are)."""
         x, y = batch  # (batch, in_features), (batch, out_features)
-        out = self.predict_fitted_units(self.fitted_inputs(x))  # fitted units
-        loss = mse(out, self.fitted_targets(y))
+        out = self.predict_fitted_units(self.scaling.fitted_inputs(x))  # fitted units
+        loss = mse(out, self.scaling.fitted_targets(y))
         preds = self.scaling.original_targets(out.detach())  # logged in original units
         # the loss in original units (the same tensor's when the targets are not scaled)
         shown = mse(preds, y) if self.scaling.targets else loss.detach()
@@ -221,6 +212,8 @@ class RegressionModule(LightningModule):
             if batch_idx == 0:  # torchmetrics objects: Lightning computes and resets them
                 self.log_dict(metrics, on_step=False, on_epoch=True)
             return loss
+        # DDP averages the processes' gradients: weighting each process's mean loss by
+        # its share of the global batch gives the global batch's mean gradient
         weight = self._process_weight(len(x)) if many else None
         if is_logged_step(self.trainer, self.global_step, batch_idx):
             self.log("train/loss", shown if weight is None else shown * weight,
@@ -233,15 +226,11 @@ class RegressionModule(LightningModule):
         return loss if weight is None else loss * weight
 
     def _process_weight(self, batch_size: int) -> Tensor:
-        """Under several processes, this process's share of the global batch, times the
-        number of processes: DDP averages the processes' gradients, so weighting each
-        process's mean loss by it gives exactly the global batch's mean gradient even
-        when the processes hold different numbers of rows."""
-        trainer = self.trainer
+        """This process's share of the global batch, times the number of processes."""
         rows = float(batch_size)
         # reduce() sums in place: hand it a tensor of its own
-        total = trainer.strategy.reduce(torch.tensor(rows, device=self.device), reduce_op="sum")
-        return trainer.world_size * rows / total
+        total = self.trainer.strategy.reduce(torch.tensor(rows, device=self.device), "sum")
+        return self.trainer.world_size * rows / total
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, batch_idx, "train")
@@ -274,23 +263,40 @@ class RegressionModule(LightningModule):
         return self(batch[0])
 
     def configure_optimizers(self) -> Any:
-        lr = self.learning_rate
-        if not self.automatic_optimization:
-            optimizer: Optimizer = GradientDescent(self.parameters(), lr=lr)
-        elif self.optimizer_factory is None:
-            optimizer = torch.optim.SGD(self.parameters(), lr=lr)
-        else:
-            optimizer = self.optimizer_factory(self.parameters(), lr=lr)  # type: ignore[call-arg]
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        if not self.automatic_optimization:
-            return {"optimizer": optimizer, "lr_scheduler": scheduler}  # stepped by this module
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": "epoch",
-                "monitor": "train/epoch_mse",
-            },
-        }
+        manual = not self.automatic_optimization
+        optimizer = build_optimizer(self.parameters(), self.learning_rate, manual,
+                                    self.optimizer_factory)  # fmt: skip
+        scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
+        return optimizers_config(optimizer, scheduler, manual)
+
+
+def checked_names(kind: str, names: list[str], count: int, known: list[str] | None) -> list[str]:
+    """``names`` for the model's ``count`` columns of ``kind``, if they are the ``known``
+    ones (or none are known yet); else one line saying the data has other columns."""
+    if len(names) != count or (known and list(known) != list(names)):
+        expected = ", ".join(known) if known else f"{count} column(s)"
+        raise InputError(
+            f"the model's {kind}s are {expected} but the data's are {', '.join(names)}: "
+            f"give the data the model's columns, in that order"
+        )
+    return list(names)
+
+
+def check_settings(
+    in_features: int, out_features: int, lr: Any, optimization: str, optimizer: Any
+) -> None:
+    """Refuse, in one line each, settings no regression module can fit with."""
+    if lr != "auto" and not (isinstance(lr, int | float) and 0 < lr < float("inf")):
+        raise InputError(f"lr must be a positive finite number or 'auto', got {lr!r}: set model.lr")
+    if optimization not in ("automatic", "manual"):
+        raise InputError(f"optimization must be 'automatic' or 'manual', got {optimization!r}")
+    if optimization == "manual" and optimizer is not None:
+        raise InputError(
+            "manual optimization always steps p -= lr * p.grad, so it takes no optimizer: "
+            "remove model.optimizer or set model.optimization to 'automatic'"
+        )
+    if in_features < 1 or out_features < 1:
+        raise InputError(
+            f"in_features and out_features must be at least 1, got {in_features} and "
+            f"{out_features}"
+        )

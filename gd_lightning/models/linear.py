@@ -17,8 +17,10 @@ class LinearRegression(RegressionModule):
     shape (out_features, in_features), ``bias`` of shape (out_features,)), in the
     units the model is fitted in. :meth:`to_linear` gives a stand-alone
     ``nn.Linear`` in original units, with any standardization folded in: use it
-    to take the model elsewhere. (The model's own ``state_dict`` also holds the
-    standardization buffers, so ``nn.Linear.load_state_dict`` refuses it.)
+    to take the model elsewhere. (``model.linear`` is the layer in fitted units, and
+    the model's own ``state_dict`` also holds the standardization buffers, so
+    ``nn.Linear.load_state_dict(model.state_dict())`` refuses it.) The columns the
+    model reads, by name, are :attr:`feature_names`.
 
     Args:
         in_features: number of inputs; the command line links it from the data.
@@ -37,6 +39,9 @@ class LinearRegression(RegressionModule):
             ``torch.randn(out_features)`` (after the weight, as tutorials 3 and 5 do).
             Random draws use the global generator, so ``seed_everything`` makes them
             reproducible.
+        feature_names: the inputs' names, in the order the model reads them; the
+            command line and the DataModules hand them over from the data.
+        target_names: the targets' names, likewise.
 
     Example:
         >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
@@ -57,6 +62,8 @@ class LinearRegression(RegressionModule):
         scheduler: LRSchedulerCallable | None = None,
         init_weight: list[list[float]] | None = None,
         init_bias: list[float] | None = None,
+        feature_names: list[str] | None = None,
+        target_names: list[str] | None = None,
     ) -> None:
         super().__init__(
             in_features,
@@ -65,6 +72,8 @@ class LinearRegression(RegressionModule):
             optimization=optimization,
             optimizer=optimizer,
             scheduler=scheduler,
+            feature_names=feature_names,
+            target_names=target_names,
         )
         weight = _initial(init_weight, (out_features, in_features), "init_weight")
         if not bias and init_bias is not None:
@@ -147,8 +156,8 @@ class LinearRegression(RegressionModule):
         """``{target: {feature: weight, ..., "bias": bias}}``, one entry per target, in
         original units.
 
-        Names default to ``x0, x1, ...`` and ``y0, ...``; the bias is called
-        ``(bias)`` when a feature is already called ``bias``.
+        Names default to the model's :attr:`feature_names` and :attr:`target_names`; the
+        bias is called ``(bias)`` when a feature is already called ``bias``.
 
         Example:
             >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
@@ -156,8 +165,8 @@ class LinearRegression(RegressionModule):
             {'price': {'area': 3.0, 'rooms': 2.0, 'bias': 1.0}}
         """
         out_features, in_features = self.linear.weight.shape
-        features = feature_names or [f"x{i}" for i in range(in_features)]
-        targets = target_names or [f"y{k}" for k in range(out_features)]
+        features = feature_names or self.feature_names
+        targets = target_names or self.target_names
         if (len(features), len(targets)) != (in_features, out_features):
             raise InputError(
                 f"{len(features)} feature and {len(targets)} target names for a model of "

@@ -27,6 +27,8 @@ class QuadraticRegression(RegressionModule):
             from the global generator, so ``seed_everything`` makes it reproducible.
         in_features: must be 1 (the input ``t``); the command line links it from the data.
         out_features: must be 1; the command line links it from the data.
+        feature_names: the input's name (one); handed over from the data.
+        target_names: the target's name (one); handed over from the data.
 
     Example:
         >>> model = QuadraticRegression(lr=1e-5, init_params=[1.0, -2.0, 3.0])
@@ -45,6 +47,8 @@ class QuadraticRegression(RegressionModule):
         init_params: list[float] | None = None,
         in_features: int = 1,
         out_features: int = 1,
+        feature_names: list[str] | None = None,
+        target_names: list[str] | None = None,
     ) -> None:
         if (in_features, out_features) != (1, 1):
             raise InputError(
@@ -53,7 +57,14 @@ class QuadraticRegression(RegressionModule):
                 f"or choose one feature and one target column"
             )
         super().__init__(
-            1, 1, lr=lr, optimization=optimization, optimizer=optimizer, scheduler=scheduler
+            1,
+            1,
+            lr=lr,
+            optimization=optimization,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            feature_names=feature_names,
+            target_names=target_names,
         )
         if init_params is None:
             params = torch.randn(3)
@@ -91,10 +102,10 @@ class QuadraticRegression(RegressionModule):
 
         Example:
             >>> QuadraticRegression(lr=0.1, init_params=[0.5, -1.0, 2.0]).coefficients()
-            {'y': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
+            {'y0': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
         """
         a, b, c = self.parameters_in_original_units()["quadratic.params"].tolist()
-        return {(target_names or ["y"])[0]: {"a": a, "b": b, "c": c}}
+        return {(target_names or self.target_names)[0]: {"a": a, "b": b, "c": c}}
 
 
 class Quadratic(nn.Module):

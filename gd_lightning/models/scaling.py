@@ -45,15 +45,17 @@ class Scaling(nn.Module):
         """Use ``standardization`` from now on (``None``: raw units)."""
         if standardization is None:
             standardization = Standardization.identity(*self._sizes())
-        with torch.no_grad():
-            for name, value in standardization.as_tensors().items():
-                buffer = self.get_buffer(name)
-                if value.shape != buffer.shape:
-                    raise InputError(
-                        f"the standardization's {name} has shape {tuple(value.shape)} but "
-                        f"the model's is {tuple(buffer.shape)}: the data has other columns"
-                    )
-                buffer.copy_(value)
+        for name, value in standardization.as_tensors().items():
+            buffer = self.get_buffer(name)
+            if value.shape != buffer.shape:
+                raise InputError(
+                    f"the standardization's {name} has shape {tuple(value.shape)} but "
+                    f"the model's is {tuple(buffer.shape)}: the data has other columns"
+                )
+            # the statistics keep the data's dtype (every digit of float64 data, though
+            # the model turns float64 only after this, under precision="64-true")
+            dtype = value.dtype if value.is_floating_point() else buffer.dtype
+            setattr(self, name, value.detach().to(buffer.device, dtype).clone())
         self._note()
 
     @property
