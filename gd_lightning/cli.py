@@ -30,6 +30,7 @@ from gd_lightning.callbacks import (
     PredictionWriter,
 )
 from gd_lightning.data.base import TensorDataModule, dtype_for
+from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule
@@ -133,6 +134,10 @@ class GDLightningCLI(LightningCLI):
                     f"data.{option} is {', '.join(given)} but the model was trained on "
                     f"{', '.join(known)}: leave data.{option} out, the checkpoint names them"
                 )
+        if data_args.get("features_path"):  # columns in order: only their number is known
+            x_path, y_path = data_args.get("features_path"), data_args.get("targets_path")
+            widths = npy_widths(Path(x_path), Path(y_path) if y_path else None)
+            check_npy_widths(widths, x_path, y_path, features, targets or [])
         data_args["features"], data_args["targets"] = list(features), list(targets or [])
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -156,8 +161,10 @@ class GDLightningCLI(LightningCLI):
             kwargs = {"logger": False, "enable_checkpointing": False, **kwargs}
             self.save_config_callback = None
         own_checkpoint = any(isinstance(c, ModelCheckpoint) for c in callbacks)
-        if self.subcommand in (None, "fit") and not own_checkpoint and (
-            trainer.get("enable_checkpointing") is not False
+        if (
+            self.subcommand in (None, "fit")
+            and not own_checkpoint
+            and (trainer.get("enable_checkpointing") is not False)
         ):
             ours.append(config["checkpoint"])
         if self.subcommand and config.get("ckpt_path"):
@@ -302,8 +309,9 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
         hparams.pop("_instantiator", None)
         if class_path not in OWN_MODELS:
             raise InputError(
-                f"{path} does not hold one of gd_lightning's models ({class_path or 'none named'}): "
-                f"pass the config it was trained with, --config config.yaml of its run folder"
+                f"{path} does not hold one of gd_lightning's models "
+                f"({class_path or 'it names none'}): pass the config it was trained with, "
+                f"--config config.yaml of its run folder"
             )
         extra += ["--model", json.dumps({"class_path": class_path, "init_args": hparams})]
     if not chosen and any(option.startswith("--data.") for option in options):

@@ -28,14 +28,16 @@ class ConvergenceMonitor(Callback):
 
     - at the start of a fit (``setup``), builds that reference (:attr:`reference`)
       from the DataModule's training split, and chooses the learning rate of a model
-      whose ``lr`` is ``"auto"``: for full-batch gradient descent the fastest
-      constant rate ``2 / (λ_max + λ_min)``, for minibatches ``1 / λ_max`` (half the
-      stable bound);
+      whose ``lr`` is ``"auto"``: for full-batch gradient descent the constant rate
+      predicted to bring the model's starting parameters within ``report_gap`` of the
+      optimum soonest (:meth:`~gd_lightning.FitReference.fastest_lr`, never near the
+      stable bound), for minibatches ``1 / λ_max`` (half the stable bound);
     - prints the curvature of the loss (the Hessian's largest and smallest
-      eigenvalue, condition number), the largest stable and the fastest constant
-      learning rate for full-batch gradient descent, and the predicted number of
-      epochs to come within ``report_gap`` of the optimum; and warns in one line
-      when the learning rate is at or above the stable bound;
+      eigenvalue, condition number) and the optimum; for plain gradient descent also
+      the largest stable and the fastest learning rate from the starting point, and
+      the predicted number of epochs to come within ``report_gap`` of the optimum
+      (other optimizers get no prediction); and warns in one line when the learning
+      rate is at or above the stable bound;
     - logs ``train/excess_loss`` (the training split's loss minus the optimum's) and
       ``train/gap`` (that excess relative to the optimum) once an epoch, measured
       with the parameters of the epoch's last step before its update, the step
@@ -102,7 +104,11 @@ class ConvergenceMonitor(Callback):
         full_batch = (datamodule.batch_size or rows) >= rows
         reference = self.reference
         model = cast("RegressionModule", pl_module)
-        model.auto_lr = reference.best_lr if full_batch else 1 / reference.largest_eigenvalue
+        model.auto_lr = (
+            reference.fastest_lr(_theta(pl_module), self.report_gap)
+            if full_batch
+            else 1 / reference.largest_eigenvalue
+        )
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference
@@ -110,10 +116,12 @@ class ConvergenceMonitor(Callback):
             return
         lr = _lr(trainer)
         theta = _theta(pl_module)
-        self.predicted_epochs = reference.epochs_to_gap(theta, lr, self.report_gap)
+        plain = _is_plain_descent(trainer)
+        if plain:
+            self.predicted_epochs = reference.epochs_to_gap(theta, lr, self.report_gap)
         if self.verbose and trainer.is_global_zero:
-            print(reference.describe(lr, theta, self.report_gap))
-        if lr >= reference.stable_lr and _is_plain_descent(trainer):
+            print(reference.describe(lr, theta, self.report_gap, gradient_descent=plain))
+        if lr >= reference.stable_lr and plain:
             rank_zero_warn(
                 f"lr {lr:.4g} is at or above {reference.stable_lr:.4g}, the largest stable "
                 f"learning rate for full-batch gradient descent on this data: expect the loss "
@@ -206,7 +214,10 @@ def training_reference(
         for start in range(0, len(x), REFERENCE_BLOCK_ROWS):
             rows = slice(start, start + REFERENCE_BLOCK_ROWS)
             inputs = model.scaling.fitted_inputs(x[rows].to(model.device))
-            yield model.design_matrix(inputs), model.scaling.fitted_targets(y[rows].to(model.device))
+            yield (
+                model.design_matrix(inputs),
+                model.scaling.fitted_targets(y[rows].to(model.device)),
+            )
 
     with torch.no_grad():
         return FitReference.from_blocks(blocks(), model.scaling.target_scale)

@@ -101,11 +101,11 @@ class TabularDataModule(TensorDataModule):
         if csv_path is not None and features_path is None and targets_path is None:
             self.header = read_header(Path(csv_path))
         elif csv_path is None and features_path is not None:
-            self._widths = npy_widths(Path(features_path), targets_path and Path(targets_path))
+            y_path = Path(targets_path) if targets_path else None
+            self._widths = npy_widths(Path(features_path), y_path)
         else:
             raise InputError(
-                "give either data.csv_path, or data.features_path (with data.targets_path "
-                "to fit)"
+                "give either data.csv_path, or data.features_path (with data.targets_path to fit)"
             )
         self.use_columns(features, targets)
 
@@ -167,17 +167,7 @@ class TabularDataModule(TensorDataModule):
         """Read the columns a trained model reads, by its names (``.npy`` columns: in
         order, of the model's width)."""
         if self.csv_path is None:
-            x_width, y_width = self._widths
-            if x_width != len(features):
-                raise InputError(
-                    f"{self.features_path} has {x_width} column(s) but the model reads "
-                    f"{len(features)} ({', '.join(features)}): give it those columns, in order"
-                )
-            if y_width is not None and y_width != len(targets):
-                raise InputError(
-                    f"{self.targets_path} has {y_width} column(s) but the model predicts "
-                    f"{len(targets)} ({', '.join(targets)})"
-                )
+            check_npy_widths(self._widths, self.features_path, self.targets_path, features, targets)
             self.feature_names, self.target_names = list(features), list(targets)
             return
         if (features, targets) != (self.feature_names, self.target_names):
@@ -241,7 +231,7 @@ class TabularDataModule(TensorDataModule):
         arrays = [_open_npy(Path(str(path))) for path in paths]
         rows = len(arrays[0])
         widths = [self.in_features, self.out_features][: len(arrays)]
-        table = np.empty((rows, sum(widths)), dtype=dtype)
+        table: np.ndarray = np.empty((rows, sum(widths)), dtype=dtype)
         for start in range(0, rows, NPY_BLOCK_ROWS):
             block = slice(start, start + NPY_BLOCK_ROWS)
             first = 0
@@ -373,6 +363,29 @@ def npy_widths(features_path: Path, targets_path: Path | None) -> tuple[int, int
     x_width, y_width = widths
     assert x_width is not None
     return x_width, y_width
+
+
+def check_npy_widths(
+    widths: tuple[int, int | None],
+    features_path: str | None,
+    targets_path: str | None,
+    features: list[str],
+    targets: list[str],
+) -> None:
+    """Refuse ``.npy`` arrays (of these column ``widths``) that do not hold a model's
+    ``features`` and ``targets``: their columns are taken in order, so only the width
+    can be checked."""
+    x_width, y_width = widths
+    if x_width != len(features):
+        raise InputError(
+            f"{features_path} has {x_width} column(s) but the model reads {len(features)} "
+            f"({', '.join(features)}): give it those columns, in that order"
+        )
+    if y_width is not None and y_width != len(targets):
+        raise InputError(
+            f"{targets_path} has {y_width} column(s) but the model predicts {len(targets)} "
+            f"({', '.join(targets)})"
+        )
 
 
 def _open_npy(path: Path) -> np.ndarray:

@@ -166,7 +166,9 @@ class RegressionModule(LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """Predictions in original units, shape (batch, out_features), from raw inputs."""
-        return self.scaling.original_targets(self.predict_fitted_units(self.scaling.fitted_inputs(x)))
+        return self.scaling.original_targets(
+            self.predict_fitted_units(self.scaling.fitted_inputs(x))
+        )
 
     def unstandardized(self) -> "RegressionModule":
         """A copy whose parameters are in original units and that applies no scaling;
@@ -297,6 +299,5 @@ def check_settings(
         )
     if in_features < 1 or out_features < 1:
         raise InputError(
-            f"in_features and out_features must be at least 1, got {in_features} and "
-            f"{out_features}"
+            f"in_features and out_features must be at least 1, got {in_features} and {out_features}"
         )

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from gd_lightning.data.standardize import Standardization
@@ -19,6 +18,7 @@ class Scaling(nn.Module):
     step: a scaling that changes nothing would still cost two passes over each batch.
 
     Example:
+        >>> import torch
         >>> scaling = Scaling(1, 1)
         >>> scaling.set(Standardization.from_training(
         ...     torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [4.0]]), True, True))
