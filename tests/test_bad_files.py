@@ -1,0 +1,151 @@
+"""Files a user may hand the CSV and .npy readers by mistake: each is read correctly or
+refused in one line (exit code 2) that names the file and the problem; plus a bounded
+fuzz of the CSV reader against an independent parse."""
+
+import csv
+import gzip
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import QUIET
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gd_lightning import InputError, TabularDataModule
+from gd_lightning.cli import cli, main
+
+pytestmark = pytest.mark.usefixtures("plain_argv")
+
+GOOD = "temp,rain,yield\n73,67,56\n91,88,81\n87,134,119\n102,43,22\n69,96,103\n"
+
+
+def fit_args(*extra: str) -> list[str]:
+    return ["fit", "--data", "TabularDataModule", "--data.csv_path", "data.csv",
+            "--data.targets", "[yield]", "--model", "LinearRegression", "--model.lr", "1e-5",
+            "--trainer.max_epochs", "1", "--trainer.default_root_dir", "runs", *QUIET,
+            *extra]  # fmt: skip
+
+
+def npy_args(*extra: str) -> list[str]:
+    return ["fit", "--data", "TabularDataModule", "--data.features_path", "x.npy",
+            "--data.targets_path", "y.npy", "--model", "LinearRegression", "--model.lr",
+            "1e-3", "--trainer.max_epochs", "1", "--trainer.default_root_dir", "runs", *QUIET,
+            *extra]  # fmt: skip
+
+
+def npz() -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.zeros((3, 2)))
+    return buffer.getvalue()
+
+
+def saved(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+TARGETS = saved(np.arange(5.0))
+
+# (name, files, arguments, words the one error line must hold)
+CASES = [
+    # '#' is a character like any other: a cell holding one is not a number
+    ("commented-out row", {"data.csv": GOOD.replace("91,88,81", "#91,88,81")}, fit_args(),
+     "line 3, column 'temp': '#91' is not a number"),
+    ("hash inside a cell", {"data.csv": GOOD.replace("88,81", "88,8#1")}, fit_args(),
+     "'8#1' is not a number"),
+    ("trailing comment", {"data.csv": GOOD.replace("88,81", "88,81 # typo?")}, fit_args(),
+     "'81 # typo?' is not a number"),
+    ("latin-1 file", {"data.csv": (GOOD + "69,96,1\u00e9\n").encode("latin-1")}, fit_args(),
+     "is not UTF-8 text"),
+    ("UTF-16 file", {"data.csv": GOOD.encode("utf-16")}, fit_args(), "is not UTF-8 text"),
+    ("gzip file", {"data.csv": gzip.compress(GOOD.encode())}, fit_args(), "is not UTF-8 text"),
+    ("binary file", {"data.csv": bytes(range(256)) * 4}, fit_args(), "is not UTF-8 text"),
+    ("NUL in a name", {"data.csv": GOOD.replace("rain", "ra\0in")}, fit_args(),
+     "'ra\\x00in', with a line break or control character"),
+    ("NUL in a cell", {"data.csv": GOOD.replace("67", "6\x007")}, fit_args(),
+     "is not a number"),
+    ("a 200,000-character cell", {"data.csv": GOOD + "1,2," + "9" * 200_000 + "\n"},
+     fit_args(), "field larger than field limit"),
+    ("an unnamed column", {"data.csv": "temp,,yield\n1,2,3\n4,5,6\n"}, fit_args(),
+     "column 2 of data.csv has no name"),
+    ("a line break in a name", {"data.csv": '"te\nmp",rain,yield\n1,2,3\n'}, fit_args(),
+     "line break"),
+    ("too large for float32", {"data.csv": GOOD.replace("88", "1e39")}, fit_args(),
+     "1e+39 is too large for float32"),
+    ("a folder as the file", {"data.csv/x": "not a file"}, fit_args(), "no such file"),
+    ("npz archive", {"x.npy": npz(), "y.npy": TARGETS}, npy_args(), "is an .npz archive"),
+    ("empty 2-D array", {"x.npy": saved(np.zeros((0, 2))), "y.npy": saved(np.zeros(0))},
+     npy_args(), "empty array"),
+    ("array without columns", {"x.npy": saved(np.zeros((5, 0))), "y.npy": TARGETS},
+     npy_args(), "empty array"),
+    ("predict without the model's columns", {"data.csv": "a,b\n1,2\n"},
+     ["predict", "--data", "TabularDataModule", "--data.csv_path", "data.csv",
+      "--model", "LinearRegression", "--model.lr", "1", "--model.feature_names", "[a,c]",
+      "--model.target_names", "[y]"], "column 'c' is not in data.csv"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "files", "args", "words"), CASES, ids=[c[0] for c in CASES])
+def test_a_bad_file_is_one_line_and_exit_2(name, files, args, words, capsys) -> None:
+    for file_name, content in files.items():
+        path = Path(file_name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
+    assert words in lines[0], lines[0]
+    assert not Path("runs").exists() and not Path("lightning_logs").exists()
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name() -> None:
+    # Excel's "CSV UTF-8" starts with a byte-order mark
+    Path("data.csv").write_text("\ufeff" + GOOD, encoding="utf-8")
+    result = cli([*fit_args(), "--data.features", "[temp,rain]"])
+    assert result.datamodule.feature_names == ["temp", "rain"]
+    x, _ = result.datamodule.full_set.tensors
+    assert x[:, 0].tolist() == [73, 91, 87, 102, 69]
+
+
+# cells of every kind a fuzzed CSV may hold, and the characters that break them
+CELL = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
+    st.integers(-(10**6), 10**6).map(str),
+    st.text(alphabet="0123456789.,-+e#\"' \t\ufeff\r\nxnaifNI", max_size=6),
+)
+ROW = st.lists(CELL, min_size=0, max_size=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(rows=st.lists(ROW, max_size=6), raw=st.binary(max_size=40))
+def test_fuzzed_csv_is_read_exactly_or_refused_in_one_line(tmp_path, rows, raw) -> None:
+    path = tmp_path / "fuzz.csv"
+    text = "a,b,y\n" + "\n".join(",".join(row) for row in rows) + "\n"
+    for content in (text.encode("utf-8"), b"a,b,y\n" + raw):
+        path.write_bytes(content)
+        try:
+            data = TabularDataModule(csv_path=str(path), targets=["y"])
+            data.setup("fit")
+        except InputError as err:
+            assert "\n" not in str(err).strip()  # one line, whatever the file holds
+            continue
+        # read: it must equal an independent parse of the same file, cell for cell
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            parsed = [r for r in csv.reader(file, skipinitialspace=True)][1:]
+        expected = torch.tensor([[float(c) for c in r] for r in parsed if r], dtype=torch.float64)
+        x, y = data.full_set.tensors
+        got = torch.cat([x, y], dim=1).double()
+        assert torch.equal(got, expected.float().double())
+        assert bool(torch.isfinite(got).all())
