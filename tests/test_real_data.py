@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import QUIET
+from lightning.pytorch import Trainer
 from sklearn.datasets import load_diabetes, load_linnerud
 from sklearn.linear_model import LinearRegression as Reference
 from torch import nn
 
-from gd_lightning import ConvergenceMonitor, LinearRegression
+from gd_lightning import ConvergenceMonitor, LinearRegression, TabularDataModule
 from gd_lightning.cli import cli, main
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
@@ -225,3 +226,16 @@ def test_exporting_a_standardized_model_to_nn_linear(diabetes, trained) -> None:
         # the wrong path (fitted-units weights without the scaling) is refused
         with pytest.raises(RuntimeError, match="Unexpected key"):
             nn.Linear(10, 1).load_state_dict(model.state_dict())
+
+
+def test_python_predict_reads_a_file_by_the_models_names(diabetes, trained, tmp_path) -> None:
+    _, x, _ = diabetes
+    checkpoint, _ = trained
+    model = LinearRegression.load_from_checkpoint(checkpoint)
+    names = model.feature_names
+    path = write_csv(tmp_path / "new.csv", ["id", *names[::-1]],
+                     np.column_stack([np.arange(len(x)), x[:, ::-1]]))  # fmt: skip
+    trainer = Trainer(logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    batches = trainer.predict(model, datamodule=TabularDataModule(csv_path=str(path)))
+    with torch.no_grad():
+        assert torch.equal(torch.cat(batches), model(torch.from_numpy(x).float()))
