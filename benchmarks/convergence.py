@@ -1,13 +1,17 @@
 """How fast each way of fitting comes within 1% of the least-squares optimum.
 
 For each tutorial's data: the tutorial's own recipe, plain gradient descent at the
-learning rate the curvature allows, the same on standardized data, Adam, and
-L-BFGS. Every run goes through the package's own configs and Trainer, stopped by
-``ConvergenceMonitor(target_gap=0.01)`` or by the epoch cap. Prints epochs, the
-full-batch prediction from the curvature where it applies, and wall time.
+learning rate the curvature allows (``lr: auto``), the same on standardized data,
+Adam, and L-BFGS; and the same (but the tutorial recipe) on two real tables that
+scikit-learn ships (``diabetes``: 442 rows, 10 features; ``linnerud``: 20 rows, 3
+features, 3 targets; needs the ``test`` extra), written to CSV files and read by
+``TabularDataModule``. Every run goes through the package's own configs or command
+line and Trainer, stopped by ``ConvergenceMonitor(target_gap=0.01)`` or by the
+epoch cap. Prints epochs, the full-batch prediction from the curvature where it
+applies, and wall time.
 
-    python benchmarks/convergence.py                 # all five datasets, cap 2000 epochs
-    python benchmarks/convergence.py --max-epochs 5 --datasets crop_yields_5
+    python benchmarks/convergence.py                 # all datasets, cap 2000 epochs
+    python benchmarks/convergence.py --max-epochs 5 --datasets crop_yields_5 diabetes
 """
 
 import argparse
@@ -25,7 +29,11 @@ from gd_lightning import ConvergenceMonitor
 from gd_lightning.cli import cli
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-DATASETS = ["quadratic_speed", "line_fit", "crop_yields", "linear_arange", "crop_yields_5"]
+TUTORIALS = ["quadratic_speed", "line_fit", "crop_yields", "linear_arange", "crop_yields_5"]
+#: scikit-learn's tables: the targets, then what the fast configs do (standardize)
+REAL = {"diabetes": ["target"], "linnerud": ["Weight", "Waist", "Pulse"]}
+DATASETS = TUTORIALS + list(REAL)
+STANDARDIZED = "--data.standardize_features true --model.lr auto --model.optimization manual"
 # recipe -> (config folder, extra options); full_batch_gd marks where the prediction applies
 RECIPES = {
     "tutorial recipe": ("", ""),
@@ -51,29 +59,54 @@ QUIET = (
 )
 
 
-def run(dataset: str, recipe: str, max_epochs: int, max_steps: int) -> dict:
+def real_table(dataset: str, folder: Path) -> Path:
+    """scikit-learn's ``dataset`` as a CSV file with a header, every digit kept."""
+    import numpy as np
+    from sklearn import datasets
+
+    table = getattr(datasets, f"load_{dataset}")()
+    names = [*table.feature_names, *REAL[dataset]]
+    path = folder / f"{dataset}.csv"
+    values = np.column_stack([table.data, table.target])
+    np.savetxt(path, values, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
+    return path
+
+
+def data_options(dataset: str, recipe: str) -> list[str] | None:
+    """The options that choose ``dataset`` for ``recipe`` (``None``: no such run)."""
     folder, extra = RECIPES[recipe]
-    config = CONFIGS / folder / f"{dataset}.yaml"
+    if dataset in TUTORIALS:
+        return ["--config", str(CONFIGS / folder / f"{dataset}.yaml"), *extra.split()]
+    if recipe == "tutorial recipe":
+        return None
+    path = real_table(dataset, Path(tempfile.mkdtemp()))
+    targets = "[" + ",".join(REAL[dataset]) + "]"
+    options = ["--model", "LinearRegression", "--data", "TabularDataModule",
+               "--data.csv_path", str(path), "--data.targets", targets]  # fmt: skip
+    return options + (STANDARDIZED.split() if folder == "fast" else []) + extra.split()
+
+
+def run(dataset: str, recipe: str, max_epochs: int, max_steps: int) -> dict | None:
+    options = data_options(dataset, recipe)
+    if options is None:
+        return None
     limits = f"--trainer.max_epochs {max_epochs} --trainer.max_steps {max_steps}"
     os.chdir(tempfile.mkdtemp())  # each run's config, report and figures land out of the way
-    built = cli(
-        ["--config", str(config), *extra.split(), *QUIET.split(), *limits.split()], run=False
-    )
+    built = cli([*options, *QUIET.split(), *limits.split()], run=False)
     start = time.perf_counter()
     built.trainer.fit(built.model, datamodule=built.datamodule)
     seconds = time.perf_counter() - start
     monitor = next(c for c in built.trainer.callbacks if isinstance(c, ConvergenceMonitor))
     # the parameters the fit ended with (the logged gaps are each epoch's last step's)
     gap = monitor.reference.gap(built.model.theta())
-    # the prediction is for full-batch gradient descent; tutorials 3 and 4 use minibatches
-    minibatch_tutorial = recipe == "tutorial recipe" and dataset in ("crop_yields", "linear_arange")
-    plain = recipe in ("tutorial recipe", "GD, curvature lr") and not minibatch_tutorial
     return {
         "epochs": built.trainer.current_epoch,
         "steps": built.trainer.global_step,
         "reached": gap <= 0.01,
         "gap": gap,
-        "predicted": monitor.predicted_epochs if plain or recipe == "standardized GD" else None,
+        # the prediction is for plain full-batch gradient descent (tutorials 3 and 4 use
+        # minibatches)
+        "predicted": monitor.predicted_epochs if built.datamodule.batch_size is None else None,
         "seconds": seconds,
     }
 
@@ -99,6 +132,8 @@ def main() -> None:
     for dataset in options.datasets:
         for recipe in RECIPES:
             result = run(dataset, recipe, options.max_epochs, options.max_steps)
+            if result is None:
+                continue
             epochs = (
                 f"{result['epochs']:,}"
                 if result["reached"]

