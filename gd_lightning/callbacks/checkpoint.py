@@ -5,7 +5,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from gd_lightning.errors import InputError
 
 
 class FitCheckpoint(ModelCheckpoint):
@@ -28,7 +31,14 @@ class FitCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, every_n_epochs: int = 0, **kwargs: Any) -> None:
-        super().__init__(every_n_epochs=every_n_epochs, **kwargs)
+        try:
+            super().__init__(every_n_epochs=every_n_epochs, **kwargs)
+        except MisconfigurationException as err:
+            # ModelCheckpoint checks its options as it is built: its wording, in one line
+            raise InputError(
+                f"the checkpoint options were refused: {' '.join(str(err).split())} (fix the "
+                f"checkpoint.* option)"
+            ) from None
         #: whether ModelCheckpoint saves after batches (every_n_train_steps, train_time_interval)
         self.saves_after_batches = bool(kwargs.get("every_n_train_steps")) or (
             kwargs.get("train_time_interval") is not None

@@ -74,6 +74,21 @@ class ConvergenceMonitor(Callback):
         divergence_factor: float = 1e6,
         verbose: bool = True,
     ) -> None:
+        for name, value in (("target_gap", target_gap), ("report_gap", report_gap)):
+            # a gap is a finite fraction: target_gap 0 asks for the optimum itself; a
+            # report_gap of 0 would predict epochs to a point never reached
+            low_ok = value is not None and (value > 0 or (value == 0 and name == "target_gap"))
+            if value is not None and not (low_ok and value < math.inf):
+                raise InputError(
+                    f"convergence.{name} must be a finite fraction of the best loss, "
+                    f"{'at or ' if name == 'target_gap' else ''}above 0 (0.01 is 1%), got "
+                    f"{value}: set convergence.{name}"
+                )
+        if not 1 < divergence_factor <= math.inf:  # nan fails too
+            raise InputError(
+                f"convergence.divergence_factor must be above 1 (how many times its scale "
+                f"the loss may grow), got {divergence_factor}: set convergence.divergence_factor"
+            )
         self.target_gap = target_gap
         self.report_gap = report_gap
         self.divergence_factor = divergence_factor
