@@ -47,7 +47,10 @@ class ConvergenceMonitor(Callback):
     - stops a run whose logged ``train/loss`` becomes NaN or infinite, or grows above
       ``divergence_factor`` times its scale (the larger of the first step's loss and
       the loss of predicting zero), by raising :class:`~gd_lightning.errors.DivergenceError`
-      with one line naming the learning rate and the stable bound.
+      with one line naming the learning rate and the stable bound; the parameters
+      after each epoch's last update (and every update, when checkpoints are saved
+      after batches) are checked the same way, by their exact loss, before any
+      checkpoint callback can save them.
 
     For a plateau rule (stop when the loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs, as scikit-learn's ``SGDRegressor`` does), add
@@ -154,6 +157,20 @@ class ConvergenceMonitor(Callback):
             loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self._check(trainer, float(loss))
+        # the logged loss is the one before this step's update: the parameters after it,
+        # which a checkpoint may save right now (checkpoint callbacks run after this one),
+        # are checked too, at every epoch's end and every step when checkpoints are
+        # step-based
+        if is_last_batch(trainer, batch_idx) or _saves_after_batches(trainer):
+            self._check_updated(trainer, pl_module)
+
+    def _check_updated(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Stop the run when the parameters after the step's update have blown up: their
+        exact loss on the training split when the reference is known, else their values."""
+        if self.reference is not None:
+            self._check(trainer, self.reference.loss(_theta(pl_module)))
+        elif not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
+            self._check(trainer, math.nan)
 
     def _check(self, trainer: "pl.Trainer", value: float) -> None:
         """Stop the run at a loss that is not finite or has blown up."""
@@ -169,8 +186,8 @@ class ConvergenceMonitor(Callback):
                 else ""
             )
             raise DivergenceError(
-                f"training diverged at step {trainer.global_step}: the loss is {value:.4g} with "
-                f"lr {_lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
+                f"training diverged at step {trainer.global_step}: the loss is {value:.4g} "
+                f"with lr {_lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
                 f"standardize the data (checkpoints from before the blow-up are kept)"
             )
 
@@ -231,6 +248,12 @@ def training_reference(
 #: stay in the processor's cache (and in memory the allocator reuses) run faster than
 #: large ones
 REFERENCE_BLOCK_ROWS = 1 << 13
+
+
+def _saves_after_batches(trainer: "pl.Trainer") -> bool:
+    """Whether a checkpoint callback may save after a batch that ends no epoch (a
+    :class:`~gd_lightning.FitCheckpoint` says; any other ``ModelCheckpoint`` may)."""
+    return any(getattr(c, "saves_after_batches", True) for c in trainer.checkpoint_callbacks)
 
 
 def _lr(trainer: "pl.Trainer") -> float:
