@@ -36,6 +36,7 @@ from gd_lightning.callbacks import (
     ParameterReport,
     PredictionWriter,
 )
+from gd_lightning.callbacks.convergence import auto_lr, reference_of
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
@@ -250,6 +251,12 @@ class GDLightningCLI(LightningCLI):
         checkpoint = config.get("ckpt_path")
         if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
             check_checkpoint(Path(checkpoint), self.model, resume=stage == "fit")
+        if stage == "fit" and self.model.hparams.get("lr") == "auto":
+            # what the ConvergenceMonitor will choose as the fit starts, refused (memory
+            # map, no curvature) now, before the Trainer makes the run's folder
+            if isinstance(self.datamodule, TensorDataModule):
+                self.model.set_standardization(self.datamodule.standardization)  # as fit will
+            auto_lr(reference_of(self.datamodule, self.model), self.datamodule)
         option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
         if option and not getattr(self.datamodule.hparams, option, 1):
             what = "validation" if stage == "validate" else "test"

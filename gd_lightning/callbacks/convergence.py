@@ -110,17 +110,8 @@ class ConvergenceMonitor(Callback):
         self.reference = training_reference(trainer, pl_module)
         if pl_module.hparams.get("lr") != "auto":
             return
-        if self.reference is None:
-            raise InputError(
-                "lr: auto needs the training data as tensors (a TensorDataModule that is not "
-                "memory-mapped) and a gd_lightning model: give model.lr a number"
-            )
-        datamodule = trainer.datamodule  # type: ignore[attr-defined]
-        rows = len(datamodule.train_set)
-        full_batch = (datamodule.batch_size or rows) >= rows
-        reference = self.reference
         model = cast("RegressionModule", pl_module)
-        model.auto_lr = reference.best_lr if full_batch else 1 / reference.largest_eigenvalue
+        model.auto_lr = auto_lr(self.reference, trainer.datamodule)  # type: ignore[attr-defined]
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference
@@ -220,13 +211,47 @@ class ConvergenceMonitor(Callback):
         print(reference.summary(_theta(pl_module)))
 
 
+def auto_lr(reference: FitReference | None, datamodule: Any) -> float:
+    """The learning rate ``lr: auto`` stands for on the training split ``reference``
+    describes: ``2 / (λ_max + λ_min)`` for full batches, ``1 / λ_max`` for minibatches;
+    refused in one line when it cannot be chosen (no reference, or a loss that does not
+    depend on the parameters).
+
+    Example:
+        >>> from gd_lightning import CropYieldsDataModule, LinearRegression
+        >>> dm, model = CropYieldsDataModule(num_regions=5), LinearRegression(3, 2, lr="auto")
+        >>> dm.setup("fit")
+        >>> f"{auto_lr(reference_of(dm, model), dm):.4g}"
+        '0.0001117'
+    """
+    if reference is None:
+        raise InputError(
+            "lr: auto needs the training data as tensors (a TensorDataModule that is not "
+            "memory-mapped) and a gd_lightning model: give model.lr a number"
+        )
+    if reference.flat:
+        raise InputError(
+            "lr: auto is chosen from the loss's curvature, and this training split has none: "
+            "its design matrix is all zeros (inputs of 0 and no bias), so no parameters fit "
+            "it better than others: check the data's columns, or give model.lr a number"
+        )
+    rows = len(datamodule.train_set)
+    full_batch = (datamodule.batch_size or rows) >= rows
+    return reference.best_lr if full_batch else 1 / reference.largest_eigenvalue
+
+
 def training_reference(
     trainer: "pl.Trainer", pl_module: "pl.LightningModule"
 ) -> FitReference | None:
     """The least-squares facts of the fit's training split, in the units the model is
     fitted in; ``None`` when the split is not held as tensors or the model is not a
     linear least-squares model of this package."""
-    datamodule = getattr(trainer, "datamodule", None)
+    return reference_of(getattr(trainer, "datamodule", None), pl_module)
+
+
+def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReference | None:
+    """:func:`training_reference` of ``datamodule``'s training split (after its
+    ``setup("fit")``) and the model ``pl_module``, with the standardization the model holds."""
     tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
     if tensors is None or not hasattr(pl_module, "design_matrix"):
         return None
