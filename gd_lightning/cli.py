@@ -238,6 +238,8 @@ class GDLightningCLI(LightningCLI):
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
                 check_writable(folder)
+        if stage == "predict":
+            self._check_predictions_path()
         config = self.config_init[self.subcommand]
         for name, value in self._given_shapes.items():
             actual = getattr(self.datamodule, name)
@@ -265,6 +267,24 @@ class GDLightningCLI(LightningCLI):
         if config.get("weights_only") is None:
             config["weights_only"] = True
 
+    def _check_predictions_path(self) -> None:
+        """Refuse, in one line, a predictions file that cannot be written (a folder, under
+        a file, in a folder that takes no files), before predicting rather than after."""
+        writer = self.config_init[self.subcommand]["predictions"]
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if writer.path is not None:
+            target = Path(writer.path)
+        elif checkpoint is not None:
+            # PredictionWriter's default: beside the checkpoint's run folder
+            folder = Path(checkpoint).parent
+            target = (folder.parent if folder.name == "checkpoints" else folder) / "predictions.csv"
+        else:
+            return
+        fix = "choose another file with --predictions.path"
+        if target.is_dir():
+            raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
+        check_writable(target.parent, what="the predictions", fix=fix)
+
     def _output_folders(self) -> list[Path]:
         """Where this run will write: its loggers' folders, the checkpoints', the root."""
         trainer = self.trainer
@@ -279,9 +299,14 @@ class GDLightningCLI(LightningCLI):
         return folders
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(
+    folder: Path,
+    what: str = "the run's files",
+    fix: str = "choose another folder with --trainer.default_root_dir or the logger's save_dir",
+) -> None:
     """Refuse, in one line, a folder that cannot be created or written to, before any
-    training rather than when the first file is due."""
+    training rather than when the first file is due; the line names ``what`` was to go
+    there and the ``fix``."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -298,10 +323,7 @@ def check_writable(folder: Path) -> None:
         except OSError as err:
             problem = f"{existing}: {err.strerror or err}"
     if problem:
-        raise InputError(
-            f"cannot write the run's files to {folder} ({problem}): choose another folder "
-            f"with --trainer.default_root_dir or the logger's save_dir"
-        )
+        raise InputError(f"cannot write {what} to {folder} ({problem}): {fix}")
 
 
 #: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
