@@ -129,6 +129,8 @@ class GDLightningCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         self._default_logger: Logger | None = None
+        #: the checkpoint ``fit --ckpt_path last`` continues from, where found here
+        self._last_checkpoint: Path | None = None
         if self.subcommand == "fit" and str(self.config["fit"].get("ckpt_path")) == "last":
             self._continue_last_run(self.config["fit"])
 
@@ -177,8 +179,10 @@ class GDLightningCLI(LightningCLI):
             folder = versions / name / "checkpoints"
         else:
             return  # another logger: Lightning finds its last checkpoint itself
-        if not _last_checkpoints(folder):
+        lasts = _last_checkpoints(folder)
+        if not lasts:
             raise _nothing_to_resume(folder)
+        self._last_checkpoint = max(lasts, key=lambda p: p.stat().st_mtime_ns)  # as Lightning
         print(f"continuing the run in {folder.parent} from its last checkpoint")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
@@ -251,8 +255,12 @@ class GDLightningCLI(LightningCLI):
                     f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
                 )
         checkpoint = config.get("ckpt_path")
+        if str(checkpoint) == "last" and stage == "fit":
+            checkpoint = self._last_checkpoint  # None where Lightning finds it itself
         if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
-            check_checkpoint(Path(checkpoint), self.model, resume=stage == "fit")
+            resume = stage == "fit"
+            max_epochs = self.trainer.max_epochs if resume else None
+            check_checkpoint(Path(checkpoint), self.model, resume, max_epochs)
         if stage == "fit" and self.model.hparams.get("lr") == "auto":
             # what the ConvergenceMonitor will choose as the fit starts, refused (memory
             # map, no curvature) now, before the Trainer makes the run's folder
@@ -508,11 +516,13 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_checkpoint(path: Path, model: RegressionModule, resume: bool = False) -> None:
+def check_checkpoint(
+    path: Path, model: RegressionModule, resume: bool = False, max_epochs: int | None = None
+) -> None:
     """Refuse, in one line, a checkpoint whose parameters are not ``model``'s (by name,
     type, shape or value: every entry a finite floating-point tensor, every scale of the
     standardization positive), or, to ``resume`` a fit, one without the training state
-    (a weights-only checkpoint)."""
+    (a weights-only checkpoint) or saved after more epochs than ``max_epochs``."""
     checkpoint = read_checkpoint(path)
     state = checkpoint["state_dict"]
     expected = model.state_dict()
@@ -558,6 +568,15 @@ def check_checkpoint(path: Path, model: RegressionModule, resume: bool = False) 
                 f"{path} holds the weights only (no {', '.join(missing)}), so a fit cannot "
                 f"resume from it: resume from last.ckpt or an epoch=...ckpt the fit saved, "
                 f"or start a fresh fit without --ckpt_path"
+            )
+        # the epochs the fit loop counts as done, where Lightning restores them from
+        done = checkpoint["loops"]
+        for key in ("fit_loop", "epoch_progress", "current", "completed"):
+            done = done.get(key) if isinstance(done, dict) else None
+        if max_epochs is not None and max_epochs != -1 and _is_int(done) and done > max_epochs:
+            raise InputError(
+                f"{path} was saved after {done} epochs, more than trainer.max_epochs "
+                f"({max_epochs}): set --trainer.max_epochs above {done} to train on from it"
             )
 
 

@@ -88,6 +88,12 @@ CASES: list[Any] = [
     ("standardization ints", {}, with_run("test", "--ckpt_path", "std_int.ckpt"), "floating"),
     ("standardization missing", {}, with_run("test", "--ckpt_path", "std_gone.ckpt"), "lacks"),
     ("resume weights only", {}, with_run("fit", "--ckpt_path", "weights.ckpt"), "weights only"),
+    (
+        "resume past max_epochs",
+        {},
+        with_run("fit", "--ckpt_path", "good.ckpt", "--trainer.max_epochs", "1"),
+        "max_epochs above 2",
+    ),
     # --- checkpoints that name code: refused before anything is imported
     ("class this.X", {}, with_run("test", "--ckpt_path", "zen.ckpt"), "this.LinearRegression"),
     ("class evilmod.X", {}, with_run("test", "--ckpt_path", "evil.ckpt"), "nothing it names"),
