@@ -137,8 +137,18 @@ class FitReference:
 
     def relative(self, excess: float) -> float:
         """An excess loss relative to the optimum (0.01 is 1%), or to :attr:`gap_floor`
-        where the optimum is smaller."""
-        return excess / max(self.optimum_loss, self.gap_floor)
+        where the optimum is smaller; where both are 0 (every target is 0, so the zero
+        model is exact) any excess is infinitely far, and none is 0.
+
+        Example:
+            >>> ref = FitReference.from_data(torch.ones(3, 1), torch.zeros(3, 1))
+            >>> ref.relative(0.0), ref.relative(1e-9)
+            (0.0, inf)
+        """
+        scale = max(self.optimum_loss, self.gap_floor)
+        if scale <= 0:
+            return 0.0 if excess <= 0 else math.inf
+        return excess / scale
 
     def gap(self, theta: Tensor) -> float:
         """How far the loss at ``theta`` is above the optimum, relatively (0.01 is 1%)."""
@@ -169,23 +179,35 @@ class FitReference:
         return float(self.eigenvalues[-1])
 
     @property
+    def flat(self) -> bool:
+        """Whether the loss does not depend on the parameters at all: every eigenvalue is
+        zero (a design matrix of zeros, such as all-zero inputs and no bias)."""
+        return len(self._positive) == 0
+
+    @property
     def smallest_eigenvalue(self) -> float:
-        """The smallest eigenvalue that is not zero (zeros come with rank deficiency)."""
-        return float(self._positive[0])
+        """The smallest eigenvalue that is not zero (zeros come with rank deficiency);
+        0 when the loss is :attr:`flat`."""
+        positive = self._positive
+        return float(positive[0]) if len(positive) else 0.0
 
     @property
     def condition_number(self) -> float:
-        """Largest over smallest non-zero eigenvalue of the Hessian."""
-        return self.largest_eigenvalue / self.smallest_eigenvalue
+        """Largest over smallest non-zero eigenvalue of the Hessian (``inf`` when flat)."""
+        return self.largest_eigenvalue / self.smallest_eigenvalue if not self.flat else math.inf
 
     @property
     def stable_lr(self) -> float:
-        """Full-batch gradient descent diverges at or above this learning rate (2 / λ_max)."""
-        return 2.0 / self.largest_eigenvalue
+        """Full-batch gradient descent diverges at or above this learning rate (2 / λ_max;
+        ``inf`` when the loss is flat)."""
+        return 2.0 / self.largest_eigenvalue if not self.flat else math.inf
 
     @property
     def best_lr(self) -> float:
-        """The constant learning rate that converges fastest: 2 / (λ_max + λ_min)."""
+        """The constant learning rate that converges fastest: 2 / (λ_max + λ_min) (``inf``
+        when the loss is flat: no rate changes anything)."""
+        if self.flat:
+            return math.inf
         return 2.0 / (self.largest_eigenvalue + self.smallest_eigenvalue)
 
     def epochs_to_gap(self, theta: Tensor, lr: float, gap: float) -> float:

@@ -3,25 +3,33 @@
 import argparse
 import gc
 import importlib
+import importlib.util
 import inspect
 import json
 import logging
 import os
 import pickle
 import re
+import signal
 import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
+import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.seed import max_seed_value as MAX_SEED
+from lightning.fabric.utilities.seed import min_seed_value as MIN_SEED
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gd_lightning.callbacks import (
     ConvergenceMonitor,
@@ -29,6 +37,7 @@ from gd_lightning.callbacks import (
     ParameterReport,
     PredictionWriter,
 )
+from gd_lightning.callbacks.convergence import auto_lr, reference_of
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError
@@ -100,28 +109,95 @@ class GDLightningCLI(LightningCLI):
             for name in ("in_features", "out_features")
             if init_args.get(name) not in (None, defaults.get(name))
         }
+        check_seeds(self.config[subcommand] if subcommand else self.config)
         # LightningCLI reads --ckpt_path next, to take the model's settings from it: a
         # missing, unsafe or foreign file, or another model's, is refused here first
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if subcommand == "predict" and path is None:
+            raise InputError(
+                "predict needs --ckpt_path (a trained model's checkpoint, such as "
+                "lightning_logs/.../checkpoints/last.ckpt): without one it would predict with "
+                "untrained, random weights"
+            )
+        if (
+            subcommand
+            and str(path) in SPECIAL_CHECKPOINTS
+            and (subcommand != "fit" or str(path) == "best")
+        ):
+            raise InputError(
+                f"{subcommand} --ckpt_path {path} names a checkpoint of a fit run in the same "
+                f"process, and each gd-lightning command runs one subcommand: pass the "
+                f"checkpoint's file (lightning_logs/.../checkpoints/*.ckpt)"
+            )
         if path is None or str(path) in SPECIAL_CHECKPOINTS:
             return
-        saved = (read_checkpoint(Path(path)).get("hyper_parameters") or {}).get("_class_path")
-        configured = self.config[subcommand].get("model")
-        configured = getattr(configured, "class_path", None)
-        if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
-            raise InputError(
-                f"{path} holds a {saved.rsplit('.', 1)[-1]}, but the model given is a "
-                f"{configured.rsplit('.', 1)[-1]}: pass the config it was trained with "
-                f"(config.yaml in its run folder)"
-            )
+        configured = getattr(self.config[subcommand].get("model"), "class_path", None)
+        check_saved_settings(Path(path), read_checkpoint(Path(path)), configured)
 
     def before_instantiate_classes(self) -> None:
+        self._default_logger: Logger | None = None
+        #: the checkpoint ``fit --ckpt_path last`` continues from, where found here
+        self._last_checkpoint: Path | None = None
+        if self.subcommand == "fit" and str(self.config["fit"].get("ckpt_path")) == "last":
+            self._continue_last_run(self.config["fit"])
+        elif self.subcommand in ("validate", "test", "predict"):
+            self._read_by_model_columns(self.config[self.subcommand])
+
+    def _continue_last_run(self, config: Any) -> None:
+        """``fit --ckpt_path last`` continues the latest run that saved a ``last.ckpt``.
+
+        Lightning looks for ``last.ckpt`` in the checkpoint folder of *this* run, which a
+        logger that gives each run a ``version_N`` folder has only just made: it would
+        train a new run from scratch. So the logger is pointed at the latest earlier
+        ``version_N`` folder holding a last checkpoint (its checkpoints, logs and config
+        continue there); with nothing to resume the command is refused, not run afresh.
+        """
+        trainer = config["trainer"]
+        callbacks = trainer.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if any(_is_class(c, ModelCheckpoint) for c in callbacks):
+            return  # a ModelCheckpoint of the user's own decides where its checkpoints go
+        root = Path(trainer.get("default_root_dir") or os.getcwd())
+        loggers = trainer.get("logger")
+        first = loggers[0] if isinstance(loggers, list) and loggers else loggers
+        dirpath = config["checkpoint"].get("dirpath")
+        if dirpath:
+            folder = Path(dirpath)
+        elif first is False or (isinstance(loggers, list) and not loggers):
+            folder = root / "checkpoints"
+        elif first is None or first is True:
+            # Lightning's default logger, as it builds it (TensorBoard when installed)
+            tensorboard = bool(importlib.util.find_spec("tensorboard") or
+                               importlib.util.find_spec("tensorboardX"))  # fmt: skip
+            logger_class = TensorBoardLogger if tensorboard else CSVLogger
+            version = _latest_version_with_last(root / "lightning_logs")
+            if version is None:
+                raise _nothing_to_resume(root / "lightning_logs" / "version_*" / "checkpoints")
+            self._default_logger = logger_class(save_dir=str(root), version=version)
+            folder = root / "lightning_logs" / f"version_{version}" / "checkpoints"
+        elif _is_class(first, TensorBoardLogger) or _is_class(first, CSVLogger):
+            init_args = first.init_args
+            versions = Path(init_args.get("save_dir") or ".") / (init_args.get("name") or "")
+            version = init_args.get("version")
+            if version is None:
+                version = _latest_version_with_last(versions)
+                if version is None:
+                    raise _nothing_to_resume(versions / "version_*" / "checkpoints")
+                init_args["version"] = version
+            name = version if isinstance(version, str) else f"version_{version}"
+            folder = versions / name / "checkpoints"
+        else:
+            return  # another logger: Lightning finds its last checkpoint itself
+        lasts = _last_checkpoints(folder)
+        if not lasts:
+            raise _nothing_to_resume(folder)
+        self._last_checkpoint = max(lasts, key=lambda p: p.stat().st_mtime_ns)  # as Lightning
+        print(f"continuing the run in {folder.parent} from its last checkpoint")
+
+    def _read_by_model_columns(self, config: Any) -> None:
         """validate, test and predict read the data by the columns of the checkpoint's
         model (its names, in its order): a CSV with its columns in another order, or
         with more columns, gives the same predictions; one missing a column is refused."""
-        if self.subcommand not in ("validate", "test", "predict"):
-            return
-        config = self.config[self.subcommand]
         model_args = getattr(config.get("model"), "init_args", None) or {}
         features, targets = model_args.get("feature_names"), model_args.get("target_names")
         data_args = getattr(config.get("data"), "init_args", None)
@@ -141,6 +217,8 @@ class GDLightningCLI(LightningCLI):
         data_args["features"], data_args["targets"] = list(features), list(targets or [])
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        if getattr(self, "_default_logger", None) is not None:
+            kwargs = {"logger": self._default_logger, **kwargs}
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
         trainer = config.get("trainer") or {}
         callbacks = trainer.get("callbacks") or []
@@ -174,9 +252,19 @@ class GDLightningCLI(LightningCLI):
         plugins = list(plugins) if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(AtomicCheckpointIO())  # a kill mid-save leaves no torn file
-        return super().instantiate_trainer(
-            **{"callbacks": callbacks + ours, "plugins": plugins, **kwargs}
-        )
+        try:
+            return super().instantiate_trainer(
+                **{"callbacks": callbacks + ours, "plugins": plugins, **kwargs}
+            )
+        except InputError:
+            raise
+        except (MisconfigurationException, ValueError) as err:
+            # the Trainer checks its own options as it is built: its wording, in one line
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise InputError(
+                f"the trainer options were refused: {reason} (fix the trainer.* option; "
+                f"gd-lightning {self.subcommand or 'fit'} --help lists them)"
+            ) from None
 
     # LightningCLI calls before_<subcommand>() just before the Trainer runs it
     def before_fit(self) -> None:
@@ -204,6 +292,8 @@ class GDLightningCLI(LightningCLI):
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
                 check_writable(folder)
+        if stage == "predict":
+            self._check_predictions_path()
         config = self.config_init[self.subcommand]
         for name, value in self._given_shapes.items():
             actual = getattr(self.datamodule, name)
@@ -215,8 +305,20 @@ class GDLightningCLI(LightningCLI):
                     f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
                 )
         checkpoint = config.get("ckpt_path")
+        if str(checkpoint) == "last" and stage == "fit":
+            checkpoint = self._last_checkpoint  # None where Lightning finds it itself
         if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
-            check_checkpoint(Path(checkpoint), self.model)
+            resume = stage == "fit"
+            max_epochs = self.trainer.max_epochs if resume else None
+            check_checkpoint(Path(checkpoint), self.model, resume, max_epochs)
+        if stage == "fit" and self.model.hparams.get("lr") == "auto":
+            # what the ConvergenceMonitor will choose as the fit starts, refused (memory
+            # map, no curvature) now, before the Trainer makes the run's folder
+            if isinstance(self.datamodule, TensorDataModule):
+                self.model.set_standardization(self.datamodule.standardization)  # as fit will
+            reference = reference_of(self.datamodule, self.model)
+            gap = config["convergence"].report_gap
+            auto_lr(reference, self.datamodule, self.model.theta().cpu(), gap)
         option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
         if option and not getattr(self.datamodule.hparams, option, 1):
             what = "validation" if stage == "validate" else "test"
@@ -224,6 +326,24 @@ class GDLightningCLI(LightningCLI):
         # never unpickle anything but tensors and plain values from a checkpoint
         if config.get("weights_only") is None:
             config["weights_only"] = True
+
+    def _check_predictions_path(self) -> None:
+        """Refuse, in one line, a predictions file that cannot be written (a folder, under
+        a file, in a folder that takes no files), before predicting rather than after."""
+        writer = self.config_init[self.subcommand]["predictions"]
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if writer.path is not None:
+            target = Path(writer.path)
+        elif checkpoint is not None:
+            # PredictionWriter's default: beside the checkpoint's run folder
+            folder = Path(checkpoint).parent
+            target = (folder.parent if folder.name == "checkpoints" else folder) / "predictions.csv"
+        else:
+            return
+        fix = "choose another file with --predictions.path"
+        if target.is_dir():
+            raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
+        check_writable(target.parent, what="the predictions", fix=fix)
 
     def _output_folders(self) -> list[Path]:
         """Where this run will write: its loggers' folders, the checkpoints', the root."""
@@ -239,9 +359,14 @@ class GDLightningCLI(LightningCLI):
         return folders
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(
+    folder: Path,
+    what: str = "the run's files",
+    fix: str = "choose another folder with --trainer.default_root_dir or the logger's save_dir",
+) -> None:
     """Refuse, in one line, a folder that cannot be created or written to, before any
-    training rather than when the first file is due."""
+    training rather than when the first file is due; the line names ``what`` was to go
+    there and the ``fix``."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -258,10 +383,7 @@ def check_writable(folder: Path) -> None:
         except OSError as err:
             problem = f"{existing}: {err.strerror or err}"
     if problem:
-        raise InputError(
-            f"cannot write the run's files to {folder} ({problem}): choose another folder "
-            f"with --trainer.default_root_dir or the logger's save_dir"
-        )
+        raise InputError(f"cannot write {what} to {folder} ({problem}): {fix}")
 
 
 #: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
@@ -272,21 +394,12 @@ CALLBACK_OPTIONS = {
     "checkpoint": FitCheckpoint,
 }
 
-#: the models a checkpoint may name, by their full class paths
-OWN_MODELS = (
-    "gd_lightning.LinearRegression",
-    "gd_lightning.QuadraticRegression",
-    "gd_lightning.models.LinearRegression",
-    "gd_lightning.models.QuadraticRegression",
-    "gd_lightning.models.linear.LinearRegression",
-    "gd_lightning.models.quadratic.QuadraticRegression",
-)
-
 
 def with_checkpoint_model(args: list[str]) -> list[str]:
     """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path`` and no
-    model given: with the checkpoint's model (one of :data:`OWN_MODELS`, with the
-    settings it was trained with) and, when only ``--data.*`` options are given, a
+    model given: with the checkpoint's model (one of :func:`package_models`, with the
+    settings it was trained with, checked by :func:`check_saved_settings` before
+    anything is imported) and, when only ``--data.*`` options are given, a
     :class:`~gd_lightning.TabularDataModule`; so ``gd-lightning predict --ckpt_path
     model.ckpt --data.csv_path new.csv`` is a whole command.
 
@@ -304,14 +417,15 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
               if _option_value(options, name) is not None}  # fmt: skip
     extra = []
     if not chosen & {"--model", "--config", "-c"}:
-        hparams = dict(read_checkpoint(Path(path)).get("hyper_parameters") or {})
+        checkpoint = read_checkpoint(Path(path))
+        check_saved_settings(Path(path), checkpoint, configured=None)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
         class_path = hparams.pop("_class_path", None)
         hparams.pop("_instantiator", None)
-        if class_path not in OWN_MODELS:
+        if class_path is None:
             raise InputError(
-                f"{path} does not hold one of gd_lightning's models "
-                f"({class_path or 'it names none'}): pass the config it was trained with, "
-                f"--config config.yaml of its run folder"
+                f"{path} does not name the model it holds: pass the config it was trained "
+                f"with, --config config.yaml of its run folder"
             )
         extra += ["--model", json.dumps({"class_path": class_path, "init_args": hparams})]
     if not chosen and any(option.startswith("--data.") for option in options):
@@ -329,6 +443,48 @@ def _option_value(options: list[str], name: str) -> str | None:
         elif option.startswith(name + "="):
             value = option[len(name) + 1 :]
     return value
+
+
+def _is_class(config: Any, cls: type) -> bool:
+    """Whether ``config`` (a ``class_path`` and ``init_args`` namespace from the user's
+    config, whose class jsonargparse has imported) builds a ``cls``."""
+    class_path = getattr(config, "class_path", None)
+    if not isinstance(class_path, str):
+        return isinstance(config, cls)
+    module, _, name = class_path.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return isinstance(found, type) and issubclass(found, cls)
+
+
+def _last_checkpoints(folder: Path) -> list[Path]:
+    """The last checkpoints in ``folder`` as Lightning finds them: ``last.ckpt``,
+    ``last-v1.ckpt``, ..."""
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(rf"^{ModelCheckpoint.CHECKPOINT_NAME_LAST}(-v?\d+)?$")
+    extension = ModelCheckpoint.FILE_EXTENSION
+    return [p for p in folder.iterdir() if p.suffix == extension and pattern.match(p.stem)]
+
+
+def _latest_version_with_last(versions: Path) -> int | None:
+    """The highest ``N`` of the ``version_N`` folders in ``versions`` whose
+    ``checkpoints`` folder holds a last checkpoint."""
+    if not versions.is_dir():
+        return None
+    numbers = []
+    for folder in versions.iterdir():
+        match = re.fullmatch(r"version_(\d+)", folder.name)
+        if match and folder.is_dir() and _last_checkpoints(folder / "checkpoints"):
+            numbers.append(int(match.group(1)))
+    return max(numbers, default=None)
+
+
+def _nothing_to_resume(where: Path) -> InputError:
+    return InputError(
+        f"nothing to resume: no last.ckpt in {where} (a fit saves one with "
+        f"--checkpoint.save_last true): pass a checkpoint file to --ckpt_path, or leave "
+        f"--ckpt_path out to start a fresh fit"
+    )
 
 
 #: ckpt_path values Lightning resolves itself
@@ -356,30 +512,184 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_checkpoint(path: Path, model: RegressionModule) -> None:
-    """Refuse, in one line, a checkpoint whose parameters are not ``model``'s, by name or
-    by shape."""
-    checkpoint = read_checkpoint(path)
-    state = checkpoint["state_dict"]
-    expected = model.state_dict()
-    if set(state) != set(expected):
-        saved_class = (checkpoint.get("hyper_parameters") or {}).get("_class_path", "")
-        shown = saved_class.rsplit(".", 1)[-1] or f"model with {', '.join(sorted(state))}"
+def package_models() -> dict[str, type]:
+    """This package's own model classes by every full path that names them
+    (``gd_lightning.LinearRegression`` and ``gd_lightning.models.linear.LinearRegression``)."""
+    import gd_lightning
+
+    models: dict[str, type] = {}
+    for name in gd_lightning.__all__:
+        cls = getattr(gd_lightning, name)
+        concrete = cls is not RegressionModule
+        if isinstance(cls, type) and issubclass(cls, RegressionModule) and concrete:
+            models[f"gd_lightning.{name}"] = cls
+            models[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return models
+
+
+#: model arguments that name code (a class or factory to import): never taken from a checkpoint
+CODE_ARGUMENTS = ("optimizer", "scheduler")
+
+
+def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str | None) -> None:
+    """Refuse, in one line, a checkpoint whose saved model settings would make the command
+    line import anything: LightningCLI hands ``hyper_parameters`` to jsonargparse, which
+    imports the class named in ``_class_path`` (and any class path among the values).
+
+    The class must be one of this package's models or the one the config names, compared
+    by its full path before anything is imported; every other setting must be an argument
+    of that class that names no code, holding plain values (no mapping, which could name
+    a class to build).
+    """
+    settings = checkpoint.get("hyper_parameters") or {}
+    if not isinstance(settings, dict):
+        raise InputError(f"{path} is not a gd-lightning checkpoint (its hyper_parameters are "
+                         f"not a mapping): use a checkpoint written by gd-lightning")  # fmt: skip
+    saved = settings.get("_class_path")
+    if saved is None:
+        return
+    own = package_models()
+    if not isinstance(saved, str) or (saved not in own and saved != configured):
+        named = configured or "one of " + ", ".join(sorted({c.__name__ for c in own.values()}))
         raise InputError(
-            f"{path} holds a {shown}, not a {type(model).__name__}: pass the config it was "
-            f"trained with (config.yaml in its run folder)"
+            f"{path} holds a model of class {str(saved)[:80]!r}, not {named}, so it was not "
+            f"loaded and nothing it names was imported: pass the config it was trained with "
+            f"(config.yaml in its run folder)"
         )
-    for name, tensor in expected.items():
-        if state[name].shape != tensor.shape:
+    if configured and saved != configured:
+        shown, wanted = saved.rsplit(".", 1)[-1], configured.rsplit(".", 1)[-1]
+        if shown == wanted:
+            shown, wanted = saved, configured
+        raise InputError(
+            f"{path} holds a {shown}, but the model given is a {wanted}: pass the config it "
+            f"was trained with (config.yaml in its run folder)"
+        )
+    cls = own.get(saved)
+    accepted = set(_defaults(saved, every=True)) if cls is None else set(_arguments(cls))
+    for name, value in settings.items():
+        if name in ("_class_path", "_instantiator"):
+            continue  # LightningCLI drops _instantiator; _class_path is checked above
+        if name in CODE_ARGUMENTS or name not in accepted or not _plain(value):
             raise InputError(
-                f"{path} holds {name} of shape {tuple(state[name].shape)} but this model's is "
-                f"{tuple(tensor.shape)}: it was trained on other columns; pass the config it "
-                f"was trained with (config.yaml in its run folder)"
+                f"{path} holds a setting {str(name)[:40]!r} that {saved.rsplit('.', 1)[-1]} "
+                f"does not take as a plain value, so it was not loaded: use a checkpoint "
+                f"written by gd-lightning"
             )
 
 
-def _defaults(class_path: str | None) -> dict[str, Any]:
-    """The default arguments of the class at ``class_path`` (empty when unknown)."""
+def _arguments(cls: type) -> list[str]:
+    """The names of the arguments of ``cls`` and the classes it derives from (what
+    ``save_hyperparameters`` records)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names += list(inspect.signature(vars(klass)["__init__"]).parameters)[1:]
+    return names
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is plain data that names no class: numbers, text, lists of them."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    return isinstance(value, list | tuple) and all(_plain(item) for item in value)
+
+
+def check_seeds(config: Any) -> None:
+    """Refuse, in one line, a seed that Lightning or PyTorch cannot take, before it is
+    used (both raise a traceback)."""
+    seed = config.get("seed_everything")
+    if _is_int(seed) and not MIN_SEED <= seed <= MAX_SEED:
+        raise InputError(
+            f"seed_everything must be between {MIN_SEED} and {MAX_SEED}, got {seed}: "
+            f"choose a smaller seed"
+        )
+    data = config.get("data")
+    init_args = getattr(data, "init_args", None) or {}
+    data_seed = init_args.get("seed") if hasattr(init_args, "get") else None
+    if _is_int(data_seed) and not 0 <= data_seed < 1 << 64:
+        raise InputError(
+            f"data.seed must be between 0 and {(1 << 64) - 1} (a 64-bit seed), got {data_seed}: "
+            f"choose a smaller seed"
+        )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an integer (and not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_checkpoint(
+    path: Path, model: RegressionModule, resume: bool = False, max_epochs: int | None = None
+) -> None:
+    """Refuse, in one line, a checkpoint whose parameters are not ``model``'s (by name,
+    type, shape or value: every entry a finite floating-point tensor, every scale of the
+    standardization positive), or, to ``resume`` a fit, one without the training state
+    (a weights-only checkpoint) or saved after more epochs than ``max_epochs``."""
+    checkpoint = read_checkpoint(path)
+    state = checkpoint["state_dict"]
+    expected = model.state_dict()
+    fix = "pass the config it was trained with (config.yaml in its run folder)"
+    if not state:
+        raise InputError(f"{path} holds no parameters (its state_dict is empty): use a "
+                         f"checkpoint written by gd-lightning")  # fmt: skip
+    if set(state) != set(expected):
+        saved_class = (checkpoint.get("hyper_parameters") or {}).get("_class_path", "")
+        shown = str(saved_class).rsplit(".", 1)[-1]
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if shown and shown != type(model).__name__:
+            raise InputError(f"{path} holds a {shown}, not a {type(model).__name__}: {fix}")
+        parts = [f"lacks {', '.join(missing)}"] if missing else []
+        parts += [f"has {', '.join(map(str, unexpected))} too"] if unexpected else []
+        raise InputError(
+            f"{path} does not hold a {type(model).__name__}'s parameters (it "
+            f"{' and '.join(parts)}): {fix}"[:400]
+        )
+    for name, tensor in expected.items():
+        saved = state[name]
+        if not isinstance(saved, torch.Tensor):
+            raise InputError(f"{path} holds {name} as a {type(saved).__name__}, not a tensor: "
+                             f"use a checkpoint written by gd-lightning")  # fmt: skip
+        if saved.shape != tensor.shape:
+            raise InputError(
+                f"{path} holds {name} of shape {tuple(saved.shape)} but this model's is "
+                f"{tuple(tensor.shape)}: it was trained on other columns; {fix}"
+            )
+        if tensor.is_floating_point() and not saved.is_floating_point():
+            raise InputError(f"{path} holds {name} as {saved.dtype}, not floating-point "
+                             f"numbers: use a checkpoint written by gd-lightning")  # fmt: skip
+        if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+            raise InputError(f"{path} holds {name} with NaN or infinite values: use a checkpoint "
+                             f"saved before the run went wrong")  # fmt: skip
+        if name.endswith("_scale") and name.startswith("scaling.") and not bool((saved > 0).all()):
+            raise InputError(f"{path} holds a standardization ({name}) with a scale that is not "
+                             f"positive: use a checkpoint written by gd-lightning")  # fmt: skip
+    if resume:
+        missing = [key for key in RESUME_KEYS if key not in checkpoint]
+        if missing:
+            raise InputError(
+                f"{path} holds the weights only (no {', '.join(missing)}), so a fit cannot "
+                f"resume from it: resume from last.ckpt or an epoch=...ckpt the fit saved, "
+                f"or start a fresh fit without --ckpt_path"
+            )
+        # the epochs the fit loop counts as done, where Lightning restores them from
+        done = checkpoint["loops"]
+        for key in ("fit_loop", "epoch_progress", "current", "completed"):
+            done = done.get(key) if isinstance(done, dict) else None
+        if max_epochs is not None and max_epochs != -1 and _is_int(done) and done > max_epochs:
+            raise InputError(
+                f"{path} was saved after {done} epochs, more than trainer.max_epochs "
+                f"({max_epochs}): set --trainer.max_epochs above {done} to train on from it"
+            )
+
+
+#: what a checkpoint must hold for a fit to resume from it (what Lightning restores)
+RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")
+
+
+def _defaults(class_path: str | None, every: bool = False) -> dict[str, Any]:
+    """The default arguments of the class at ``class_path`` (a class the config names,
+    which jsonargparse has imported already), or with ``every`` all its arguments and
+    those of the classes it derives from (``None`` where no default); empty when unknown."""
     if not class_path:
         return {}
     module, _, name = class_path.rpartition(".")
@@ -387,6 +697,8 @@ def _defaults(class_path: str | None) -> dict[str, Any]:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return {}
+    if every:
+        return dict.fromkeys(_arguments(cls))
     parameters = inspect.signature(cls).parameters.values()
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
@@ -397,6 +709,7 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
     With ``run=False`` the model, data and Trainer are only built: ``args`` then
     holds no subcommand, and the caller runs ``trainer.fit(...)`` itself.
     """
+    check_config_files(sys.argv[1:] if args is None else args)
     with framework_notices_off():
         return GDLightningCLI(
             RegressionModule,
@@ -419,6 +732,105 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
             args=args,
             run=run,
         )
+
+
+#: the largest config file read: a config is a page of options, not data
+CONFIG_MAX_BYTES = 1 << 20
+#: the most YAML nodes a config may stand for once its aliases are expanded: a page of
+#: options is a few hundred; a "billion laughs" alias bomb is billions
+CONFIG_MAX_NODES = 100_000
+
+
+def check_config_files(args: ArgsType) -> None:
+    """Refuse, in one line, a ``--config`` file that is too large, not text, not valid
+    YAML (naming its line and the problem), not a mapping of options, or whose aliases
+    expand beyond :data:`CONFIG_MAX_NODES` nodes, before jsonargparse reads it (which
+    would expand an alias bomb until memory runs out)."""
+    if not isinstance(args, list | tuple):
+        return
+    words = [str(word) for word in args]
+    for index, word in enumerate(words):
+        if word.startswith("--config="):
+            _check_config_file(Path(word.split("=", 1)[1]))
+        elif word in ("-c", "--config") and index + 1 < len(words):
+            _check_config_file(Path(words[index + 1]))
+
+
+def _check_config_file(path: Path) -> None:
+    if not path.is_file():
+        return  # jsonargparse names a missing file itself
+    try:
+        size = path.stat().st_size
+        if size > CONFIG_MAX_BYTES:
+            raise InputError(
+                f"config {path} is {size:,} bytes, more than the {CONFIG_MAX_BYTES:,} a config "
+                f"may have: pass a YAML file of options (fit --print_config writes one)"
+            )
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read config {path} ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    if "\0" in text or not text and raw:
+        raise InputError(
+            f"config {path} is not a text file (it holds binary data): pass a YAML file of "
+            f"options (gd-lightning fit --print_config writes one)"
+        )
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = err.problem or err.context or "not valid YAML"
+        raise InputError(
+            f"config {path}{where}: {problem} (it is not valid YAML): fix the file"
+        ) from None
+    except yaml.YAMLError as err:
+        raise InputError(f"config {path} is not valid YAML ({err}): fix the file") from None
+    if root is None:
+        return
+    if not isinstance(root, yaml.MappingNode):
+        shown = text.strip().splitlines()[0][:60]
+        raise InputError(
+            f"config {path} is not a YAML mapping of options (it starts {shown!r}; a data file "
+            f"goes to --data.csv_path): pass a config such as configs/crop_yields.yaml"
+        )
+    if _expanded_nodes(root) > CONFIG_MAX_NODES:
+        raise InputError(
+            f"config {path} uses YAML aliases that expand to more than {CONFIG_MAX_NODES:,} "
+            f"values (an alias bomb?): write the options out without aliases"
+        )
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """How many nodes the YAML graph ``root`` stands for with every alias expanded,
+    counted without expanding it (a shared node's count is reused), capped just above
+    :data:`CONFIG_MAX_NODES`; an alias inside the node it names counts as the cap."""
+    cap = CONFIG_MAX_NODES + 1
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # on the current path from the root
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finishing = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if finishing:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(cap, 1 + sum(sizes[id(child)] for child in children))
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            return cap
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
+    return sizes[id(root)]
 
 
 #: Lightning's notices that say nothing about the user's fit: a validation_step with
@@ -469,6 +881,17 @@ def main(args: ArgsType = None) -> None:
     """
     try:
         cli(args)
+    except (SystemExit, KeyboardInterrupt) as err:
+        code = interrupted_exit_code(err)
+        if code is None:
+            raise
+        name = "SIGTERM" if code == SIGTERM_EXIT else "SIGINT (Ctrl+C)"
+        print(
+            f"gd-lightning: stopped by {name}; the checkpoints saved so far are kept "
+            f"(resume a fit with --ckpt_path last)",
+            file=sys.stderr,
+        )
+        sys.exit(code)
     except Exception as err:
         if os.environ.get(DEBUG_VARIABLE):
             raise
@@ -481,6 +904,31 @@ def main(args: ArgsType = None) -> None:
             raise
         print(f"gd-lightning: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+#: the exit codes of a process ended by SIGTERM and SIGINT, as a shell reports them (128 + n)
+SIGTERM_EXIT = 128 + signal.SIGTERM
+SIGINT_EXIT = 128 + signal.SIGINT
+
+
+def interrupted_exit_code(err: BaseException) -> int | None:
+    """The exit code of a run stopped by a signal, or ``None`` for any other exit.
+
+    Lightning ends a fit that receives SIGTERM with ``SIGTERMException``, a
+    ``SystemExit`` without a code (which a shell would read as success), and one
+    interrupted by Ctrl+C with ``sys.exit(1)`` while it handles the
+    ``KeyboardInterrupt``, which Python keeps as the exit's context.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SIGTERMException):
+            return SIGTERM_EXIT
+        if isinstance(current, KeyboardInterrupt):
+            return SIGINT_EXIT
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def command() -> None:
@@ -522,6 +970,11 @@ def option_error(message: str) -> str:
             reasons.append(line)
     specific = [r for r in reasons if not r.startswith("Expected a path but")] or reasons
     where = ".".join(dict.fromkeys(keys))
+    if where.split(".")[-1] == "lr" and "Literal['auto']" in message:
+        # a learning rate that is neither a number nor auto (nan, a word): say what lr takes
+        given = re.findall(r"Given value: (?!NestedArg)(.*)", message)
+        got = f", got {given[0].strip()}" if given else ""
+        return f"{where}: lr must be a positive finite number or auto{got}: set {where}"
     reason = specific[-1] if specific else message.strip().splitlines()[0]
     hint = "(gd-lightning <subcommand> --help lists the options)"
     return f"{where + ': ' if where else ''}{reason} {hint}"

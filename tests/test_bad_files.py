@@ -82,10 +82,6 @@ CASES = [
      npy_args(), "empty array"),
     ("array without columns", {"x.npy": saved(np.zeros((5, 0))), "y.npy": TARGETS},
      npy_args(), "empty array"),
-    ("predict without the model's columns", {"data.csv": "a,b\n1,2\n"},
-     ["predict", "--data", "TabularDataModule", "--data.csv_path", "data.csv",
-      "--model", "LinearRegression", "--model.lr", "1", "--model.feature_names", "[a,c]",
-      "--model.target_names", "[y]"], "column 'c' is not in data.csv"),
 ]  # fmt: skip
 
 

@@ -5,7 +5,10 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from gd_lightning.errors import DivergenceError, InputError
 
 
 class FitCheckpoint(ModelCheckpoint):
@@ -19,7 +22,10 @@ class FitCheckpoint(ModelCheckpoint):
     0, so a long run can be resumed from where it was. Every other option
     (``monitor``, ``save_top_k``, ``save_last``, ``dirpath``, ``every_n_train_steps``,
     ...) is ``ModelCheckpoint``'s. A run stopped by an error (a diverged loss) saves
-    nothing more: the checkpoints from before stay as they were.
+    nothing more: the checkpoints from before stay as they were (with a
+    :class:`~gd_lightning.ConvergenceMonitor`, which checks the parameters after each
+    epoch's update before any checkpoint of that epoch is saved, none of them holds
+    blown-up parameters).
 
     Args:
         every_n_epochs: epochs between checkpoints during the fit; 0 saves only at
@@ -28,7 +34,14 @@ class FitCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, every_n_epochs: int = 0, **kwargs: Any) -> None:
-        super().__init__(every_n_epochs=every_n_epochs, **kwargs)
+        try:
+            super().__init__(every_n_epochs=every_n_epochs, **kwargs)
+        except MisconfigurationException as err:
+            # ModelCheckpoint checks its options as it is built: its wording, in one line
+            raise InputError(
+                f"the checkpoint options were refused: {' '.join(str(err).split())} (fix the "
+                f"checkpoint.* option)"
+            ) from None
         #: whether ModelCheckpoint saves after batches (every_n_train_steps, train_time_interval)
         self.saves_after_batches = bool(kwargs.get("every_n_train_steps")) or (
             kwargs.get("train_time_interval") is not None
@@ -52,6 +65,13 @@ class FitCheckpoint(ModelCheckpoint):
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._due(trainer):
             super().on_validation_end(trainer, pl_module)
+
+    def on_exception(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException
+    ) -> None:
+        if isinstance(exception, DivergenceError):
+            return  # with save_on_exception, ModelCheckpoint would save the blown-up parameters
+        super().on_exception(trainer, pl_module, exception)
 
     def _due(self, trainer: "pl.Trainer") -> bool:
         """Whether this epoch's end may save: every ``every_n_epochs``, or a monitored or

@@ -49,7 +49,10 @@ class ConvergenceMonitor(Callback):
     - stops a run whose logged ``train/loss`` becomes NaN or infinite, or grows above
       ``divergence_factor`` times its scale (the larger of the first step's loss and
       the loss of predicting zero), by raising :class:`~gd_lightning.errors.DivergenceError`
-      with one line naming the learning rate and the stable bound.
+      with one line naming the learning rate and the stable bound; the parameters
+      after each epoch's last update (and every update, when checkpoints are saved
+      after batches) are checked the same way, by their exact loss, before any
+      checkpoint callback can save them.
 
     For a plateau rule (stop when the loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs, as scikit-learn's ``SGDRegressor`` does), add
@@ -76,6 +79,21 @@ class ConvergenceMonitor(Callback):
         divergence_factor: float = 1e6,
         verbose: bool = True,
     ) -> None:
+        for name, value in (("target_gap", target_gap), ("report_gap", report_gap)):
+            # a gap is a finite fraction: target_gap 0 asks for the optimum itself; a
+            # report_gap of 0 would predict epochs to a point never reached
+            low_ok = value is not None and (value > 0 or (value == 0 and name == "target_gap"))
+            if value is not None and not (low_ok and value < math.inf):
+                raise InputError(
+                    f"convergence.{name} must be a finite fraction of the best loss, "
+                    f"{'at or ' if name == 'target_gap' else ''}above 0 (0.01 is 1%), got "
+                    f"{value}: set convergence.{name}"
+                )
+        if not 1 < divergence_factor <= math.inf:  # nan fails too
+            raise InputError(
+                f"convergence.divergence_factor must be above 1 (how many times its scale "
+                f"the loss may grow), got {divergence_factor}: set convergence.divergence_factor"
+            )
         self.target_gap = target_gap
         self.report_gap = report_gap
         self.divergence_factor = divergence_factor
@@ -94,21 +112,9 @@ class ConvergenceMonitor(Callback):
         self.reference = training_reference(trainer, pl_module)
         if pl_module.hparams.get("lr") != "auto":
             return
-        if self.reference is None:
-            raise InputError(
-                "lr: auto needs the training data as tensors (a TensorDataModule that is not "
-                "memory-mapped) and a gd_lightning model: give model.lr a number"
-            )
-        datamodule = trainer.datamodule  # type: ignore[attr-defined]
-        rows = len(datamodule.train_set)
-        full_batch = (datamodule.batch_size or rows) >= rows
-        reference = self.reference
         model = cast("RegressionModule", pl_module)
-        model.auto_lr = (
-            reference.fastest_lr(_theta(pl_module), self.report_gap)
-            if full_batch
-            else 1 / reference.largest_eigenvalue
-        )
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
+        model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.report_gap)
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference
@@ -147,6 +153,20 @@ class ConvergenceMonitor(Callback):
             loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self._check(trainer, float(loss))
+        # the logged loss is the one before this step's update: the parameters after it,
+        # which a checkpoint may save right now (checkpoint callbacks run after this one),
+        # are checked too, at every epoch's end and every step when checkpoints are
+        # step-based
+        if is_last_batch(trainer, batch_idx) or _saves_after_batches(trainer):
+            self._check_updated(trainer, pl_module)
+
+    def _check_updated(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        """Stop the run when the parameters after the step's update have blown up: their
+        exact loss on the training split when the reference is known, else their values."""
+        if self.reference is not None:
+            self._check(trainer, self.reference.loss(_theta(pl_module)))
+        elif not all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()):
+            self._check(trainer, math.nan)
 
     def _check(self, trainer: "pl.Trainer", value: float) -> None:
         """Stop the run at a loss that is not finite or has blown up."""
@@ -162,8 +182,8 @@ class ConvergenceMonitor(Callback):
                 else ""
             )
             raise DivergenceError(
-                f"training diverged at step {trainer.global_step}: the loss is {value:.4g} with "
-                f"lr {_lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
+                f"training diverged at step {trainer.global_step}: the loss is {value:.4g} "
+                f"with lr {_lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
                 f"standardize the data (checkpoints from before the blow-up are kept)"
             )
 
@@ -196,13 +216,52 @@ class ConvergenceMonitor(Callback):
         print(reference.summary(_theta(pl_module)))
 
 
+def auto_lr(
+    reference: FitReference | None, datamodule: Any, theta: torch.Tensor, gap: float
+) -> float:
+    """The learning rate ``lr: auto`` stands for on the training split ``reference``
+    describes, from the parameters ``theta``: for full batches the rate predicted to bring
+    them within ``gap`` of the optimum soonest (:meth:`FitReference.fastest_lr`), for
+    minibatches ``1 / λ_max``; refused in one line when it cannot be chosen (no
+    reference, or a loss that does not depend on the parameters).
+
+    Example:
+        >>> from gd_lightning import CropYieldsDataModule, LinearRegression
+        >>> dm = CropYieldsDataModule(num_regions=5)
+        >>> model = LinearRegression(3, 2, lr="auto", init_weight=[[0.0] * 3] * 2, init_bias=[0, 0])
+        >>> dm.setup("fit")
+        >>> f"{auto_lr(reference_of(dm, model), dm, model.theta(), 0.01):.4g}"
+        '0.0001005'
+    """
+    if reference is None:
+        raise InputError(
+            "lr: auto needs the training data as tensors (a TensorDataModule that is not "
+            "memory-mapped) and a gd_lightning model: give model.lr a number"
+        )
+    if reference.flat:
+        raise InputError(
+            "lr: auto is chosen from the loss's curvature, and this training split has none: "
+            "its design matrix is all zeros (inputs of 0 and no bias), so no parameters fit "
+            "it better than others: check the data's columns, or give model.lr a number"
+        )
+    rows = len(datamodule.train_set)
+    if (datamodule.batch_size or rows) >= rows:
+        return reference.fastest_lr(theta, gap)
+    return 1 / reference.largest_eigenvalue
+
+
 def training_reference(
     trainer: "pl.Trainer", pl_module: "pl.LightningModule"
 ) -> FitReference | None:
     """The least-squares facts of the fit's training split, in the units the model is
     fitted in; ``None`` when the split is not held as tensors or the model is not a
     linear least-squares model of this package."""
-    datamodule = getattr(trainer, "datamodule", None)
+    return reference_of(getattr(trainer, "datamodule", None), pl_module)
+
+
+def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReference | None:
+    """:func:`training_reference` of ``datamodule``'s training split (after its
+    ``setup("fit")``) and the model ``pl_module``, with the standardization the model holds."""
     tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
     if tensors is None or not hasattr(pl_module, "design_matrix"):
         return None
@@ -227,6 +286,12 @@ def training_reference(
 #: stay in the processor's cache (and in memory the allocator reuses) run faster than
 #: large ones
 REFERENCE_BLOCK_ROWS = 1 << 13
+
+
+def _saves_after_batches(trainer: "pl.Trainer") -> bool:
+    """Whether a checkpoint callback may save after a batch that ends no epoch (a
+    :class:`~gd_lightning.FitCheckpoint` says; any other ``ModelCheckpoint`` may)."""
+    return any(getattr(c, "saves_after_batches", True) for c in trainer.checkpoint_callbacks)
 
 
 def _lr(trainer: "pl.Trainer") -> float:
