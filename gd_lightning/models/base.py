@@ -231,7 +231,9 @@ class RegressionModule(LightningModule):
         """This process's share of the global batch, times the number of processes."""
         rows = float(batch_size)
         # reduce() sums in place: hand it a tensor of its own
-        total = self.trainer.strategy.reduce(torch.tensor(rows, device=self.device), "sum")
+        total = self.trainer.strategy.reduce(
+            torch.tensor(rows, device=self.device), reduce_op="sum"
+        )
         return self.trainer.world_size * rows / total
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
