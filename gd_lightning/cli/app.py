@@ -1,0 +1,408 @@
+"""The ``gd-lightning`` command line: LightningCLI over this package's models and data,
+with the data checked before the Trainer writes anything."""
+
+import importlib
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.plugins import CheckpointIO
+
+from gd_lightning.callbacks import (
+    ConvergenceMonitor,
+    FitCheckpoint,
+    ParameterReport,
+    PredictionWriter,
+)
+from gd_lightning.callbacks.convergence import auto_lr, reference_of
+from gd_lightning.cli.checkpoints import (
+    SPECIAL_CHECKPOINTS,
+    check_checkpoint,
+    check_saved_settings,
+    defaults_of,
+    last_checkpoints,
+    latest_version_with_last,
+    nothing_to_resume,
+    read_checkpoint,
+    with_checkpoint_model,
+)
+from gd_lightning.cli.checks import check_seeds, check_writable
+from gd_lightning.cli.config_files import check_config_files
+from gd_lightning.cli.notices import CALLBACK_STATES_WARNING, framework_notices_off
+from gd_lightning.data.base import TensorDataModule, dtype_for
+from gd_lightning.data.tabular import check_npy_widths, npy_widths
+from gd_lightning.errors import InputError
+from gd_lightning.io import AtomicCheckpointIO
+from gd_lightning.models.base import RegressionModule
+
+DESCRIPTION = (
+    "Fit regression models by gradient descent with PyTorch Lightning. "
+    "Start from a ready config: gd-lightning fit --config configs/quadratic_speed.yaml"
+)
+
+
+class _SaveConfig(SaveConfigCallback):
+    """LightningCLI's ``config.yaml`` writer, skipping the hooks it does not use, and
+    refusing in one line to put a new run into an earlier run's folder."""
+
+    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
+        if not self.overwrite and not self.already_saved:
+            folder = Path(trainer.log_dir or trainer.default_root_dir)
+            if (folder / self.config_filename).is_file():
+                raise InputError(
+                    f"{folder} holds an earlier run (its {self.config_filename}): choose "
+                    f"another --trainer.default_root_dir, keep a logger (it gives each run a "
+                    f"folder of its own), or resume that run with --ckpt_path last"
+                )
+        super().setup(trainer, pl_module, stage)
+
+
+class GDLightningCLI(LightningCLI):
+    """LightningCLI that links the data's shape into the model and checks the data first.
+
+    ``in_features`` and ``out_features`` come from the DataModule, so nobody types
+    them; the data is loaded and checked before the Trainer creates any log folder,
+    so a bad file leaves no half-made run behind. Every fit is measured against the
+    least-squares optimum and guarded against divergence by a
+    :class:`ConvergenceMonitor` (options under ``convergence``) and ends with a
+    :class:`ParameterReport` (``report``); every predict writes its CSV through a
+    :class:`PredictionWriter` (``predictions``). Checkpoints come from a
+    :class:`FitCheckpoint` (``checkpoint``): one at the end of the fit, and every
+    ``checkpoint.every_n_epochs`` epochs when set; a ``ModelCheckpoint`` of your own
+    in ``trainer.callbacks`` takes its place, and ``trainer.enable_checkpointing:
+    false`` turns checkpoints off.
+    """
+
+    def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
+        # always on: every fit is measured and reports its parameters, every predict
+        # writes its CSV (instantiate_trainer adds them to the Trainer's callbacks)
+        for name, callback in CALLBACK_OPTIONS.items():
+            parser.add_class_arguments(callback, name)
+        # the data's shape and column names go into the model, and so into its checkpoints
+        for name in ("in_features", "out_features", "feature_names", "target_names"):
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+
+    def parse_arguments(self, parser: Any, args: ArgsType) -> None:
+        if args is None:
+            args = sys.argv[1:]
+        if isinstance(args, list):
+            args = with_checkpoint_model(args)
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        init_args = getattr(model, "init_args", None) or {}
+        # the shapes typed by hand, if any: the data gives them (checked in _prepare); a
+        # value equal to the signature's default cannot be told from no value at all
+        defaults = defaults_of(getattr(model, "class_path", None))
+        self._given_shapes = {
+            name: init_args.get(name)
+            for name in ("in_features", "out_features")
+            if init_args.get(name) not in (None, defaults.get(name))
+        }
+        check_seeds(self.config[subcommand] if subcommand else self.config)
+        # LightningCLI reads --ckpt_path next, to take the model's settings from it: a
+        # missing, unsafe or foreign file, or another model's, is refused here first
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if subcommand == "predict" and path is None:
+            raise InputError(
+                "predict needs --ckpt_path (a trained model's checkpoint, such as "
+                "lightning_logs/.../checkpoints/last.ckpt): without one it would predict with "
+                "untrained, random weights"
+            )
+        if (
+            subcommand
+            and str(path) in SPECIAL_CHECKPOINTS
+            and (subcommand != "fit" or str(path) == "best")
+        ):
+            raise InputError(
+                f"{subcommand} --ckpt_path {path} names a checkpoint of a fit run in the same "
+                f"process, and each gd-lightning command runs one subcommand: pass the "
+                f"checkpoint's file (lightning_logs/.../checkpoints/*.ckpt)"
+            )
+        if path is None or str(path) in SPECIAL_CHECKPOINTS:
+            return
+        configured = getattr(self.config[subcommand].get("model"), "class_path", None)
+        check_saved_settings(Path(path), read_checkpoint(Path(path)), configured)
+
+    def before_instantiate_classes(self) -> None:
+        self._default_logger: Logger | None = None
+        #: the checkpoint ``fit --ckpt_path last`` continues from, where found here
+        self._last_checkpoint: Path | None = None
+        if self.subcommand == "fit" and str(self.config["fit"].get("ckpt_path")) == "last":
+            self._continue_last_run(self.config["fit"])
+        elif self.subcommand in ("validate", "test", "predict"):
+            self._read_by_model_columns(self.config[self.subcommand])
+
+    def _continue_last_run(self, config: Any) -> None:
+        """``fit --ckpt_path last`` continues the latest run that saved a ``last.ckpt``.
+
+        Lightning looks for ``last.ckpt`` in the checkpoint folder of *this* run, which a
+        logger that gives each run a ``version_N`` folder has only just made: it would
+        train a new run from scratch. So the logger is pointed at the latest earlier
+        ``version_N`` folder holding a last checkpoint (its checkpoints, logs and config
+        continue there); with nothing to resume the command is refused, not run afresh.
+        """
+        trainer = config["trainer"]
+        callbacks = trainer.get("callbacks") or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        if any(_is_class(c, ModelCheckpoint) for c in callbacks):
+            return  # a ModelCheckpoint of the user's own decides where its checkpoints go
+        root = Path(trainer.get("default_root_dir") or os.getcwd())
+        loggers = trainer.get("logger")
+        first = loggers[0] if isinstance(loggers, list) and loggers else loggers
+        dirpath = config["checkpoint"].get("dirpath")
+        if dirpath:
+            folder = Path(dirpath)
+        elif first is False or (isinstance(loggers, list) and not loggers):
+            folder = root / "checkpoints"
+        elif first is None or first is True:
+            # Lightning's default logger, as it builds it (TensorBoard when installed)
+            tensorboard = bool(importlib.util.find_spec("tensorboard") or
+                               importlib.util.find_spec("tensorboardX"))  # fmt: skip
+            logger_class = TensorBoardLogger if tensorboard else CSVLogger
+            version = latest_version_with_last(root / "lightning_logs")
+            if version is None:
+                raise nothing_to_resume(root / "lightning_logs" / "version_*" / "checkpoints")
+            self._default_logger = logger_class(save_dir=str(root), version=version)
+            folder = root / "lightning_logs" / f"version_{version}" / "checkpoints"
+        elif _is_class(first, TensorBoardLogger) or _is_class(first, CSVLogger):
+            init_args = first.init_args
+            versions = Path(init_args.get("save_dir") or ".") / (init_args.get("name") or "")
+            version = init_args.get("version")
+            if version is None:
+                version = latest_version_with_last(versions)
+                if version is None:
+                    raise nothing_to_resume(versions / "version_*" / "checkpoints")
+                init_args["version"] = version
+            name = version if isinstance(version, str) else f"version_{version}"
+            folder = versions / name / "checkpoints"
+        else:
+            return  # another logger: Lightning finds its last checkpoint itself
+        lasts = last_checkpoints(folder)
+        if not lasts:
+            raise nothing_to_resume(folder)
+        self._last_checkpoint = max(lasts, key=lambda p: p.stat().st_mtime_ns)  # as Lightning
+        print(f"continuing the run in {folder.parent} from its last checkpoint")
+
+    def _read_by_model_columns(self, config: Any) -> None:
+        """validate, test and predict read the data by the columns of the checkpoint's
+        model (its names, in its order): a CSV with its columns in another order, or
+        with more columns, gives the same predictions; one missing a column is refused."""
+        model_args = getattr(config.get("model"), "init_args", None) or {}
+        features, targets = model_args.get("feature_names"), model_args.get("target_names")
+        data_args = getattr(config.get("data"), "init_args", None)
+        if not features or data_args is None or "features" not in data_args:
+            return
+        for option, given, known in (("features", data_args.get("features"), features),
+                                     ("targets", data_args.get("targets"), targets)):  # fmt: skip
+            if given and known and sorted(given) != sorted(known):
+                raise InputError(
+                    f"data.{option} is {', '.join(given)} but the model was trained on "
+                    f"{', '.join(known)}: leave data.{option} out, the checkpoint names them"
+                )
+        if data_args.get("features_path"):  # columns in order: only their number is known
+            x_path, y_path = data_args.get("features_path"), data_args.get("targets_path")
+            widths = npy_widths(Path(x_path), Path(y_path) if y_path else None)
+            check_npy_widths(widths, x_path, y_path, features, targets or [])
+        data_args["features"], data_args["targets"] = list(features), list(targets or [])
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        if getattr(self, "_default_logger", None) is not None:
+            kwargs = {"logger": self._default_logger, **kwargs}
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        trainer = config.get("trainer") or {}
+        callbacks = trainer.get("callbacks") or []
+        callbacks = list(callbacks) if isinstance(callbacks, list) else [callbacks]
+        if trainer.get("enable_progress_bar") is False:
+            # the flag wins over a config's progress-bar settings (Lightning refuses both)
+            callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        ours = [config["report"], config["convergence"]]
+        if self.subcommand == "predict":
+            ours.append(config["predictions"])
+        if self.subcommand == "predict":
+            # predicting writes its CSV and nothing else: no checkpoints, no run folder, no
+            # config copy
+            callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
+        if self.subcommand in ("validate", "test", "predict"):
+            # the fit's callback states do not concern a run that only reads the weights
+            warnings.filterwarnings("ignore", message=CALLBACK_STATES_WARNING)
+            kwargs = {"logger": False, "enable_checkpointing": False, **kwargs}
+            self.save_config_callback = None
+        own_checkpoint = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+        if (
+            self.subcommand in (None, "fit")
+            and not own_checkpoint
+            and (trainer.get("enable_checkpointing") is not False)
+        ):
+            ours.append(config["checkpoint"])
+        if self.subcommand and config.get("ckpt_path"):
+            # resuming a run continues in its folder: its config is written again
+            self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}
+        plugins = trainer.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(AtomicCheckpointIO())  # a kill mid-save leaves no torn file
+        try:
+            return super().instantiate_trainer(
+                **{"callbacks": callbacks + ours, "plugins": plugins, **kwargs}
+            )
+        except InputError:
+            raise
+        except (MisconfigurationException, ValueError) as err:
+            # the Trainer checks its own options as it is built: its wording, in one line
+            reason = " ".join(str(err).split()) or type(err).__name__
+            raise InputError(
+                f"the trainer options were refused: {reason} (fix the trainer.* option; "
+                f"gd-lightning {self.subcommand or 'fit'} --help lists them)"
+            ) from None
+
+    # LightningCLI calls before_<subcommand>() just before the Trainer runs it
+    def before_fit(self) -> None:
+        self._prepare("fit")
+
+    def before_validate(self) -> None:
+        self._prepare("validate")
+
+    def before_test(self) -> None:
+        self._prepare("test")
+
+    def before_predict(self) -> None:
+        self._prepare("predict")
+
+    def _prepare(self, stage: str) -> None:
+        """Check the data, the shapes given by hand and the checkpoint before the Trainer
+        writes anything."""
+        # float64 data under --trainer.precision 64-true, read before the Trainer runs
+        self.datamodule.dtype = dtype_for(self.trainer.precision)
+        known = self.model.hparams.get("feature_names")
+        if known and stage != "fit":  # read the data by the model's columns
+            targets = list(self.model.hparams.get("target_names") or [])
+            self.datamodule.use_model_columns(list(known), targets)
+        self.datamodule.setup(stage)
+        if stage in ("fit", "predict"):
+            for folder in self._output_folders():
+                check_writable(folder)
+        if stage == "predict":
+            self._check_predictions_path()
+        config = self.config_init[self.subcommand]
+        for name, value in self._given_shapes.items():
+            actual = getattr(self.datamodule, name)
+            if value is not None and value != actual:
+                names = getattr(self.datamodule, "feature_names" if name == "in_features"
+                                else "target_names")  # fmt: skip
+                raise InputError(
+                    f"model.{name} is {value} but the data has {actual} "
+                    f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
+                )
+        checkpoint = config.get("ckpt_path")
+        if str(checkpoint) == "last" and stage == "fit":
+            checkpoint = self._last_checkpoint  # None where Lightning finds it itself
+        if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
+            resume = stage == "fit"
+            max_epochs = self.trainer.max_epochs if resume else None
+            check_checkpoint(Path(checkpoint), self.model, resume, max_epochs)
+        if stage == "fit" and self.model.hparams.get("lr") == "auto":
+            # what the ConvergenceMonitor will choose as the fit starts, refused (memory
+            # map, no curvature) now, before the Trainer makes the run's folder
+            if isinstance(self.datamodule, TensorDataModule):
+                self.model.set_standardization(self.datamodule.standardization)  # as fit will
+            reference = reference_of(self.datamodule, self.model)
+            gap = config["convergence"].report_gap
+            auto_lr(reference, self.datamodule, self.model.theta().cpu(), gap)
+        option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
+        if option and not getattr(self.datamodule.hparams, option, 1):
+            what = "validation" if stage == "validate" else "test"
+            raise InputError(f"the data has no {what} rows: set data.{option} above 0")
+        # never unpickle anything but tensors and plain values from a checkpoint
+        if config.get("weights_only") is None:
+            config["weights_only"] = True
+
+    def _check_predictions_path(self) -> None:
+        """Refuse, in one line, a predictions file that cannot be written (a folder, under
+        a file, in a folder that takes no files), before predicting rather than after."""
+        writer = self.config_init[self.subcommand]["predictions"]
+        checkpoint = self.config_init[self.subcommand].get("ckpt_path")
+        if writer.path is not None:
+            target = Path(writer.path)
+        elif checkpoint is not None:
+            # PredictionWriter's default: beside the checkpoint's run folder
+            folder = Path(checkpoint).parent
+            target = (folder.parent if folder.name == "checkpoints" else folder) / "predictions.csv"
+        else:
+            return
+        fix = "choose another file with --predictions.path"
+        if target.is_dir():
+            raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
+        check_writable(target.parent, what="the predictions", fix=fix)
+
+    def _output_folders(self) -> list[Path]:
+        """Where this run will write: its loggers' folders, the checkpoints', the root."""
+        trainer = self.trainer
+        folders = [Path(trainer.default_root_dir)]
+        for logger in trainer.loggers:
+            root = getattr(logger, "root_dir", None) or logger.save_dir
+            if root:
+                folders.append(Path(root))
+        dirpath = getattr(trainer.checkpoint_callback, "dirpath", None)
+        if dirpath:
+            folders.append(Path(dirpath))
+        return folders
+
+
+#: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
+CALLBACK_OPTIONS = {
+    "report": ParameterReport,
+    "convergence": ConvergenceMonitor,
+    "predictions": PredictionWriter,
+    "checkpoint": FitCheckpoint,
+}
+
+
+def _is_class(config: Any, cls: type) -> bool:
+    """Whether ``config`` (a ``class_path`` and ``init_args`` namespace from the user's
+    config, whose class jsonargparse has imported) builds a ``cls``."""
+    class_path = getattr(config, "class_path", None)
+    if not isinstance(class_path, str):
+        return isinstance(config, cls)
+    module, _, name = class_path.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return isinstance(found, type) and issubclass(found, cls)
+
+
+def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
+    """Build the command line on ``args`` (``sys.argv`` when ``None``) and run it.
+
+    With ``run=False`` the model, data and Trainer are only built: ``args`` then
+    holds no subcommand, and the caller runs ``trainer.fit(...)`` itself.
+    """
+    check_config_files(sys.argv[1:] if args is None else args)
+    with framework_notices_off():
+        return GDLightningCLI(
+            RegressionModule,
+            TensorDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            # the model's own `optimizer` argument chooses the optimizer; manual mode has none
+            auto_configure_optimizers=False,
+            save_config_callback=_SaveConfig,
+            # the seed a run gets when none is given, said without Lightning's warning
+            seed_everything_default=0,
+            # these runs are short: keep every step's loss
+            trainer_defaults={"log_every_n_steps": 1},
+            # a wrong option raises instead of printing the whole usage: main() says it in a line
+            parser_kwargs={
+                "prog": "gd-lightning",
+                "description": DESCRIPTION,
+                "exit_on_error": False,
+            },
+            args=args,
+            run=run,
+        )

@@ -1,0 +1,291 @@
+"""Reading checkpoints safely: what they hold is checked before anything in them is
+used, and nothing they name is imported unless it is one of this package's models."""
+
+import importlib
+import importlib.util
+import inspect
+import json
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from gd_lightning.cli.checks import is_int
+from gd_lightning.errors import InputError
+from gd_lightning.models.base import RegressionModule
+
+
+def with_checkpoint_model(args: list[str]) -> list[str]:
+    """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path`` and no
+    model given: with the checkpoint's model (one of :func:`package_models`, with the
+    settings it was trained with, checked by :func:`check_saved_settings` before
+    anything is imported) and, when only ``--data.*`` options are given, a
+    :class:`~gd_lightning.TabularDataModule`; so ``gd-lightning predict --ckpt_path
+    model.ckpt --data.csv_path new.csv`` is a whole command.
+
+    Example:
+        >>> with_checkpoint_model(["predict", "--config", "c.yaml", "--ckpt_path", "m.ckpt"])
+        ['predict', '--config', 'c.yaml', '--ckpt_path', 'm.ckpt']
+    """
+    if not args or args[0] not in ("validate", "test", "predict"):
+        return args
+    options = args[1:]
+    path = _option_value(options, "--ckpt_path")
+    if path is None or path in SPECIAL_CHECKPOINTS:
+        return args
+    chosen = {name for name in ("--model", "--data", "--config", "-c")
+              if _option_value(options, name) is not None}  # fmt: skip
+    extra = []
+    if not chosen & {"--model", "--config", "-c"}:
+        checkpoint = read_checkpoint(Path(path))
+        check_saved_settings(Path(path), checkpoint, configured=None)
+        hparams = dict(checkpoint.get("hyper_parameters") or {})
+        class_path = hparams.pop("_class_path", None)
+        hparams.pop("_instantiator", None)
+        if class_path is None:
+            raise InputError(
+                f"{path} does not name the model it holds: pass the config it was trained "
+                f"with, --config config.yaml of its run folder"
+            )
+        extra += ["--model", json.dumps({"class_path": class_path, "init_args": hparams})]
+    if not chosen and any(option.startswith("--data.") for option in options):
+        extra += ["--data", "gd_lightning.TabularDataModule"]
+    return [args[0], *extra, *options]
+
+
+def _option_value(options: list[str], name: str) -> str | None:
+    """The value of ``name`` among command-line ``options`` (``--name value`` or
+    ``--name=value``; the last one counts), or ``None``."""
+    value = None
+    for i, option in enumerate(options):
+        if option == name and i + 1 < len(options):
+            value = options[i + 1]
+        elif option.startswith(name + "="):
+            value = option[len(name) + 1 :]
+    return value
+
+
+def last_checkpoints(folder: Path) -> list[Path]:
+    """The last checkpoints in ``folder`` as Lightning finds them: ``last.ckpt``,
+    ``last-v1.ckpt``, ..."""
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(rf"^{ModelCheckpoint.CHECKPOINT_NAME_LAST}(-v?\d+)?$")
+    extension = ModelCheckpoint.FILE_EXTENSION
+    return [p for p in folder.iterdir() if p.suffix == extension and pattern.match(p.stem)]
+
+
+def latest_version_with_last(versions: Path) -> int | None:
+    """The highest ``N`` of the ``version_N`` folders in ``versions`` whose
+    ``checkpoints`` folder holds a last checkpoint."""
+    if not versions.is_dir():
+        return None
+    numbers = []
+    for folder in versions.iterdir():
+        match = re.fullmatch(r"version_(\d+)", folder.name)
+        if match and folder.is_dir() and last_checkpoints(folder / "checkpoints"):
+            numbers.append(int(match.group(1)))
+    return max(numbers, default=None)
+
+
+def nothing_to_resume(where: Path) -> InputError:
+    return InputError(
+        f"nothing to resume: no last.ckpt in {where} (a fit saves one with "
+        f"--checkpoint.save_last true): pass a checkpoint file to --ckpt_path, or leave "
+        f"--ckpt_path out to start a fresh fit"
+    )
+
+
+#: ckpt_path values Lightning resolves itself
+SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, read with ``torch.load(weights_only=True)``; a missing,
+    unreadable or foreign file, or one carrying any other pickled object, is refused in
+    one line before anything in it can run."""
+    if not path.is_file():
+        raise InputError(f"no checkpoint at {path}: check --ckpt_path")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            f"{path} holds objects other than tensors and plain values, so it was not loaded "
+            f"and nothing in it ran: use a checkpoint written by gd-lightning"
+        ) from None
+    except Exception as err:  # a truncated or foreign file: zip, EOF, magic-number errors
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path} is not a readable checkpoint ({reason})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise InputError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def package_models() -> dict[str, type]:
+    """This package's own model classes by every full path that names them
+    (``gd_lightning.LinearRegression`` and ``gd_lightning.models.linear.LinearRegression``)."""
+    import gd_lightning
+
+    models: dict[str, type] = {}
+    for name in gd_lightning.__all__:
+        cls = getattr(gd_lightning, name)
+        concrete = cls is not RegressionModule
+        if isinstance(cls, type) and issubclass(cls, RegressionModule) and concrete:
+            models[f"gd_lightning.{name}"] = cls
+            models[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return models
+
+
+#: model arguments that name code (a class or factory to import): never taken from a checkpoint
+CODE_ARGUMENTS = ("optimizer", "scheduler")
+
+
+def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str | None) -> None:
+    """Refuse, in one line, a checkpoint whose saved model settings would make the command
+    line import anything: LightningCLI hands ``hyper_parameters`` to jsonargparse, which
+    imports the class named in ``_class_path`` (and any class path among the values).
+
+    The class must be one of this package's models or the one the config names, compared
+    by its full path before anything is imported; every other setting must be an argument
+    of that class that names no code, holding plain values (no mapping, which could name
+    a class to build).
+    """
+    settings = checkpoint.get("hyper_parameters") or {}
+    if not isinstance(settings, dict):
+        raise InputError(f"{path} is not a gd-lightning checkpoint (its hyper_parameters are "
+                         f"not a mapping): use a checkpoint written by gd-lightning")  # fmt: skip
+    saved = settings.get("_class_path")
+    if saved is None:
+        return
+    own = package_models()
+    if not isinstance(saved, str) or (saved not in own and saved != configured):
+        named = configured or "one of " + ", ".join(sorted({c.__name__ for c in own.values()}))
+        raise InputError(
+            f"{path} holds a model of class {str(saved)[:80]!r}, not {named}, so it was not "
+            f"loaded and nothing it names was imported: pass the config it was trained with "
+            f"(config.yaml in its run folder)"
+        )
+    if configured and saved != configured:
+        shown, wanted = saved.rsplit(".", 1)[-1], configured.rsplit(".", 1)[-1]
+        if shown == wanted:
+            shown, wanted = saved, configured
+        raise InputError(
+            f"{path} holds a {shown}, but the model given is a {wanted}: pass the config it "
+            f"was trained with (config.yaml in its run folder)"
+        )
+    cls = own.get(saved)
+    accepted = set(defaults_of(saved, every=True)) if cls is None else set(_arguments(cls))
+    for name, value in settings.items():
+        if name in ("_class_path", "_instantiator"):
+            continue  # LightningCLI drops _instantiator; _class_path is checked above
+        if name in CODE_ARGUMENTS or name not in accepted or not _plain(value):
+            raise InputError(
+                f"{path} holds a setting {str(name)[:40]!r} that {saved.rsplit('.', 1)[-1]} "
+                f"does not take as a plain value, so it was not loaded: use a checkpoint "
+                f"written by gd-lightning"
+            )
+
+
+def _arguments(cls: type) -> list[str]:
+    """The names of the arguments of ``cls`` and the classes it derives from (what
+    ``save_hyperparameters`` records)."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            names += list(inspect.signature(vars(klass)["__init__"]).parameters)[1:]
+    return names
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is plain data that names no class: numbers, text, lists of them."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    return isinstance(value, list | tuple) and all(_plain(item) for item in value)
+
+
+def check_checkpoint(
+    path: Path, model: RegressionModule, resume: bool = False, max_epochs: int | None = None
+) -> None:
+    """Refuse, in one line, a checkpoint whose parameters are not ``model``'s (by name,
+    type, shape or value: every entry a finite floating-point tensor, every scale of the
+    standardization positive), or, to ``resume`` a fit, one without the training state
+    (a weights-only checkpoint) or saved after more epochs than ``max_epochs``."""
+    checkpoint = read_checkpoint(path)
+    state = checkpoint["state_dict"]
+    expected = model.state_dict()
+    fix = "pass the config it was trained with (config.yaml in its run folder)"
+    if not state:
+        raise InputError(f"{path} holds no parameters (its state_dict is empty): use a "
+                         f"checkpoint written by gd-lightning")  # fmt: skip
+    if set(state) != set(expected):
+        saved_class = (checkpoint.get("hyper_parameters") or {}).get("_class_path", "")
+        shown = str(saved_class).rsplit(".", 1)[-1]
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if shown and shown != type(model).__name__:
+            raise InputError(f"{path} holds a {shown}, not a {type(model).__name__}: {fix}")
+        parts = [f"lacks {', '.join(missing)}"] if missing else []
+        parts += [f"has {', '.join(map(str, unexpected))} too"] if unexpected else []
+        raise InputError(
+            f"{path} does not hold a {type(model).__name__}'s parameters (it "
+            f"{' and '.join(parts)}): {fix}"[:400]
+        )
+    for name, tensor in expected.items():
+        saved = state[name]
+        if not isinstance(saved, torch.Tensor):
+            raise InputError(f"{path} holds {name} as a {type(saved).__name__}, not a tensor: "
+                             f"use a checkpoint written by gd-lightning")  # fmt: skip
+        if saved.shape != tensor.shape:
+            raise InputError(
+                f"{path} holds {name} of shape {tuple(saved.shape)} but this model's is "
+                f"{tuple(tensor.shape)}: it was trained on other columns; {fix}"
+            )
+        if tensor.is_floating_point() and not saved.is_floating_point():
+            raise InputError(f"{path} holds {name} as {saved.dtype}, not floating-point "
+                             f"numbers: use a checkpoint written by gd-lightning")  # fmt: skip
+        if saved.is_floating_point() and not bool(torch.isfinite(saved).all()):
+            raise InputError(f"{path} holds {name} with NaN or infinite values: use a checkpoint "
+                             f"saved before the run went wrong")  # fmt: skip
+        if name.endswith("_scale") and name.startswith("scaling.") and not bool((saved > 0).all()):
+            raise InputError(f"{path} holds a standardization ({name}) with a scale that is not "
+                             f"positive: use a checkpoint written by gd-lightning")  # fmt: skip
+    if resume:
+        missing = [key for key in RESUME_KEYS if key not in checkpoint]
+        if missing:
+            raise InputError(
+                f"{path} holds the weights only (no {', '.join(missing)}), so a fit cannot "
+                f"resume from it: resume from last.ckpt or an epoch=...ckpt the fit saved, "
+                f"or start a fresh fit without --ckpt_path"
+            )
+        # the epochs the fit loop counts as done, where Lightning restores them from
+        done = checkpoint["loops"]
+        for key in ("fit_loop", "epoch_progress", "current", "completed"):
+            done = done.get(key) if isinstance(done, dict) else None
+        if max_epochs is not None and max_epochs != -1 and is_int(done) and done > max_epochs:
+            raise InputError(
+                f"{path} was saved after {done} epochs, more than trainer.max_epochs "
+                f"({max_epochs}): set --trainer.max_epochs above {done} to train on from it"
+            )
+
+
+#: what a checkpoint must hold for a fit to resume from it (what Lightning restores)
+RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")
+
+
+def defaults_of(class_path: str | None, every: bool = False) -> dict[str, Any]:
+    """The default arguments of the class at ``class_path`` (a class the config names,
+    which jsonargparse has imported already), or with ``every`` all its arguments and
+    those of the classes it derives from (``None`` where no default); empty when unknown."""
+    if not class_path:
+        return {}
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return {}
+    if every:
+        return dict.fromkeys(_arguments(cls))
+    parameters = inspect.signature(cls).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}

@@ -1,0 +1,62 @@
+"""Checks of a run's settings that Lightning would only fail on later, with a traceback."""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from lightning.fabric.utilities.seed import max_seed_value as MAX_SEED
+from lightning.fabric.utilities.seed import min_seed_value as MIN_SEED
+
+from gd_lightning.errors import InputError
+
+
+def check_writable(
+    folder: Path,
+    what: str = "the run's files",
+    fix: str = "choose another folder with --trainer.default_root_dir or the logger's save_dir",
+) -> None:
+    """Refuse, in one line, a folder that cannot be created or written to, before any
+    training rather than when the first file is due; the line names ``what`` was to go
+    there and the ``fix``."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=existing) as probe:
+                probe.write(b"\0" * 4096)  # a full disk refuses even this much
+                probe.flush()
+        except OSError as err:
+            problem = f"{existing}: {err.strerror or err}"
+    if problem:
+        raise InputError(f"cannot write {what} to {folder} ({problem}): {fix}")
+
+
+def check_seeds(config: Any) -> None:
+    """Refuse, in one line, a seed that Lightning or PyTorch cannot take, before it is
+    used (both raise a traceback)."""
+    seed = config.get("seed_everything")
+    if is_int(seed) and not MIN_SEED <= seed <= MAX_SEED:
+        raise InputError(
+            f"seed_everything must be between {MIN_SEED} and {MAX_SEED}, got {seed}: "
+            f"choose a smaller seed"
+        )
+    data = config.get("data")
+    init_args = getattr(data, "init_args", None) or {}
+    data_seed = init_args.get("seed") if hasattr(init_args, "get") else None
+    if is_int(data_seed) and not 0 <= data_seed < 1 << 64:
+        raise InputError(
+            f"data.seed must be between 0 and {(1 << 64) - 1} (a 64-bit seed), got {data_seed}: "
+            f"choose a smaller seed"
+        )
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an integer (and not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
