@@ -5,6 +5,8 @@ fuzz of the CSV reader against an independent parse."""
 import csv
 import gzip
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +147,25 @@ def test_fuzzed_csv_is_read_exactly_or_refused_in_one_line(tmp_path, rows, raw) 
         got = torch.cat([x, y], dim=1).double()
         assert torch.equal(got, expected.float().double())
         assert bool(torch.isfinite(got).all())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (fit_args("--data.targets", "[zz]"), "column 'zz' is not in data.csv"),
+        (["predict", "--data.csv_path", "data.csv"], "predict needs --ckpt_path"),
+        (fit_args("--trainer.max_epochs", "-2"), "max_epochs"),
+    ],
+)
+def test_in_a_terminal_a_mistake_is_the_only_line(args, words) -> None:
+    # in a process of its own Lightning prints its start-up lines (the seed, the devices)
+    # through its own handlers: they wait until the checks pass, so here none shows
+    Path("data.csv").write_text(GOOD)
+    done = subprocess.run([sys.executable, "-m", "gd_lightning", *args],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), done.stderr
+    assert words in lines[0]

@@ -69,12 +69,17 @@ class PredictionWriter(Callback):
         print(f"wrote {len(rows)} predictions to {self.written}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
-        """Where the CSV goes: :attr:`path`, or beside the checkpoint's run folder."""
+        """Where the CSV goes in ``trainer``'s run: see :meth:`target`."""
+        return self.target(trainer.ckpt_path, run_folder(trainer))
+
+    def target(self, checkpoint: str | Path | None, run_folder: Path) -> Path:
+        """:attr:`path`, or ``predictions.csv`` in the run folder of ``checkpoint`` (the
+        folder holding its ``checkpoints/``), or in ``run_folder`` without one."""
         if self.path is not None:
             return Path(self.path)
-        if trainer.ckpt_path:
-            folder = Path(trainer.ckpt_path).parent
+        if checkpoint:
+            folder = Path(checkpoint).parent
             if folder.name == "checkpoints":
                 folder = folder.parent
             return folder / "predictions.csv"
-        return run_folder(trainer) / "predictions.csv"
+        return run_folder / "predictions.csv"

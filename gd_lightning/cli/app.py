@@ -30,13 +30,19 @@ from gd_lightning.cli.checkpoints import (
     defaults_of,
     last_checkpoints,
     latest_version_with_last,
+    no_checkpoint_to_predict_with,
     nothing_to_resume,
     read_checkpoint,
     with_checkpoint_model,
 )
 from gd_lightning.cli.checks import check_seeds, check_writable
 from gd_lightning.cli.config_files import check_config_files
-from gd_lightning.cli.notices import CALLBACK_STATES_WARNING, framework_notices_off
+from gd_lightning.cli.notices import (
+    CALLBACK_STATES_WARNING,
+    RESUMED_FOLDER_WARNING,
+    framework_notices_off,
+    release_notices,
+)
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError
@@ -112,11 +118,7 @@ class GDLightningCLI(LightningCLI):
         # missing, unsafe or foreign file, or another model's, is refused here first
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if subcommand == "predict" and path is None:
-            raise InputError(
-                "predict needs --ckpt_path (a trained model's checkpoint, such as "
-                "lightning_logs/.../checkpoints/last.ckpt): without one it would predict with "
-                "untrained, random weights"
-            )
+            raise no_checkpoint_to_predict_with()
         if (
             subcommand
             and str(path) in SPECIAL_CHECKPOINTS
@@ -190,7 +192,6 @@ class GDLightningCLI(LightningCLI):
         if not lasts:
             raise nothing_to_resume(folder)
         self._last_checkpoint = max(lasts, key=lambda p: p.stat().st_mtime_ns)  # as Lightning
-        print(f"continuing the run in {folder.parent} from its last checkpoint")
 
     def _read_by_model_columns(self, config: Any) -> None:
         """validate, test and predict read the data by the columns of the checkpoint's
@@ -324,20 +325,19 @@ class GDLightningCLI(LightningCLI):
         # never unpickle anything but tensors and plain values from a checkpoint
         if config.get("weights_only") is None:
             config["weights_only"] = True
+        if self._last_checkpoint is not None:
+            folder = self._last_checkpoint.parent
+            print(f"continuing the run in {folder.parent} from its last checkpoint")
+            # the run continues in its own folder, on purpose
+            warnings.filterwarnings("ignore", message=RESUMED_FOLDER_WARNING)
+        release_notices()  # the checks passed: the run starts
 
     def _check_predictions_path(self) -> None:
         """Refuse, in one line, a predictions file that cannot be written (a folder, under
         a file, in a folder that takes no files), before predicting rather than after."""
         writer = self.config_init[self.subcommand]["predictions"]
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
-        if writer.path is not None:
-            target = Path(writer.path)
-        elif checkpoint is not None:
-            # PredictionWriter's default: beside the checkpoint's run folder
-            folder = Path(checkpoint).parent
-            target = (folder.parent if folder.name == "checkpoints" else folder) / "predictions.csv"
-        else:
-            return
+        target = writer.target(checkpoint, Path(self.trainer.default_root_dir))
         fix = "choose another file with --predictions.path"
         if target.is_dir():
             raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")

@@ -34,10 +34,12 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
         return args
     options = args[1:]
     path = _option_value(options, "--ckpt_path")
-    if path is None or path in SPECIAL_CHECKPOINTS:
-        return args
     chosen = {name for name in ("--model", "--data", "--config", "-c")
               if _option_value(options, name) is not None}  # fmt: skip
+    if path is None and args[0] == "predict" and not chosen:
+        raise no_checkpoint_to_predict_with()
+    if path is None or path in SPECIAL_CHECKPOINTS:
+        return args
     extra = []
     if not chosen & {"--model", "--config", "-c"}:
         checkpoint = read_checkpoint(Path(path))
@@ -54,6 +56,14 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
     if not chosen and any(option.startswith("--data.") for option in options):
         extra += ["--data", "gd_lightning.TabularDataModule"]
     return [args[0], *extra, *options]
+
+
+def no_checkpoint_to_predict_with() -> InputError:
+    return InputError(
+        "predict needs --ckpt_path, a trained model's checkpoint (a fit saves one in "
+        "lightning_logs/version_N/checkpoints/): without one it would predict with "
+        "untrained, random weights"
+    )
 
 
 def _option_value(options: list[str], name: str) -> str | None:
