@@ -76,6 +76,8 @@ CASES = [
      "column 2 of data.csv has no name"),
     ("a line break in a name", {"data.csv": '"te\nmp",rain,yield\n1,2,3\n'}, fit_args(),
      "line break"),
+    ("semicolons", {"data.csv": GOOD.replace(",", ";")}, fit_args(),
+     "is the file separated by ';'? save it with commas"),
     ("too large for float32", {"data.csv": GOOD.replace("88", "1e39")}, fit_args(),
      "1e+39 is too large for float32"),
     ("a folder as the file", {"data.csv/x": "not a file"}, fit_args(), "no such file"),

@@ -188,7 +188,13 @@ class TabularDataModule(TensorDataModule):
         raise InputError(f"{self._not_in_file(self.target_names[0])}: {need}")
 
     def _not_in_file(self, name: str) -> str:
-        return f"column {name!r} is not in {self.source}; its columns are: {', '.join(self.header)}"
+        message = (
+            f"column {name!r} is not in {self.source}; its columns are: {', '.join(self.header)}"
+        )
+        other = [sep for sep in (";", "\t", "|") if len(self.header) == 1 and sep in self.header[0]]
+        if other:
+            message += f" (one column: is the file separated by {other[0]!r}? save it with commas)"
+        return message
 
     def _setup_mapped(self) -> None:
         """The memory-mapped splits: row numbers into the files, checked block by block."""
