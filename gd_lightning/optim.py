@@ -1,11 +1,12 @@
 """The tutorials' hand-written update step, as a ``torch.optim.Optimizer``."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 
 class GradientDescent(Optimizer):
@@ -83,3 +84,13 @@ def optimizers_config(optimizer: Optimizer, scheduler: Any | None, manual: bool)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
     schedule = {"scheduler": scheduler, "interval": "epoch", "monitor": "train/epoch_mse"}
     return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+
+def step_scheduler(scheduler: Any, metrics: Mapping[str, Tensor]) -> None:
+    """Step ``scheduler`` at an epoch's end, as Lightning does in automatic mode:
+    ``ReduceLROnPlateau`` on the epoch's ``train/epoch_mse`` among the logged
+    ``metrics``, any other as it is (none: nothing)."""
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(metrics["train/epoch_mse"])
+    elif scheduler is not None:
+        scheduler.step()

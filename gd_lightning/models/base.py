@@ -18,7 +18,6 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from gd_lightning.cadence import is_last_batch, is_logged_step
@@ -27,7 +26,7 @@ from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.models.epoch_sums import EpochSums
 from gd_lightning.models.scaling import Scaling
-from gd_lightning.optim import build_optimizer, optimizers_config
+from gd_lightning.optim import build_optimizer, optimizers_config, step_scheduler
 
 Optimization = Literal["automatic", "manual"]
 LearningRate = float | Literal["auto"]
@@ -214,9 +213,7 @@ class RegressionModule(LightningModule):
             if batch_idx == 0:  # torchmetrics objects: Lightning computes and resets them
                 self.log_dict(metrics, on_step=False, on_epoch=True)
             return loss
-        # DDP averages the processes' gradients: weighting each process's mean loss by
-        # its share of the global batch gives the global batch's mean gradient
-        weight = self._process_weight(len(x)) if many else None
+        weight = process_weight(self.trainer, len(x), self.device) if many else None
         if is_logged_step(self.trainer, self.global_step, batch_idx):
             self.log("train/loss", shown if weight is None else shown * weight,
                      prog_bar=True, sync_dist=many)  # fmt: skip
@@ -226,15 +223,6 @@ class RegressionModule(LightningModule):
             epoch = {f"train/epoch_{name}": value for name, value in epoch.items()}
             self.log_dict(epoch, on_step=False, on_epoch=True)
         return loss if weight is None else loss * weight
-
-    def _process_weight(self, batch_size: int) -> Tensor:
-        """This process's share of the global batch, times the number of processes."""
-        rows = float(batch_size)
-        # reduce() sums in place: hand it a tensor of its own
-        total = self.trainer.strategy.reduce(
-            torch.tensor(rows, device=self.device), reduce_op="sum"
-        )
-        return self.trainer.world_size * rows / total
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, batch_idx, "train")
@@ -250,11 +238,7 @@ class RegressionModule(LightningModule):
         # Lightning steps schedulers itself only in automatic mode
         if self.automatic_optimization or not self.trainer.lr_scheduler_configs:
             return
-        scheduler = self.lr_schedulers()
-        if isinstance(scheduler, ReduceLROnPlateau):
-            scheduler.step(self.trainer.callback_metrics["train/epoch_mse"])
-        elif scheduler is not None:
-            scheduler.step()  # type: ignore[union-attr]
+        step_scheduler(self.lr_schedulers(), self.trainer.callback_metrics)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, batch_idx, "val")
@@ -272,6 +256,16 @@ class RegressionModule(LightningModule):
                                     self.optimizer_factory)  # fmt: skip
         scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
         return optimizers_config(optimizer, scheduler, manual)
+
+
+def process_weight(trainer: Any, batch_size: int, device: torch.device) -> Tensor:
+    """Under several processes, this process's share of the global batch times the number
+    of processes: DDP averages the processes' gradients, so weighting each process's mean
+    loss by it gives the global batch's mean gradient, whatever each process holds."""
+    rows = float(batch_size)
+    # reduce() sums in place: hand it a tensor of its own
+    total = trainer.strategy.reduce(torch.tensor(rows, device=device), reduce_op="sum")
+    return trainer.world_size * rows / total
 
 
 def checked_names(kind: str, names: list[str], count: int, known: list[str] | None) -> list[str]:
