@@ -49,7 +49,8 @@ RECIPES = {
     "L-BFGS, std.": (
         "fast",
         "--model.optimization automatic --model.optimizer torch.optim.LBFGS --model.lr 1 "
-        "--model.optimizer.max_iter 1 --model.optimizer.line_search_fn strong_wolfe",
+        "--model.optimizer.max_iter 1 --model.optimizer.max_eval 25 "
+        "--model.optimizer.line_search_fn strong_wolfe",
     ),
 }
 QUIET = (

@@ -241,6 +241,7 @@ OPTIMIZERS = {
     "adam": ("--model.optimizer torch.optim.Adam --model.lr 0.1", 300),
     "lbfgs": (
         "--model.optimizer torch.optim.LBFGS --model.lr 1 --model.optimizer.max_iter 1 "
+        "--model.optimizer.max_eval 25 "
         "--model.optimizer.line_search_fn strong_wolfe",
         12,
     ),
