@@ -66,7 +66,9 @@ class PredictionWriter(Callback):
         digits = float if table.dtype == torch.float64 else shortest_float32
         rows = [[digits(v) for v in row] for row in table.tolist()]
         self.written = write_csv_atomic(self.destination(trainer), header, rows)
-        print(f"wrote {len(rows)} predictions to {self.written}")
+        # a progress bar still holds its line: the message goes on a line of its own
+        start = "\n" if trainer.progress_bar_callback is not None else ""
+        print(f"{start}wrote {len(rows)} predictions to {self.written}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
         """Where the CSV goes in ``trainer``'s run: see :meth:`target`."""
