@@ -4,7 +4,7 @@ import csv
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,18 @@ def shortest_float32(value: float) -> float:
         3.0511782
     """
     return float(str(np.float32(value)))
+
+
+def shortest_decimal(dtype: torch.dtype | str) -> Callable[[float], float]:
+    """How a value of ``dtype`` is written with every digit it holds and no more:
+    :func:`shortest_float32` for float32, the value itself (Python's shortest float64
+    repr) for float64.
+
+    Example:
+        >>> shortest_decimal(torch.float32)(0.1), shortest_decimal(torch.float64)(0.1)
+        (0.1, 0.1)
+    """
+    return float if dtype == torch.float64 else shortest_float32
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -22,8 +22,8 @@ def column_names(
 ) -> tuple[list[str], list[str]]:
     """The model's feature and target names (the data's, for a model of another kind),
     or ``x0, x1, ...`` and ``y0, ...``."""
-    named = pl_module if hasattr(pl_module, "feature_names") else None
-    named = named or getattr(trainer, "datamodule", None)
+    has_names = hasattr(pl_module, "feature_names")
+    named = pl_module if has_names else getattr(trainer, "datamodule", None)
     in_features = int(pl_module.hparams.get("in_features", 1))
     out_features = int(pl_module.hparams.get("out_features", 1))
     features = getattr(named, "feature_names", None) or [f"x{i}" for i in range(in_features)]

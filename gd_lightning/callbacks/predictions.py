@@ -9,7 +9,7 @@ from lightning.pytorch import Callback
 from torch import Tensor
 
 from gd_lightning.callbacks._common import column_names, run_folder
-from gd_lightning.io import shortest_float32, write_csv_atomic
+from gd_lightning.io import shortest_decimal, write_csv_atomic
 
 
 class PredictionWriter(Callback):
@@ -63,7 +63,7 @@ class PredictionWriter(Callback):
         if self.with_inputs:
             header, columns = features + header, [torch.cat(self._inputs), predictions]
         table = torch.cat([c.to(predictions.dtype) for c in columns], dim=1)
-        digits = float if table.dtype == torch.float64 else shortest_float32
+        digits = shortest_decimal(table.dtype)
         rows = [[digits(v) for v in row] for row in table.tolist()]
         self.written = write_csv_atomic(self.destination(trainer), header, rows)
         # a progress bar still holds its line: the message goes on a line of its own

@@ -3,11 +3,10 @@
 import json
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch import Callback
 
 from gd_lightning.callbacks._common import checkpoint_folder, column_names
-from gd_lightning.io import shortest_float32, write_csv_atomic, write_text_atomic
+from gd_lightning.io import shortest_decimal, write_csv_atomic, write_text_atomic
 
 
 class ParameterReport(Callback):
@@ -33,7 +32,7 @@ class ParameterReport(Callback):
         if not trainer.is_global_zero or coefficients is None:
             return
         # every digit the parameters hold: float32's shortest decimal, or float64's
-        digits = float if pl_module.dtype == torch.float64 else shortest_float32
+        digits = shortest_decimal(pl_module.dtype)
         table = {
             target: {name: digits(value) for name, value in row.items()}
             for target, row in coefficients(*column_names(trainer, pl_module)).items()
