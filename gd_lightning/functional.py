@@ -93,7 +93,8 @@ def linear_in_original_units(
         >>> t = torch.tensor
         >>> w, b = linear_in_original_units(
         ...     t([[2.0]]), t([1.0]), t([10.0]), t([5.0]), t([100.0]), t([3.0]))
-        >>> w, b  # 3 * (2 * (x - 10) / 5 + 1) + 100 = 1.2 x + 91
+        >>> # 3 * (2 * (x - 10) / 5 + 1) + 100 = 1.2 x + 91
+        >>> w.round(decimals=6), b.round(decimals=6)
         (tensor([[1.2000]], dtype=torch.float64), tensor([91.], dtype=torch.float64))
     """
     weight = weight.double()  # (out, in)
@@ -119,7 +120,8 @@ def quadratic_in_original_units(
     :math:`q(z) = a z^2 + b z + c` and :math:`z = (t - m) / s`; float64.
 
     Example:
-        >>> quadratic_in_original_units(torch.tensor([1.0, 0.0, 0.0]), 1.0, 2.0, 0.0, 1.0)
+        >>> params = quadratic_in_original_units(torch.tensor([1.0, 0.0, 0.0]), 1.0, 2.0, 0.0, 1.0)
+        >>> params.round(decimals=6)
         tensor([ 0.2500, -0.5000,  0.2500], dtype=torch.float64)
     """
     a, b, c = params.double()

@@ -9,6 +9,7 @@ from lightning.pytorch import Callback
 from torch import Tensor
 
 from gd_lightning.callbacks._common import column_names, run_folder
+from gd_lightning.errors import InputError
 from gd_lightning.io import shortest_decimal, write_csv_atomic
 
 
@@ -16,8 +17,10 @@ class PredictionWriter(Callback):
     """Write ``predict``'s results as CSV: one column per target, named after it.
 
     Rows come in the order of the predict loader: every row of the data, in file
-    order, for this package's DataModules. With ``with_inputs`` the model's input
-    columns (under their names, the values the model read) come first. Values are
+    order, for this package's DataModules. ``keep_columns`` names columns of the input
+    CSV to copy through unchanged, first (an id, a date, text: what identifies a row);
+    with ``with_inputs`` the model's input columns (under their names, the values the
+    model read) come next. Values are
     written with every digit they hold: the shortest decimal that reads back as the
     same float32, or float64 under ``precision="64-true"``. The file is written once,
     at the end, atomically: an interrupted run leaves no half-written file (and an
@@ -28,17 +31,55 @@ class PredictionWriter(Callback):
             folder of the checkpoint being used (the folder holding
             ``checkpoints/``), or in the log folder when there is no checkpoint.
         with_inputs: put the input columns before the predictions.
+        keep_columns: columns of the input CSV (any, by name, numbers or not) copied to
+            the output as the file writes them, before everything else; the data must
+            be a :class:`~gd_lightning.TabularDataModule` reading a CSV file.
     """
 
-    def __init__(self, path: str | None = None, with_inputs: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        with_inputs: bool = False,
+        keep_columns: list[str] | None = None,
+    ) -> None:
         self.path = path
         self.with_inputs = with_inputs
+        self.keep_columns = list(keep_columns or [])
+        self._kept: list[list[str]] = []
         self._inputs: list[Tensor] = []
         self._predictions: list[Tensor] = []
         self.written: Path | None = None
 
     def on_predict_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._inputs, self._predictions, self.written = [], [], None
+        datamodule = getattr(trainer, "datamodule", None)
+        self.check_keep_columns(datamodule, pl_module)
+        self._kept = datamodule.text_columns(self.keep_columns) if self.keep_columns else []
+
+    def check_keep_columns(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
+        """Refuse :attr:`keep_columns` in one line, before predicting: for data that is not
+        a CSV file, for a column the file lacks, or for a name the output already gives
+        another column (a target, or an input under ``with_inputs``)."""
+        if not self.keep_columns:
+            return
+        names = self.keep_columns
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        targets = list(getattr(pl_module, "target_names", []))
+        shown = targets + (list(getattr(pl_module, "feature_names", [])) if self.with_inputs else [])
+        taken = [name for name in names if name in shown]
+        if repeated or taken:
+            name = (repeated or taken)[0]
+            why = "more than once" if repeated else "and the output has a column of that name"
+            raise InputError(
+                f"predictions.keep_columns lists {name!r} {why}: each output column needs a "
+                f"name of its own (rename the column in the file, or leave it out)"
+            )
+        if not callable(getattr(datamodule, "check_columns", None)):
+            raise InputError(
+                "predictions.keep_columns copies columns of the input CSV: predict with a "
+                "TabularDataModule reading a CSV file (data.csv_path)"
+            )
+        datamodule.check_columns(names, "predictions.keep_columns")
 
     def on_predict_batch_end(
         self,
@@ -64,7 +105,16 @@ class PredictionWriter(Callback):
             header, columns = features + header, [torch.cat(self._inputs), predictions]
         table = torch.cat([c.to(predictions.dtype) for c in columns], dim=1)
         digits = shortest_decimal(table.dtype)
-        rows = [[digits(v) for v in row] for row in table.tolist()]
+        rows: list[list[object]] = [[digits(v) for v in row] for row in table.tolist()]
+        if self.keep_columns:
+            if len(self._kept) != len(rows):
+                raise InputError(
+                    f"predictions.keep_columns found {len(self._kept)} rows in the file but "
+                    f"{len(rows)} were predicted: the file changed while predicting, or the "
+                    f"data is not the file's rows in order; nothing was written"
+                )
+            header = self.keep_columns + header
+            rows = [kept + row for kept, row in zip(self._kept, rows, strict=True)]
         self.written = write_csv_atomic(self.destination(trainer), header, rows)
         # a progress bar still holds its line: the message goes on a line of its own
         start = "\n" if trainer.progress_bar_callback is not None else ""

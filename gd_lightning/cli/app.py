@@ -342,6 +342,7 @@ class GDLightningCLI(LightningCLI):
         if target.is_dir():
             raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
         check_writable(target.parent, what="the predictions", fix=fix)
+        writer.check_keep_columns(self.datamodule, self.model)
 
     def _output_folders(self) -> list[Path]:
         """Where this run will write: its loggers' folders, the checkpoints', the root."""

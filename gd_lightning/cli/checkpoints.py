@@ -15,20 +15,23 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gd_lightning.cli.checks import is_int
 from gd_lightning.errors import InputError
-from gd_lightning.models.base import RegressionModule
+from gd_lightning.models.base import CLASS_PATH_KEY, RegressionModule
 
 
 def with_checkpoint_model(args: list[str]) -> list[str]:
-    """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path`` and no
-    model given: with the checkpoint's model (one of :func:`package_models`, with the
-    settings it was trained with, checked by :func:`check_saved_settings` before
-    anything is imported) and, when only ``--data.*`` options are given, a
-    :class:`~gd_lightning.TabularDataModule`; so ``gd-lightning predict --ckpt_path
-    model.ckpt --data.csv_path new.csv`` is a whole command.
+    """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path``, led by the
+    checkpoint's model: its class (one of :func:`package_models`, named in the file by
+    whatever Trainer saved it, the command line's or a user's own from Python) with the
+    settings it was trained with, checked by :func:`check_saved_settings` before anything
+    is imported. Options given after it (``--model``, ``--config``) still win, and a
+    different class given there is refused in one line. When no data class is chosen,
+    ``--data.*`` options go to a :class:`~gd_lightning.TabularDataModule`; so
+    ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path new.csv`` is a whole
+    command.
 
     Example:
-        >>> with_checkpoint_model(["predict", "--config", "c.yaml", "--ckpt_path", "m.ckpt"])
-        ['predict', '--config', 'c.yaml', '--ckpt_path', 'm.ckpt']
+        >>> with_checkpoint_model(["fit", "--config", "c.yaml"])
+        ['fit', '--config', 'c.yaml']
     """
     if not args or args[0] not in ("validate", "test", "predict"):
         return args
@@ -41,19 +44,24 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
     if path is None or path in SPECIAL_CHECKPOINTS:
         return args
     extra = []
-    if not chosen & {"--model", "--config", "-c"}:
-        checkpoint = read_checkpoint(Path(path))
+    checkpoint = read_checkpoint(Path(path))
+    settings = checkpoint.get("hyper_parameters") or {}
+    saved = settings.get(CLASS_PATH_KEY) if isinstance(settings, dict) else None
+    model_given = bool(chosen & {"--model", "--config", "-c"})
+    if saved is None and settings:
+        raise InputError(
+            f"{path} does not name the class of the model it holds (this package's models "
+            f"name it when saved; a subclass overriding on_save_checkpoint without super() "
+            f"does not), so the command line cannot rebuild it: load it in Python with "
+            f"YourModel.load_from_checkpoint"
+        )
+    if saved in package_models() or not model_given:
         check_saved_settings(Path(path), checkpoint, configured=None)
-        hparams = dict(checkpoint.get("hyper_parameters") or {})
-        class_path = hparams.pop("_class_path", None)
-        hparams.pop("_instantiator", None)
-        if class_path is None:
-            raise InputError(
-                f"{path} does not name the model it holds: pass the config it was trained "
-                f"with, --config config.yaml of its run folder"
-            )
-        extra += ["--model", json.dumps({"class_path": class_path, "init_args": hparams})]
-    if not chosen and any(option.startswith("--data.") for option in options):
+        hparams = {k: v for k, v in settings.items() if k not in (CLASS_PATH_KEY, "_instantiator")}
+        extra += ["--model", json.dumps({"class_path": saved, "init_args": hparams})]
+    if not chosen & {"--data", "--config", "-c"} and any(
+        option.startswith("--data.") for option in options
+    ):
         extra += ["--data", "gd_lightning.TabularDataModule"]
     return [args[0], *extra, *options]
 
@@ -167,7 +175,7 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
     if not isinstance(settings, dict):
         raise InputError(f"{path} is not a gd-lightning checkpoint (its hyper_parameters are "
                          f"not a mapping): use a checkpoint written by gd-lightning")  # fmt: skip
-    saved = settings.get("_class_path")
+    saved = settings.get(CLASS_PATH_KEY)
     if saved is None:
         return
     own = package_models()
@@ -178,18 +186,19 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
             f"loaded and nothing it names was imported: pass the config it was trained with "
             f"(config.yaml in its run folder)"
         )
-    if configured and saved != configured:
+    same_class = saved in own and own[saved] is own.get(str(configured))
+    if configured and saved != configured and not same_class:
         shown, wanted = saved.rsplit(".", 1)[-1], configured.rsplit(".", 1)[-1]
         if shown == wanted:
             shown, wanted = saved, configured
         raise InputError(
-            f"{path} holds a {shown}, but the model given is a {wanted}: pass the config it "
-            f"was trained with (config.yaml in its run folder)"
+            f"{path} holds a {shown}, but the model given is a {wanted}: leave --model out "
+            f"(the checkpoint names its model), or pass the config it was trained with"
         )
     cls = own.get(saved)
     accepted = set(defaults_of(saved, every=True)) if cls is None else set(_arguments(cls))
     for name, value in settings.items():
-        if name in ("_class_path", "_instantiator"):
+        if name in (CLASS_PATH_KEY, "_instantiator"):
             continue  # LightningCLI drops _instantiator; _class_path is checked above
         if name in CODE_ARGUMENTS or name not in accepted or not _plain(value):
             raise InputError(
@@ -231,7 +240,7 @@ def check_checkpoint(
         raise InputError(f"{path} holds no parameters (its state_dict is empty): use a "
                          f"checkpoint written by gd-lightning")  # fmt: skip
     if set(state) != set(expected):
-        saved_class = (checkpoint.get("hyper_parameters") or {}).get("_class_path", "")
+        saved_class = (checkpoint.get("hyper_parameters") or {}).get(CLASS_PATH_KEY, "")
         shown = str(saved_class).rsplit(".", 1)[-1]
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if shown and shown != type(model).__name__:

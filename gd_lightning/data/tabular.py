@@ -196,6 +196,38 @@ class TabularDataModule(TensorDataModule):
             message += f" (one column: is the file separated by {other[0]!r}? save it with commas)"
         return message
 
+    def text_columns(self, names: list[str]) -> list[list[str]]:
+        """The CSV file's columns ``names``, by name, as the text of their cells: one
+        list per data row, in file order (the order predictions come in), each cell
+        exactly as the file holds it (an id, a date, a word).
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> path = pathlib.Path(tempfile.mkdtemp()) / "new.csv"
+            >>> _ = path.write_text("id,area\\nA17,50\\nB02,80\\n")
+            >>> TabularDataModule(csv_path=str(path)).text_columns(["id"])
+            [['A17'], ['B02']]
+        """
+        self.check_columns(names, "predictions.keep_columns")
+        columns = [self.header.index(name) for name in names]
+        _check_rows(Path(self.csv_path), self.header, columns=[])  # one cell per column
+        with open_text(Path(self.csv_path)) as file:
+            reader = csv.reader(file, skipinitialspace=True)
+            next(reader)
+            return [[row[column] for column in columns] for row in reader if row]
+
+    def check_columns(self, names: list[str], option: str) -> None:
+        """Refuse in one line, naming ``option``, a column the CSV file lacks, or data
+        that is not a CSV file (``.npy`` arrays have no named columns to copy)."""
+        if self.csv_path is None:
+            raise InputError(
+                f"{option} names columns of a CSV file, and {self.source} is a .npy array: "
+                f"leave {option} out"
+            )
+        for name in names:
+            if name not in self.header:
+                raise InputError(f"{option}: {self._not_in_file(name)}")
+
     def _setup_mapped(self) -> None:
         """The memory-mapped splits: row numbers into the files, checked block by block."""
         full = MappedDataset(str(self.features_path), str(self.targets_path), self.data_dtype)

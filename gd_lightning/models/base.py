@@ -179,6 +179,18 @@ class RegressionModule(LightningModule):
         twin.set_standardization(None)
         return twin
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Name the model's class among the checkpoint's settings, as ``LightningCLI``
+        names it (``hyper_parameters["_class_path"]``, the key it reads back from
+        ``--ckpt_path``), so a checkpoint saved by any Trainer, from Python too, works with
+        ``gd-lightning validate``, ``test`` and ``predict``. The command line checks the
+        name against this package's own classes before it uses anything in the file. (A
+        subclass that overrides this hook without ``super()`` saves no name: its
+        checkpoints load from Python, with ``YourClass.load_from_checkpoint``.)"""
+        settings = checkpoint.get("hyper_parameters")
+        if isinstance(settings, dict):
+            settings.setdefault(CLASS_PATH_KEY, class_path_of(type(self)))
+
     # --- steps ------------------------------------------------------------------------
 
     @property
@@ -256,6 +268,15 @@ class RegressionModule(LightningModule):
                                     self.optimizer_factory)  # fmt: skip
         scheduler = self.scheduler_factory(optimizer) if self.scheduler_factory else None
         return optimizers_config(optimizer, scheduler, manual)
+
+
+#: the checkpoint setting that names the model's class (``LightningCLI``'s own record)
+CLASS_PATH_KEY = "_class_path"
+
+
+def class_path_of(cls: type) -> str:
+    """The full import path of ``cls``: ``gd_lightning.models.linear.LinearRegression``."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def process_weight(trainer: Any, batch_size: int, device: torch.device) -> Tensor:
