@@ -64,8 +64,9 @@ class PredictionWriter(Callback):
             return
         names = self.keep_columns
         repeated = sorted({name for name in names if names.count(name) > 1})
-        targets = list(getattr(pl_module, "target_names", []))
-        shown = targets + (list(getattr(pl_module, "feature_names", [])) if self.with_inputs else [])
+        shown = list(getattr(pl_module, "target_names", []))
+        if self.with_inputs:
+            shown += list(getattr(pl_module, "feature_names", []))
         taken = [name for name in names if name in shown]
         if repeated or taken:
             name = (repeated or taken)[0]
