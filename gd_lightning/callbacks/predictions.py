@@ -52,7 +52,7 @@ class PredictionWriter(Callback):
 
     def on_predict_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._inputs, self._predictions, self.written = [], [], None
-        datamodule = getattr(trainer, "datamodule", None)
+        datamodule: Any = getattr(trainer, "datamodule", None)
         self.check_keep_columns(datamodule, pl_module)
         self._kept = datamodule.text_columns(self.keep_columns) if self.keep_columns else []
 

@@ -210,8 +210,9 @@ class TabularDataModule(TensorDataModule):
         """
         self.check_columns(names, "predictions.keep_columns")
         columns = [self.header.index(name) for name in names]
-        _check_rows(Path(self.csv_path), self.header, columns=[])  # one cell per column
-        with open_text(Path(self.csv_path)) as file:
+        path = Path(str(self.csv_path))
+        _check_rows(path, self.header, columns=[])  # one cell per column
+        with open_text(path) as file:
             reader = csv.reader(file, skipinitialspace=True)
             next(reader)
             return [[row[column] for column in columns] for row in reader if row]
