@@ -9,10 +9,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import ArgsType, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import (
+    ArgsType,
+    LightningArgumentParser,
+    LightningCLI,
+    SaveConfigCallback,
+)
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from lightning.pytorch.plugins import CheckpointIO
 
@@ -36,7 +42,7 @@ from gd_lightning.cli.checkpoints import (
     with_checkpoint_model,
 )
 from gd_lightning.cli.checks import check_seeds, check_writable
-from gd_lightning.cli.config_files import check_config_files
+from gd_lightning.cli.config_files import ConfigFileOrTutorial
 from gd_lightning.cli.notices import (
     CALLBACK_STATES_WARNING,
     RESUMED_FOLDER_WARNING,
@@ -50,8 +56,15 @@ from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule
 
 DESCRIPTION = (
-    "Fit regression models by gradient descent with PyTorch Lightning. "
-    "Start from a ready config: gd-lightning fit --config configs/quadratic_speed.yaml"
+    "Fit regression models by gradient descent with PyTorch Lightning. Start from a "
+    "tutorial: gd-lightning fit --config quadratic_speed (gd-lightning tutorials lists them). "
+    "A model's options: gd-lightning fit --model.help LinearRegression; "
+    "a data module's: gd-lightning fit --data.help TabularDataModule."
+)
+#: what ``--help`` says of ``--config``
+CONFIG_HELP = (
+    "a tutorial's name (gd-lightning tutorials lists them) or a YAML file of options; "
+    "options given after it override its values"
 )
 
 
@@ -86,6 +99,14 @@ class GDLightningCLI(LightningCLI):
     in ``trainer.callbacks`` takes its place, and ``trainer.enable_checkpointing:
     false`` turns checkpoints off.
     """
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """LightningCLI's parser, its ``--config`` also taking a tutorial's name and
+        bounding the file before it is read (:class:`ConfigFileOrTutorial`)."""
+        kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.pytorch.__version__}"])
+        parser = self.parser_class(**kwargs)
+        parser.add_argument("-c", "--config", action=ConfigFileOrTutorial, help=CONFIG_HELP)
+        return parser
 
     def add_arguments_to_parser(self, parser) -> None:  # type: ignore[no-untyped-def]
         # always on: every fit is measured and reports its parameters, every predict
@@ -384,7 +405,6 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
     With ``run=False`` the model, data and Trainer are only built: ``args`` then
     holds no subcommand, and the caller runs ``trainer.fit(...)`` itself.
     """
-    check_config_files(sys.argv[1:] if args is None else args)
     with framework_notices_off():
         return GDLightningCLI(
             RegressionModule,

@@ -1,10 +1,12 @@
 """Config files bounded before they are parsed: size, binary content, YAML errors, aliases."""
 
 from pathlib import Path
+from typing import Any
 
 import yaml
-from lightning.pytorch.cli import ArgsType
+from jsonargparse import ActionConfigFile
 
+from gd_lightning.cli.tutorials import config_source
 from gd_lightning.errors import InputError
 
 #: the largest config file read: a config is a page of options, not data
@@ -14,22 +16,22 @@ CONFIG_MAX_BYTES = 1 << 20
 CONFIG_MAX_NODES = 100_000
 
 
-def check_config_files(args: ArgsType) -> None:
-    """Refuse, in one line, a ``--config`` file that is too large, not text, not valid
-    YAML (naming its line and the problem), not a mapping of options, or whose aliases
-    expand beyond :data:`CONFIG_MAX_NODES` nodes, before jsonargparse reads it (which
-    would expand an alias bomb until memory runs out)."""
-    if not isinstance(args, list | tuple):
-        return
-    words = [str(word) for word in args]
-    for index, word in enumerate(words):
-        if word.startswith("--config="):
-            _check_config_file(Path(word.split("=", 1)[1]))
-        elif word in ("-c", "--config") and index + 1 < len(words):
-            _check_config_file(Path(words[index + 1]))
+class ConfigFileOrTutorial(ActionConfigFile):
+    """``--config``: a YAML file of options, bounded by :func:`check_config_file` before
+    it is parsed, or a ready config by name (``line_fit``; ``gd-lightning tutorials``
+    lists them), whichever way the option is spelled (``-cFILE``, ``--conf FILE``)."""
+
+    def __call__(self, parser: Any, cfg: Any, values: Any, option_string: Any = None) -> None:
+        source = config_source(str(values))
+        check_config_file(Path(source))
+        self.apply_config(parser, cfg, self.dest, source)
 
 
-def _check_config_file(path: Path) -> None:
+def check_config_file(path: Path) -> None:
+    """Refuse, in one line, a config file that is too large, not text, not valid YAML
+    (naming its line and the problem), not a mapping of options, or whose aliases expand
+    beyond :data:`CONFIG_MAX_NODES` nodes, before jsonargparse reads it (which would
+    expand an alias bomb until memory runs out)."""
     if not path.is_file():
         return  # jsonargparse names a missing file itself
     try:

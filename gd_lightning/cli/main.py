@@ -12,6 +12,7 @@ from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gd_lightning.cli.app import cli
+from gd_lightning.cli.tutorials import tutorial_list
 from gd_lightning.errors import InputError
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
@@ -22,6 +23,10 @@ def main(args: ArgsType = None) -> None:
 
     Set the environment variable ``GD_LIGHTNING_DEBUG=1`` to see the full traceback.
     """
+    words = sys.argv[1:] if args is None else args
+    if isinstance(words, list | tuple) and list(words[:1]) == ["tutorials"]:
+        print(tutorial_list())
+        return
     try:
         cli(args)
     except (SystemExit, KeyboardInterrupt) as err:
