@@ -1,0 +1,14 @@
+"""Print a pip constraints file pinning each runtime dependency of pyproject.toml at its
+lower bound (``name>=X`` becomes ``name==X``): the oldest versions the package declares."""
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+for requirement in project["dependencies"]:
+    match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([0-9][^,;\s]*).*", requirement)
+    if match is None:
+        sys.exit(f"no lower bound in {requirement!r}: every runtime dependency declares one")
+    print(f"{match.group(1)}=={match.group(3)}")

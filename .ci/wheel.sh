@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The package as pip users get it: build the wheel, install it into a new virtual
+# environment outside the repository, and from an empty folder run a tutorial by name,
+# then predict on its checkpoint, checking the numbers printed.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+python3 -m venv "$work/build-env"
+"$work/build-env/bin/pip" install --quiet build
+"$work/build-env/bin/python" -m build --wheel --outdir "$work/dist" "$repo"
+wheel=("$work"/dist/gd_lightning-*.whl)
+python3 -m zipfile -l "${wheel[0]}" | grep -q "gd_lightning/configs/fast/line_fit.yaml"
+
+python3 -m venv "$work/env"
+"$work/env/bin/pip" install --quiet "${wheel[0]}"
+
+mkdir "$work/empty"
+cd "$work/empty"
+export PATH="$work/env/bin:$PATH"
+gd-lightning tutorials | grep -q "^crop_yields_5 "
+gd-lightning fit --config crop_yields_5 --trainer.enable_progress_bar false \
+    --trainer.enable_model_summary false > fit.txt
+cat fit.txt
+checkpoint=(lightning_logs/crop_yields_5/version_0/checkpoints/*.ckpt)
+printf 'temp,rain,humid,region\n73,67,43,A\n91,88,64,B\n' > new.csv
+gd-lightning predict --ckpt_path "${checkpoint[0]}" --data.csv_path new.csv \
+    --predictions.keep_columns '[region]' --predictions.path predictions.csv \
+    --trainer.enable_progress_bar false
+cat predictions.csv
+# the printed parameters are the checkpoint's, and the predictions are x @ w.T + b
+python - "${checkpoint[0]}" <<'PY'
+import csv, json, pathlib, sys
+import torch
+checkpoint = pathlib.Path(sys.argv[1])
+state = torch.load(checkpoint, weights_only=True)["state_dict"]
+weight, bias = state["linear.weight"].double(), state["linear.bias"].double()
+printed = pathlib.Path("fit.txt").read_text()
+table = json.loads((checkpoint.parent / "parameters.json").read_text())
+for target, row in zip(("mangoes", "oranges"), weight.tolist()):
+    for name, value in zip(("temp", "rainfall", "humidity"), row):
+        assert abs(table[target][name] - value) <= 1e-6 * max(1.0, abs(value)), (target, name)
+        assert f"{value:.6g}" in printed, (target, name, value)
+rows = list(csv.DictReader(open("predictions.csv")))
+assert [row["region"] for row in rows] == ["A", "B"], rows
+x = torch.tensor([[73.0, 67, 43], [91, 88, 64]], dtype=torch.float64)
+expected = x @ weight.T + bias
+for row, values in zip(rows, expected.tolist()):
+    got = [float(row["mangoes"]), float(row["oranges"])]
+    assert all(abs(g - e) <= 1e-4 * max(1.0, abs(e)) for g, e in zip(got, values)), (got, values)
+print("wheel smoke test: parameters and predictions check out")
+PY
