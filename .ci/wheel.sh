@@ -24,7 +24,7 @@ gd-lightning fit --config crop_yields_5 --trainer.enable_progress_bar false \
     --trainer.enable_model_summary false > fit.txt
 cat fit.txt
 checkpoint=(lightning_logs/crop_yields_5/version_0/checkpoints/*.ckpt)
-printf 'temp,rain,humid,region\n73,67,43,A\n91,88,64,B\n' > new.csv
+printf 'region,humidity,rainfall,temp\nA,43,67,73\nB,64,88,91\n' > new.csv
 gd-lightning predict --ckpt_path "${checkpoint[0]}" --data.csv_path new.csv \
     --predictions.keep_columns '[region]' --predictions.path predictions.csv \
     --trainer.enable_progress_bar false

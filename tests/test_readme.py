@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from gd_lightning.cli.tutorials import tutorial_configs
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -29,8 +31,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command in ci
 
 
-def test_every_config_in_the_readme_exists() -> None:
-    named = set(re.findall(r"configs/([\w/]+)\.yaml", README))
-    assert "fast/line_fit" in named  # the pattern reaches configs/fast/ too
+def test_every_config_in_the_readme_is_a_packaged_tutorial() -> None:
+    named = set(re.findall(r"--config ([\w/.]+)", README))
+    named |= set(re.findall(r"`((?:fast/)?[a-z_0-9]+)` \|", README)) & set(tutorial_configs())
+    assert {"line_fit", "fast/line_fit"} <= named  # commands and the tables' names
     for name in named:
-        assert (ROOT / "configs" / f"{name}.yaml").is_file(), name
+        assert name in tutorial_configs(), name
