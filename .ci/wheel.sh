@@ -11,7 +11,8 @@ python3 -m venv "$work/build-env"
 "$work/build-env/bin/pip" install --quiet build
 "$work/build-env/bin/python" -m build --wheel --outdir "$work/dist" "$repo"
 wheel=("$work"/dist/gd_lightning-*.whl)
-python3 -m zipfile -l "${wheel[0]}" | grep -q "gd_lightning/configs/fast/line_fit.yaml"
+python3 -m zipfile -l "${wheel[0]}" > "$work/contents.txt"
+grep "gd_lightning/configs/fast/line_fit.yaml" "$work/contents.txt"
 
 python3 -m venv "$work/env"
 "$work/env/bin/pip" install --quiet "${wheel[0]}"
@@ -19,7 +20,8 @@ python3 -m venv "$work/env"
 mkdir "$work/empty"
 cd "$work/empty"
 export PATH="$work/env/bin:$PATH"
-gd-lightning tutorials | grep -q "^crop_yields_5 "
+gd-lightning tutorials > tutorials.txt
+grep "^crop_yields_5 " tutorials.txt
 gd-lightning fit --config crop_yields_5 --trainer.enable_progress_bar false \
     --trainer.enable_model_summary false > fit.txt
 cat fit.txt

@@ -4,7 +4,9 @@
   :func:`cli`): the data's shape and column names linked into the model, the data
   checked before the Trainer writes anything, the callbacks every run gets;
 - :mod:`~gd_lightning.cli.checkpoints`: checkpoints read safely, and found for a resume;
-- :mod:`~gd_lightning.cli.config_files`: config files bounded before they are parsed;
+- :mod:`~gd_lightning.cli.config_files`: ``--config`` (a file, bounded before it is
+  parsed, or a tutorial's name);
+- :mod:`~gd_lightning.cli.tutorials`: the tutorials' ready configs, packaged, by name;
 - :mod:`~gd_lightning.cli.checks`: settings Lightning would fail on later;
 - :mod:`~gd_lightning.cli.notices`: Lightning's notices that do not concern the fit;
 - :mod:`~gd_lightning.cli.main`: how the command ends (one line, exit codes).
