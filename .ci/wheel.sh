@@ -39,7 +39,7 @@ checkpoint = pathlib.Path(sys.argv[1])
 state = torch.load(checkpoint, weights_only=True)["state_dict"]
 weight, bias = state["linear.weight"].double(), state["linear.bias"].double()
 printed = pathlib.Path("fit.txt").read_text()
-table = json.loads((checkpoint.parent / "parameters.json").read_text())
+table = json.loads((checkpoint.parent / "parameters.json").read_text())["parameters"]
 for target, row in zip(("mangoes", "oranges"), weight.tolist()):
     for name, value in zip(("temp", "rainfall", "humidity"), row):
         assert abs(table[target][name] - value) <= 1e-6 * max(1.0, abs(value)), (target, name)
