@@ -289,3 +289,26 @@ def test_kept_columns_need_a_csv(
                                "[id]", "--predictions.path", "out.csv"])  # fmt: skip
     assert ".npy array" in line and "keep_columns" in line
     assert not Path("out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--model.bias", "false", ["model.bias is false", "saved with true"]),
+        ("--model.feature_names", "[area,town]", ["model.feature_names", "[area, rooms]"]),
+        ("--model.lr", "7", ["model.lr is 7", "saved with 0.1"]),
+    ],
+)
+def test_an_option_the_checkpoint_overrides_is_one_line(
+    houses: Path,
+    houses_checkpoint: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    words: list[str],
+) -> None:
+    line = error_line(capsys, ["predict", "--ckpt_path", str(houses_checkpoint),
+                               "--data.csv_path", str(houses), option, value,
+                               "--predictions.path", "out.csv"])  # fmt: skip
+    assert all(word in line for word in words) and "leave" in line, line
+    assert not Path("out.csv").exists()

@@ -32,6 +32,7 @@ from gd_lightning.callbacks.convergence import auto_lr, reference_of
 from gd_lightning.cli.checkpoints import (
     SPECIAL_CHECKPOINTS,
     check_checkpoint,
+    check_given_settings,
     check_saved_settings,
     defaults_of,
     last_checkpoints,
@@ -152,8 +153,11 @@ class GDLightningCLI(LightningCLI):
             )
         if path is None or str(path) in SPECIAL_CHECKPOINTS:
             return
-        configured = getattr(self.config[subcommand].get("model"), "class_path", None)
-        check_saved_settings(Path(path), read_checkpoint(Path(path)), configured)
+        model = self.config[subcommand].get("model")
+        checkpoint = read_checkpoint(Path(path))
+        check_saved_settings(Path(path), checkpoint, getattr(model, "class_path", None))
+        if subcommand != "fit":
+            check_given_settings(Path(path), checkpoint, getattr(model, "init_args", None) or {})
 
     def before_instantiate_classes(self) -> None:
         self._default_logger: Logger | None = None

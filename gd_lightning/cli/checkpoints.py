@@ -208,6 +208,38 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
             )
 
 
+def check_given_settings(path: Path, checkpoint: dict[str, Any], given: Any) -> None:
+    """Refuse, in one line, a model option of ``validate``, ``test`` or ``predict`` that
+    differs from the checkpoint's setting of the same name: those commands use the model
+    as it was saved (LightningCLI lays the checkpoint's settings over the options), so the
+    option would be ignored without a word."""
+    settings = checkpoint.get("hyper_parameters") or {}
+    for name, saved in settings.items():
+        value = given.get(name) if hasattr(given, "get") else None
+        if name in (CLASS_PATH_KEY, "_instantiator") or value is None or _same(value, saved):
+            continue
+        raise InputError(
+            f"model.{name} is {_shown(value)} but the model in {path} was saved with "
+            f"{_shown(saved)}, and it is used as saved: leave model.{name} out"
+        )
+
+
+def _same(value: Any, saved: Any) -> bool:
+    """Whether an option's ``value`` equals a checkpoint's ``saved`` plain value (a list
+    and a tuple of equal items are the same; so are 1 and 1.0)."""
+    if isinstance(value, list | tuple) and isinstance(saved, list | tuple):
+        return len(value) == len(saved) and all(map(_same, value, saved))
+    return bool(value == saved)
+
+
+def _shown(value: Any) -> str:
+    """``value`` as an option would be typed (``false``, ``[a, b]``), cut to a line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = str(list(value) if isinstance(value, tuple) else value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _arguments(cls: type) -> list[str]:
     """The names of the arguments of ``cls`` and the classes it derives from (what
     ``save_hyperparameters`` records)."""
