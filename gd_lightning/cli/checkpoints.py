@@ -236,7 +236,10 @@ def _shown(value: Any) -> str:
     """``value`` as an option would be typed (``false``, ``[a, b]``), cut to a line."""
     if isinstance(value, bool):
         return str(value).lower()
-    text = str(list(value) if isinstance(value, tuple) else value)
+    if isinstance(value, list | tuple):
+        text = "[" + ", ".join(map(_shown, value)) + "]"
+    else:
+        text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
