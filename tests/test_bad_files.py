@@ -21,6 +21,10 @@ from gd_lightning.cli import cli, main
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
 
+# Python 3.10's csv module refuses a NUL byte anywhere in the file; 3.11 reads it as a
+# character, and the reader then names the cell or column that holds it
+NUL_REFUSED = "not a readable CSV file (it holds NUL bytes)" if sys.version_info < (3, 11) else ""
+
 GOOD = "temp,rain,yield\n73,67,56\n91,88,81\n87,134,119\n102,43,22\n69,96,103\n"
 
 
@@ -67,9 +71,9 @@ CASES = [
     ("gzip file", {"data.csv": gzip.compress(GOOD.encode())}, fit_args(), "is not UTF-8 text"),
     ("binary file", {"data.csv": bytes(range(256)) * 4}, fit_args(), "is not UTF-8 text"),
     ("NUL in a name", {"data.csv": GOOD.replace("rain", "ra\0in")}, fit_args(),
-     "'ra\\x00in', with a line break or control character"),
+     NUL_REFUSED or "'ra\\x00in', with a line break or control character"),
     ("NUL in a cell", {"data.csv": GOOD.replace("67", "6\x007")}, fit_args(),
-     "is not a number"),
+     NUL_REFUSED or "is not a number"),
     ("a 200,000-character cell", {"data.csv": GOOD + "1,2," + "9" * 200_000 + "\n"},
      fit_args(), "field larger than field limit"),
     ("an unnamed column", {"data.csv": "temp,,yield\n1,2,3\n4,5,6\n"}, fit_args(),
