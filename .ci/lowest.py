@@ -3,8 +3,9 @@ lower bound (``name>=X`` becomes ``name==X``): the oldest versions the package d
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
 for requirement in project["dependencies"]:
