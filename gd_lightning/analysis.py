@@ -36,6 +36,8 @@ class FitReference:
         solution: the least-squares parameters (minimum norm), shape (p, K).
         rank: the rank of ``A``.
         eigenvalues: of the Hessian ``2 G / K``, ascending, shape (p,).
+        eigenvectors: of ``G`` (and so of the Hessian), one column per eigenvalue, shape
+            (p, p): the curvature is decomposed once, when the reference is built.
     """
 
     gram: Tensor
@@ -45,6 +47,7 @@ class FitReference:
     solution: Tensor
     rank: int
     eigenvalues: Tensor
+    eigenvectors: Tensor
 
     @classmethod
     def from_data(
@@ -98,6 +101,7 @@ class FitReference:
             solution=solution,
             rank=int(keep.sum()),
             eigenvalues=2 * values / k,
+            eigenvectors=vectors,
         )
 
     # --- losses ------------------------------------------------------------------------
@@ -225,7 +229,7 @@ class FitReference:
             (3.124, 4)
         """
         target = gap * max(self.optimum_loss, self.gap_floor)
-        values, vectors = torch.linalg.eigh(2 * self.gram / self.cross.shape[1])
+        values, vectors = self.eigenvalues, self.eigenvectors
         error = vectors.T @ (theta.double() - self.solution)  # (p, K) in the eigenbasis
         scale = self.target_scale**2
         # excess(t) = sum over directions and targets of λ/2 · e² · (1 - lr λ)^(2t) · scale

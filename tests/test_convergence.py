@@ -295,3 +295,30 @@ def test_fast_configs_reach_one_percent_within_their_promise(name: str) -> None:
     assert f"max_epochs: {FAST[name]}\n" in path.read_text()
     result = cli(["fit", "--config", str(path), *QUIET])
     assert final_gap(result) <= 0.01
+
+
+@pytest.fixture
+def eigh_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the eigendecompositions made (``torch.linalg.eigh`` calls)."""
+    calls: list[int] = []
+    real = torch.linalg.eigh
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.linalg, "eigh", counting)
+    return calls
+
+
+@pytest.mark.parametrize("lr", ["auto", "1e-5"])
+def test_a_fit_decomposes_the_curvature_once(eigh_calls: list[int], lr: str) -> None:
+    cli(["fit", "--model", "LinearRegression", "--model.lr", lr, "--data", "CropYieldsDataModule",
+         "--data.num_regions", "5", "--trainer.max_epochs", "3", "--trainer.logger", "false",
+         "--trainer.enable_checkpointing", "false", *QUIET])  # fmt: skip
+    assert len(eigh_calls) == 1
+    # from Python too, with the monitor in one's own Trainer
+    eigh_calls.clear()
+    model = LinearRegression(3, 2, lr="auto")
+    fit(model, CropYieldsDataModule(num_regions=5), max_epochs=2, callbacks=[ConvergenceMonitor()])
+    assert len(eigh_calls) == 1 and model.auto_lr is not None

@@ -103,18 +103,31 @@ class ConvergenceMonitor(Callback):
         #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         self._scale: float | None = None
+        self._prepared: tuple[Any, Any] | None = None
+
+    def prepare(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
+        """Build the reference of ``datamodule``'s training split (after its
+        ``setup("fit")``) and choose the rate of ``lr: "auto"``, now: the command line
+        does it before the run starts, to refuse a setting that cannot work before
+        anything is written. The next fit of this data and model uses them as they are,
+        so the curvature is decomposed once a fit."""
+        self.reference = reference_of(datamodule, pl_module)
+        if pl_module.hparams.get("lr") == "auto":
+            model = cast("RegressionModule", pl_module)
+            model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.report_gap)
+        self._prepared = (datamodule, pl_module)
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage != "fit":
             return
         self._scale = None
         self.predicted_epochs = None
-        self.reference = training_reference(trainer, pl_module)
-        if pl_module.hparams.get("lr") != "auto":
-            return
-        model = cast("RegressionModule", pl_module)
-        datamodule = trainer.datamodule  # type: ignore[attr-defined]
-        model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.report_gap)
+        datamodule = getattr(trainer, "datamodule", None)
+        prepared = self._prepared
+        self._prepared = None
+        if prepared is None or prepared[0] is not datamodule or prepared[1] is not pl_module:
+            self.prepare(datamodule, pl_module)
+            self._prepared = None
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference
@@ -264,18 +277,11 @@ def auto_lr(
     return 1 / reference.largest_eigenvalue
 
 
-def training_reference(
-    trainer: "pl.Trainer", pl_module: "pl.LightningModule"
-) -> FitReference | None:
-    """The least-squares facts of the fit's training split, in the units the model is
-    fitted in; ``None`` when the split is not held as tensors or the model is not a
-    linear least-squares model of this package."""
-    return reference_of(getattr(trainer, "datamodule", None), pl_module)
-
-
 def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReference | None:
-    """:func:`training_reference` of ``datamodule``'s training split (after its
-    ``setup("fit")``) and the model ``pl_module``, with the standardization the model holds."""
+    """The least-squares facts of ``datamodule``'s training split (after its
+    ``setup("fit")``) for the model ``pl_module``, in the units the model is fitted in
+    (with the standardization it holds); ``None`` when the split is not held as tensors
+    or the model is not a linear least-squares model of this package."""
     tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
     if tensors is None or not hasattr(pl_module, "design_matrix"):
         return None

@@ -28,7 +28,6 @@ from gd_lightning.callbacks import (
     ParameterReport,
     PredictionWriter,
 )
-from gd_lightning.callbacks.convergence import auto_lr, reference_of
 from gd_lightning.cli.checkpoints import (
     SPECIAL_CHECKPOINTS,
     check_checkpoint,
@@ -335,14 +334,12 @@ class GDLightningCLI(LightningCLI):
             resume = stage == "fit"
             max_epochs = self.trainer.max_epochs if resume else None
             check_checkpoint(Path(checkpoint), self.model, resume, max_epochs)
-        if stage == "fit" and self.model.hparams.get("lr") == "auto":
-            # what the ConvergenceMonitor will choose as the fit starts, refused (memory
-            # map, no curvature) now, before the Trainer makes the run's folder
+        if stage == "fit":
+            # the reference and lr: auto's rate, built once, now: refused (memory map, no
+            # curvature) before the Trainer makes the run's folder
             if isinstance(self.datamodule, TensorDataModule):
                 self.model.set_standardization(self.datamodule.standardization)  # as fit will
-            reference = reference_of(self.datamodule, self.model)
-            gap = config["convergence"].report_gap
-            auto_lr(reference, self.datamodule, self.model.theta().cpu(), gap)
+            config["convergence"].prepare(self.datamodule, self.model)
         option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
         if option and not getattr(self.datamodule.hparams, option, 1):
             what = "validation" if stage == "validate" else "test"
