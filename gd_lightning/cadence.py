@@ -7,14 +7,14 @@ import lightning.pytorch as pl
 
 def is_logged_step(trainer: "pl.Trainer", step: int, batch_idx: int) -> bool:
     """Whether training step ``step`` (the number of updates before it), batch
-    ``batch_idx`` of its epoch, logs ``train/loss``.
+    ``batch_idx`` of its epoch, is one the Trainer writes to its loggers or ends an epoch.
 
     ``LightningModule.log`` costs about a third of a millisecond a call, as much as
-    three tutorial steps by hand, so the per-step loss is logged on the steps the
-    Trainer writes to its loggers (the step ``s`` with ``(s + 1) % log_every_n_steps
-    == 0``, counting optimizer steps, as Lightning counts them) and on each epoch's last
-    batch (so whatever reads it as the epoch ends sees that epoch's). With
-    ``log_every_n_steps=1`` that is every step.
+    three tutorial steps by hand, so a model with ``loss_logging="written_steps"`` logs
+    its per-step loss only on the steps the Trainer writes to its loggers (the step
+    ``s`` with ``(s + 1) % log_every_n_steps == 0``, counting optimizer steps, as
+    Lightning counts them) and on each epoch's last batch (so whatever reads it as the
+    epoch ends sees that epoch's). With ``log_every_n_steps=1`` that is every step.
 
     Example:
         >>> from lightning.pytorch import Trainer

@@ -4,15 +4,21 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from conftest import CONFIGS, QUIET, fit
 from lightning.pytorch import Callback, seed_everything
-from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gd_lightning import ConvergenceMonitor, CropYieldsDataModule, LinearRegression
+from gd_lightning import (
+    ConvergenceMonitor,
+    CropYieldsDataModule,
+    LinearRegression,
+    TabularDataModule,
+)
 from gd_lightning.cli import cli
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
@@ -98,10 +104,14 @@ def losses_by_step(rows: list[tuple[int, dict[str, float]]], tag: str) -> dict[i
 
 
 def crop_fit(
-    tmp_path: Path, model_class: type = LinearRegression, callbacks: tuple = (), **kwargs: Any
+    tmp_path: Path,
+    model_class: type = LinearRegression,
+    callbacks: tuple = (),
+    loss_logging: str = "every_step",
+    **kwargs: Any,
 ) -> tuple[LinearRegression, Witness, Recorder, Any]:
     seed_everything(0)
-    model = model_class(3, 2, lr=1e-5, optimization="manual")
+    model = model_class(3, 2, lr=1e-5, optimization="manual", loss_logging=loss_logging)
     witness, recorder = Witness(), Recorder()
     board = RecordingTensorBoard(tmp_path, name="tb", default_hp_metric=False)
     trainer = fit(model, CropYieldsDataModule(batch_size=4), max_epochs=3,
@@ -144,10 +154,18 @@ def test_every_logger_receives_every_written_step(tmp_path) -> None:
     assert "hp_metric" not in events.Tags()["scalars"]
 
 
-def test_log_every_n_steps_logs_the_written_steps_and_each_epochs_last(tmp_path) -> None:
-    _, witness, recorder, _ = crop_fit(tmp_path, log_every_n_steps=5)
-    # logged on the steps Lightning writes (4, 9) and each epoch's last (3, 7, 11)
-    logged = [3, 4, 7, 9, 11]
+@pytest.mark.parametrize(
+    ("loss_logging", "logged"),
+    [
+        ("every_step", list(range(12))),  # every step, whatever Lightning writes
+        # the opt-in: the steps Lightning writes (4, 9) and each epoch's last (3, 7, 11)
+        ("written_steps", [3, 4, 7, 9, 11]),
+    ],
+)
+def test_callbacks_see_train_loss_on_every_step_unless_told_otherwise(
+    tmp_path: Path, loss_logging: str, logged: list[int]
+) -> None:
+    _, witness, recorder, _ = crop_fit(tmp_path, log_every_n_steps=5, loss_logging=loss_logging)
     assert witness.steps_seen == logged
     assert [witness.seen_by_step[s] for s in logged] == pytest.approx(
         [witness.expected[s] for s in logged], rel=1e-5
@@ -250,3 +268,31 @@ def test_a_fit_saves_one_checkpoint_at_its_end_or_every_n_epochs() -> None:
     assert kept == ["epoch=6-step=7.ckpt", "last.ckpt"]
     off = cli([*args, "--trainer.enable_checkpointing", "false"])
     assert not list(Path(off.trainer.log_dir).rglob("*.ckpt"))
+
+
+def test_a_step_checkpoint_on_train_loss_ranks_by_each_steps_value_in_a_default_trainer(
+    tmp_path: Path,
+) -> None:
+    """A Lightning user's own Trainer (log_every_n_steps=50, its default) and a
+    ModelCheckpoint monitoring train/loss every 5 steps: 40 steps of 20-row batches."""
+    x = torch.linspace(-1, 1, 400)[:, None]
+    data = TabularDataModule(features_path=_save(tmp_path / "x.npy", x),
+                             targets_path=_save(tmp_path / "y.npy", 3 * x + 1),
+                             batch_size=20, shuffle=False)  # fmt: skip
+    seed_everything(0)
+    model = LinearRegression(1, 1, lr=0.05, optimization="manual")
+    witness = Witness()
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / "ckpt", monitor="train/loss",
+                                 every_n_train_steps=5, save_top_k=1)  # fmt: skip
+    fit(model, data, max_epochs=2, callbacks=[witness, checkpoint], enable_checkpointing=True)
+    assert len(witness.seen) == 40
+    assert witness.seen == pytest.approx(witness.expected, rel=1e-5)  # current on every step
+    saved_at = range(4, 40, 5)  # the steps the checkpoint callback saves after
+    best = min(saved_at, key=lambda step: witness.expected[step])
+    assert float(checkpoint.best_model_score) == pytest.approx(witness.expected[best], rel=1e-5)
+    assert f"step={best + 1}" in Path(checkpoint.best_model_path).name
+
+
+def _save(path: Path, tensor: torch.Tensor) -> str:
+    np.save(path, tensor.numpy())
+    return str(path)

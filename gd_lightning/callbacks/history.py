@@ -16,8 +16,9 @@ class LossHistory(Callback):
     what the loggers see, for any LightningModule that logs ``train/loss``.
 
     Attributes:
-        steps: the step of each logged training batch (0, 1, ... with
-            ``log_every_n_steps=1``): the number of updates before it.
+        steps: the step of each training batch (0, 1, ...; for a model with
+            ``loss_logging="written_steps"``, the steps written to the loggers and each
+            epoch's last): the number of updates before it.
         losses: the loss of each of those batches, before its update.
         epochs: one dict per finished training epoch, of every epoch-level metric
             logged so far (``train/epoch_mse``, ``val/rmse``, ...).
@@ -38,7 +39,8 @@ class LossHistory(Callback):
     ) -> None:
         step = trainer.global_step - 1
         loss = trainer.callback_metrics.get("train/loss")
-        if loss is not None and is_logged_step(trainer, step, batch_idx):
+        every_step = pl_module.hparams.get("loss_logging", "every_step") == "every_step"
+        if loss is not None and (every_step or is_logged_step(trainer, step, batch_idx)):
             self.steps.append(step)
             self.losses.append(float(loss))
 

@@ -417,8 +417,9 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
             save_config_callback=_SaveConfig,
             # the seed a run gets when none is given, said without Lightning's warning
             seed_everything_default=0,
-            # these runs are short: keep every step's loss
-            trainer_defaults={"log_every_n_steps": 1},
+            # the loggers write train/loss at Lightning's default cadence (every 50 steps),
+            # so a large fit does not write every step; each epoch's values are written
+            # every epoch, and the tutorial configs set their tutorials' own cadence
             # a wrong option raises instead of printing the whole usage: main() says it in a line
             parser_kwargs={
                 "prog": "gd-lightning",

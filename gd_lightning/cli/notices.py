@@ -12,8 +12,9 @@ FRAMEWORK_WARNINGS = (
     # validate, test and predict given only a checkpoint pass LightningCLI the model it holds
     "LightningCLI's args parameter is intended to run from within Python",
     "You defined a `validation_step` but have no `val_dataloader`",
-    # one batch an epoch logs its step values every log_every_n_steps steps all the same
-    r"The number of training batches \(1\) is smaller than the logging interval",
+    # fewer batches an epoch than log_every_n_steps: train/loss is still written every
+    # log_every_n_steps steps (counted across epochs), and each epoch's values every epoch
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )
 #: Lightning's notice, when a checkpoint's callbacks are not in the Trainer, that their

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import linear_design_matrix, linear_in_original_units
-from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
+from gd_lightning.models.base import LearningRate, LossLogging, Optimization, RegressionModule
 
 
 class LinearRegression(RegressionModule):
@@ -42,6 +42,8 @@ class LinearRegression(RegressionModule):
         feature_names: the inputs' names, in the order the model reads them; the
             command line and the DataModules hand them over from the data.
         target_names: the targets' names, likewise.
+        loss_logging: ``"every_step"`` or ``"written_steps"``; see
+            :class:`RegressionModule`.
 
     Example:
         >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
@@ -64,6 +66,7 @@ class LinearRegression(RegressionModule):
         init_bias: list[float] | None = None,
         feature_names: list[str] | None = None,
         target_names: list[str] | None = None,
+        loss_logging: LossLogging = "every_step",
     ) -> None:
         super().__init__(
             in_features,
@@ -74,6 +77,7 @@ class LinearRegression(RegressionModule):
             scheduler=scheduler,
             feature_names=feature_names,
             target_names=target_names,
+            loss_logging=loss_logging,
         )
         weight = _initial(init_weight, (out_features, in_features), "init_weight")
         if not bias and init_bias is not None:

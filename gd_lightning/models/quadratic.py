@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import quadratic, quadratic_design_matrix, quadratic_in_original_units
-from gd_lightning.models.base import LearningRate, Optimization, RegressionModule
+from gd_lightning.models.base import LearningRate, LossLogging, Optimization, RegressionModule
 
 
 class QuadraticRegression(RegressionModule):
@@ -29,6 +29,8 @@ class QuadraticRegression(RegressionModule):
         out_features: must be 1; the command line links it from the data.
         feature_names: the input's name (one); handed over from the data.
         target_names: the target's name (one); handed over from the data.
+        loss_logging: ``"every_step"`` or ``"written_steps"``; see
+            :class:`RegressionModule`.
 
     Example:
         >>> model = QuadraticRegression(lr=1e-5, init_params=[1.0, -2.0, 3.0])
@@ -49,6 +51,7 @@ class QuadraticRegression(RegressionModule):
         out_features: int = 1,
         feature_names: list[str] | None = None,
         target_names: list[str] | None = None,
+        loss_logging: LossLogging = "every_step",
     ) -> None:
         if (in_features, out_features) != (1, 1):
             raise InputError(
@@ -65,6 +68,7 @@ class QuadraticRegression(RegressionModule):
             scheduler=scheduler,
             feature_names=feature_names,
             target_names=target_names,
+            loss_logging=loss_logging,
         )
         if init_params is None:
             params = torch.randn(3)
