@@ -1,7 +1,7 @@
 """Whole-process time of each shipped config against the tutorial written by hand.
 
-For each tutorial: ``gd-lightning fit --config configs/<name>.yaml`` (everything the
-config does: TensorBoard logging, figures, checkpoint, the convergence block and the
+For each tutorial: ``gd-lightning fit --config <name>``, the config as shipped (all it
+does: TensorBoard logging, figures, checkpoint, the convergence block and the
 parameter report) and ``python benchmarks/tutorials/<name>.py`` (the tutorial's own
 code, printing and drawing what it prints and draws), run in turn, A B A B, each
 in a fresh process and folder. Prints the median seconds of each and the median of
@@ -43,8 +43,7 @@ def main() -> None:
     print("| config | gd-lightning fit | by hand | ratio |")
     print("|---|---|---|---|")
     for name in options.names:
-        package = [sys.executable, "-m", "gd_lightning", "fit", "--config",
-                   str(ROOT / "configs" / f"{name}.yaml")]  # fmt: skip
+        package = [sys.executable, "-m", "gd_lightning", "fit", "--config", name]
         by_hand = [sys.executable, str(ROOT / "benchmarks" / "tutorials" / f"{name}.py")]
         times = [(seconds(package), seconds(by_hand)) for _ in range(options.pairs)]
         ours, hand = zip(*times, strict=True)

@@ -1,30 +1,37 @@
-"""Speed of the package's fit against a hand-written PyTorch loop, in one process.
+"""Speed of the package's fit, as users run it, against hand-written PyTorch loops and
+bare LightningModules, in one process.
+
+Every ``gd-lightning fit`` here is the command a user types: the tutorial config as
+shipped, or the command line's defaults with the data's options, and nothing for
+speed but what the README tells users to add (``--model.loss_logging written_steps``);
+what it prints goes to ``os.devnull``.
 
 (a) Tiny: tutorial 5 (5 rows, full batch, lr 1e-5, the hand-written step) for
     ``--tiny-steps`` steps: the tutorial's own loop; the same step as the least a
     LightningModule can be, in a Trainer without logger or checkpoint (what
-    Lightning's loop costs by itself); and
-    an idiomatic LightningModule for the same logged tags; and
-    ``gd-lightning fit --config configs/crop_yields_5.yaml`` (TensorBoard logging of
-    every step, as the idiomatic module does, the checkpoint at the end, the
-    convergence monitor and parameter report; the config's figures off), in
-    microseconds per step.
-(b) Large: ``--rows`` x 32 float32 rows, minibatch gradient descent with batches of
-    4096 (and 65,536), one shuffled epoch: hand loops gathering each batch with
-    ``X[idx]`` and with ``X.index_select(0, idx)``, the per-row
+    Lightning's loop costs by itself); an idiomatic LightningModule for the same
+    logged tags (TensorBoard every step); and ``gd-lightning fit --config
+    crop_yields_5``, in microseconds per step.
+(b) Large: ``--rows`` x 32 float32 rows with noise, minibatch gradient descent with
+    batches of 4096 (and 65,536), one shuffled epoch: hand loops gathering each batch
+    with ``X[idx]`` and with ``X.index_select(0, idx)``, the per-row
     ``DataLoader(TensorDataset, shuffle=True)`` path (timed over its first batches
-    only), a bare LightningModule fed the package's DataModule's batches, and
-    ``gd-lightning fit`` reading the rows from ``.npy`` files through
-    ``TabularDataModule``, in rows per second; and ``fit()``'s work outside its epoch.
+    only), bare LightningModules fed the package's DataModule's batches (one that logs
+    nothing, one that calls ``self.log("train/loss", loss)`` every step and nothing
+    else), and ``gd-lightning fit`` reading the rows from ``.npy`` files through
+    ``TabularDataModule``, by default and with ``loss_logging: written_steps``, in rows
+    per second; and ``fit()``'s work outside its epoch.
+(c) Wide: ``--wide-rows`` x ``--wide-columns`` rows, full batch, a few epochs of
+    ``gd-lightning fit`` at ``lr: auto`` and at a fixed rate; seconds of ``fit()``.
 
-Runs are interleaved ``--repeats`` times and medians reported, with ratios to the
-hand-written loop (tiny) and to the ``X[idx]`` hand loop (large).
+Runs are interleaved ``--repeats`` times and medians reported.
 
     python benchmarks/speed.py
     python benchmarks/speed.py --tiny-steps 50 --rows 20000 --repeats 1   # a quick look
 """
 
 import argparse
+import contextlib
 import logging
 import os
 import statistics
@@ -46,13 +53,24 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from gd_lightning import CropYieldsDataModule, FullBatch, TabularDataModule
 from gd_lightning.cli import cli
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 BATCH = 4096
 BIG = 65536
 FEATURES = 32
-#: the package's fit without its printouts (they are not what is timed)
-QUIET_FIT = ["--trainer.enable_progress_bar", "false", "--convergence.verbose", "false",
-             "--report.print_table", "false"]  # fmt: skip
+
+
+def fit_as_users_run(args: list[str], timer: Callback | None = None) -> tuple[Any, float]:
+    """``gd-lightning fit`` with ``args``, in a fresh folder, its printing (progress bar
+    included) sent to ``os.devnull``; the built command and ``fit()``'s seconds."""
+    os.chdir(tempfile.mkdtemp())
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):  # fmt: skip
+        built = cli(args, run=False)
+        if timer is not None:
+            built.trainer.callbacks.append(timer)
+        start = time.perf_counter()
+        built.trainer.fit(built.model, datamodule=built.datamodule)
+        seconds = time.perf_counter() - start
+    return built, seconds
 
 
 # --- (a) tiny ----------------------------------------------------------------------------
@@ -169,25 +187,11 @@ def tiny_idiomatic(steps: int) -> float:
 
 
 def tiny_package(steps: int) -> float:
-    """``gd-lightning fit --config configs/crop_yields_5.yaml``; seconds per step of fit()."""
-    os.chdir(tempfile.mkdtemp())
-    built = cli(
-        [
-            "--config",
-            str(CONFIGS / "crop_yields_5.yaml"),
-            "--trainer.max_epochs",
-            str(steps),
-            "--trainer.callbacks=[]",
-            # TensorBoard every step, as the idiomatic module writes
-            "--trainer.log_every_n_steps",
-            "1",
-            *QUIET_FIT,
-        ],  # fmt: skip
-        run=False,
+    """``gd-lightning fit --config crop_yields_5`` as shipped; seconds per step of fit()."""
+    built, seconds = fit_as_users_run(
+        ["--config", "crop_yields_5", "--trainer.max_epochs", str(steps)]
     )
-    start = time.perf_counter()
-    built.trainer.fit(built.model, datamodule=built.datamodule)
-    return (time.perf_counter() - start) / built.trainer.global_step
+    return seconds / built.trainer.global_step
 
 
 # --- (b) large -----------------------------------------------------------------------------
@@ -196,7 +200,8 @@ def tiny_package(steps: int) -> float:
 def large_data(rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(rows, FEATURES, generator=generator)
-    y = x @ torch.randn(FEATURES, 1, generator=generator) + 0.1
+    noise = torch.randn(rows, 1, generator=generator)
+    y = x @ torch.randn(FEATURES, 1, generator=generator) + 0.1 + 0.5 * noise
     return x, y
 
 
@@ -274,45 +279,69 @@ def large_data_module(folder: Path, batch: int) -> TabularDataModule:
                              targets_path=str(folder / "y.npy"), batch_size=batch)  # fmt: skip
 
 
-def large_bare(folder: Path, batch: int) -> float:
-    """:class:`BareStep` fed the package's DataModule's batches, one epoch; rows/s."""
+class BareLoggingStep(BareStep):
+    """:class:`BareStep` that also logs its loss, ``self.log("train/loss", loss)`` every
+    step: the least a LightningModule that logs the Lightning way does."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        optimizer = self.optimizers()
+        loss = F.mse_loss(self.linear(x), y)
+        self.log("train/loss", loss)
+        self.manual_backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def large_bare(folder: Path, batch: int, module: type = BareStep) -> float:
+    """A bare ``module`` fed the package's DataModule's batches, one epoch; rows/s."""
     timer = EpochTimer()
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False,
-                      accelerator="cpu", callbacks=[timer])  # fmt: skip
+                      callbacks=[timer])  # fmt: skip
     data = large_data_module(folder, batch)
-    trainer.fit(BareStep(), datamodule=data)
+    trainer.fit(module(), datamodule=data)
     return len(data.train_set) / timer.seconds
 
 
-#: the large fit's logging: every 50 steps (Lightning's default cadence) to TensorBoard
-LARGE_LOGGING = ["--trainer.log_every_n_steps", "50"]
+#: what the README tells users to add to a large fit that no callback watches per step
+OPT_IN = ["--model.loss_logging", "written_steps"]
 
 
-def large_package(folder: Path, batch: int) -> tuple[float, float]:
-    """``gd-lightning fit`` over the .npy files, one epoch, TensorBoard logging every 50
-    steps and the checkpoint; rows/s over the epoch, and ``fit()``'s seconds outside it
-    (reading and checking the data, the least-squares reference, the checkpoint)."""
-    os.chdir(tempfile.mkdtemp())
+def large_package(folder: Path, batch: int, *extra: str) -> tuple[float, float]:
+    """``gd-lightning fit`` over the .npy files, one epoch, as a user types it (the
+    command line's defaults: TensorBoard, the checkpoint, the progress bar); rows/s over
+    the epoch, and ``fit()``'s seconds outside it (reading and checking the data, the
+    least-squares reference, the checkpoint)."""
     options = (
-        f"--model LinearRegression --model.lr 0.01 --model.optimization manual "
+        f"--model LinearRegression --model.lr 0.01 "
         f"--data TabularDataModule --data.features_path {folder / 'x.npy'} "
         f"--data.targets_path {folder / 'y.npy'} --data.batch_size {batch} "
-        f"--trainer.max_epochs 1 --trainer.accelerator cpu"
+        f"--trainer.max_epochs 1"
     )
-    built = cli([*options.split(), *LARGE_LOGGING, *QUIET_FIT], run=False)
     timer = EpochTimer()
-    built.trainer.callbacks.append(timer)
-    start = time.perf_counter()
-    built.trainer.fit(built.model, datamodule=built.datamodule)
-    total = time.perf_counter() - start
+    built, total = fit_as_users_run([*options.split(), *extra], timer)
     return len(built.datamodule.train_set) / timer.seconds, total - timer.seconds
+
+
+def wide_package(folder: Path, lr: str, epochs: int) -> float:
+    """``gd-lightning fit`` on the wide ``.npy`` files, full batch, at ``lr``; seconds."""
+    options = (
+        f"--model LinearRegression --model.lr {lr} --data TabularDataModule "
+        f"--data.features_path {folder / 'wide_x.npy'} --data.targets_path "
+        f"{folder / 'wide_y.npy'} --data.standardize_features true "
+        f"--trainer.max_epochs {epochs}"
+    )
+    return fit_as_users_run(options.split())[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny-steps", type=int, default=900)
     parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--wide-rows", type=int, default=20_000)
+    parser.add_argument("--wide-columns", type=int, default=2_000)
+    parser.add_argument("--wide-epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loader-batches", type=int, default=20)
     options = parser.parse_args()
@@ -320,22 +349,24 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    torch.set_num_threads(torch.get_num_threads())
 
     folder = Path(tempfile.mkdtemp())
     x, y = large_data(options.rows)
     np.save(folder / "x.npy", x.numpy())
     np.save(folder / "y.npy", y.numpy())
+    generator = torch.Generator().manual_seed(1)
+    wide = torch.randn(options.wide_rows, options.wide_columns, generator=generator)
+    np.save(folder / "wide_x.npy", wide.numpy())
+    np.save(folder / "wide_y.npy", (wide[:, :1] + wide[:, -1:]).numpy())
 
     runs: dict[str, list[float]] = {}
-    outside: list[float] = []
-    epoch: list[float] = []
+    outside: dict[str, list[float]] = {}
 
-    def package(batch: int) -> float:
-        speed, seconds = large_package(folder, batch)
+    def package(batch: int, *extra: str) -> float:
+        speed, seconds = large_package(folder, batch, *extra)
         if batch == BATCH:
-            outside.append(seconds)
-            epoch.append(options.rows / speed)
+            epoch = options.rows / speed
+            outside.setdefault("default" if not extra else "opt-in", []).append(seconds / epoch)
         return speed
 
     for _ in range(options.repeats):  # interleaved, so drifts in machine speed hit all alike
@@ -351,43 +382,64 @@ def main() -> None:
                 lambda: large_per_row_loader(x, y, options.loader_batches),
             ),
             ("large: bare LightningModule", lambda: large_bare(folder, BATCH)),
+            (
+                "large: bare LightningModule, self.log every step",
+                lambda: large_bare(folder, BATCH, BareLoggingStep),
+            ),
             ("large: gd-lightning fit", lambda: package(BATCH)),
+            ("large: gd-lightning fit, written_steps", lambda: package(BATCH, *OPT_IN)),
             ("large 65536: hand loop, index_select", lambda: large_by_hand(x, y, "select", BIG)),
             ("large 65536: bare LightningModule", lambda: large_bare(folder, BIG)),
             ("large 65536: gd-lightning fit", lambda: package(BIG)),
+            (
+                "wide: gd-lightning fit, lr 0.1",
+                lambda: wide_package(folder, "0.1", options.wide_epochs),
+            ),
+            (
+                "wide: gd-lightning fit, lr auto",
+                lambda: wide_package(folder, "auto", options.wide_epochs),
+            ),
         ):
             runs.setdefault(name, []).append(measure())
     median = {name: statistics.median(values) for name, values in runs.items()}
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of "
-        f"{options.repeats}; tiny: {options.tiny_steps} steps; large: {options.rows:,} rows"
+        f"{options.repeats}; tiny: {options.tiny_steps} steps; large: {options.rows:,} rows; "
+        f"wide: {options.wide_rows:,} x {options.wide_columns:,}, {options.wide_epochs} epochs"
     )
-    print("| run | speed | against the hand loop | against Lightning |")
+    print("| run | speed | against a hand loop | against Lightning |")
     print("|---|---|---|---|")
     for name, value in median.items():
-        if name.startswith("tiny"):
-            hand, idiomatic = (
-                median["tiny: hand-written loop"],
-                median["tiny: idiomatic LightningModule"],
-            )
-            speed = f"{value * 1e6:.0f} µs/step"
-            ratio, against = (
-                f"{value / hand:.2f}x its time",
-                f"{value / idiomatic:.2f}x the idiomatic module's time",
-            )
-        else:
-            prefix = name.split(":")[0]
-            hand = median[f"{prefix}: hand loop, index_select"]
-            speed, ratio = (
-                f"{value / 1e6:.2f} M rows/s",
-                f"{value / hand:.2f}x index_select's speed",
-            )
-            bare = median[f"{prefix}: bare LightningModule"]
-            against = f"{value / bare:.2f}x the bare module's speed" if "fit" in name else ""
-        print(f"| {name} | {speed} | {ratio} | {against} |")
-    outside_s, epoch_s = statistics.median(outside), statistics.median(epoch)
-    print(f"| large: fit() outside its epoch | {outside_s:.2f} s | "
-          f"{outside_s / epoch_s:.2f}x the epoch | |")  # fmt: skip
+        print(f"| {name} | {row(name, value, median)} |")
+    for mode, values in outside.items():
+        print(f"| large: fit() outside its epoch ({mode}) | "
+              f"{statistics.median(values):.2f}x the epoch | | |")  # fmt: skip
+
+
+def row(name: str, value: float, median: dict[str, float]) -> str:
+    """The speed, and the ratios that matter, of the run ``name`` (its cells)."""
+    if name.startswith("tiny"):
+        hand, idiomatic = (
+            median["tiny: hand-written loop"],
+            median["tiny: idiomatic LightningModule"],
+        )
+        against = f"{value / idiomatic:.2f}x the idiomatic module's time" if "fit" in name else ""
+        return f"{value * 1e6:.0f} µs/step | {value / hand:.2f}x its time | {against}"
+    if name.startswith("wide"):
+        fixed = median["wide: gd-lightning fit, lr 0.1"]
+        return f"{value:.2f} s | | {value / fixed:.2f}x the fixed rate's time"
+    prefix = name.split(":")[0]
+    hand = median[f"{prefix}: hand loop, index_select"]
+    cells = f"{value / 1e6:.2f} M rows/s | {value / hand:.2f}x index_select's speed | "
+    if name.endswith("written_steps"):
+        bare = median[f"{prefix}: bare LightningModule"]
+        cells += f"{bare / value:.2f}x the bare module's time"
+    elif "fit" in name and prefix == "large":
+        bare = median[f"{prefix}: bare LightningModule, self.log every step"]
+        cells += f"{bare / value:.2f}x the logging bare module's time"
+    elif "fit" in name:
+        cells += f"{median[f'{prefix}: bare LightningModule'] / value:.2f}x the bare module's time"
+    return cells
 
 
 if __name__ == "__main__":

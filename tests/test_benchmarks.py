@@ -34,14 +34,20 @@ def test_convergence_benchmark_runs() -> None:
 
 
 def test_speed_benchmark_runs_on_small_sizes() -> None:
-    rows = table_rows("speed.py", "--tiny-steps 5 --rows 9000 --repeats 1 --loader-batches 2")
+    rows = table_rows("speed.py", "--tiny-steps 5 --rows 9000 --repeats 1 --loader-batches 2 "
+                      "--wide-rows 300 --wide-columns 20 --wide-epochs 2")  # fmt: skip
     tiny = [row for row in rows if row.startswith("| tiny")]
     large = [row for row in rows if row.startswith("| large")]
+    wide = [row for row in rows if row.startswith("| wide")]
     assert len(tiny) == 4 and all("µs/step" in row for row in tiny)
     assert "the idiomatic module's time" in tiny[-1]  # the package against idiomatic Lightning
-    speeds = [row for row in large if "M rows/s" in row]
-    assert len(speeds) == 8 and "the bare module's speed" in speeds[4]
-    assert "x the epoch" in large[-1]  # fit()'s work outside its epoch
+    speeds = {row.split("|")[1].strip(): row for row in large if "M rows/s" in row}
+    assert len(speeds) == 10
+    assert "the logging bare module's time" in speeds["large: gd-lightning fit"]
+    assert "the bare module's time" in speeds["large: gd-lightning fit, written_steps"]
+    assert "index_select's speed" in speeds["large 65536: gd-lightning fit"]
+    assert [row.count("x the epoch") for row in large[-2:]] == [1, 1]  # default, opt-in
+    assert len(wide) == 2 and "the fixed rate's time" in wide[1]
 
 
 def test_configs_benchmark_runs() -> None:

@@ -25,6 +25,7 @@ def fit_in_processes(
         "--trainer.logger.save_dir", str(folder),
         "--trainer.default_root_dir", str(folder), "--convergence.verbose", "false",
         "--report.print_table", "false", "--trainer.accelerator", "cpu",
+        "--trainer.log_every_n_steps", "1",
         "--trainer.devices", str(processes),
         *(["--trainer.strategy", "ddp"] if processes > 1 else []),
         *QUIET,
