@@ -14,6 +14,7 @@ from conftest import CONFIGS, QUIET, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gd_lightning import (
+    CropYieldsDataModule,
     LinearRegression,
     QuadraticRegression,
     SpeedDataModule,
@@ -312,3 +313,45 @@ def test_an_option_the_checkpoint_overrides_is_one_line(
                                "--predictions.path", "out.csv"])  # fmt: skip
     assert all(word in line for word in words) and "leave" in line, line
     assert not Path("out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--help"],
+        ["predict", "-h"],
+        ["validate", "--help"],
+        ["predict", "--ckpt_path", "missing.ckpt", "--help"],
+    ],  # fmt: skip
+)
+def test_help_needs_no_checkpoint(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None)
+    assert "--ckpt_path" in capsys.readouterr().out
+
+
+class TwoTargets(LinearRegression):
+    """A user's own subclass, in their own module (here, this one)."""
+
+
+def test_a_users_own_class_is_used_once_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from conftest import CROP_INPUTS
+
+    data = CropYieldsDataModule()
+    model = TwoTargets(3, 2, lr=1e-5, optimization="manual")
+    checkpoint = saved_from_python(model, data, Path("run"))
+    rows = ["temp,rainfall,humidity"] + [",".join(map(str, row)) for row in CROP_INPUTS]
+    Path("new.csv").write_text("\n".join(rows) + "\n")
+    line = error_line(capsys, ["predict", "--ckpt_path", str(checkpoint),
+                               "--data.csv_path", "new.csv"])  # fmt: skip
+    assert "'test_portable.TwoTargets'" in line and "--model test_portable.TwoTargets" in line
+    main(["predict", "--ckpt_path", str(checkpoint), "--model", "test_portable.TwoTargets",
+          "--data.csv_path", "new.csv", "--predictions.path", "out.csv", *QUIET])  # fmt: skip
+    got = torch.tensor([[float(row["mangoes"]), float(row["oranges"])]
+                        for row in read_rows(Path("out.csv"))])  # fmt: skip
+    with torch.no_grad():
+        expected = model(torch.from_numpy(CROP_INPUTS))
+    assert torch.allclose(got, expected, rtol=1e-6)

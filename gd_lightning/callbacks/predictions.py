@@ -119,7 +119,8 @@ class PredictionWriter(Callback):
         self.written = write_csv_atomic(self.destination(trainer), header, rows)
         # a progress bar still holds its line: the message goes on a line of its own
         start = "\n" if trainer.progress_bar_callback is not None else ""
-        print(f"{start}wrote {len(rows)} predictions to {self.written}")
+        noun = "prediction" if len(rows) == 1 else "predictions"
+        print(f"{start}wrote {len(rows)} {noun} to {self.written}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
         """Where the CSV goes in ``trainer``'s run: see :meth:`target`."""

@@ -36,6 +36,8 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
     if not args or args[0] not in ("validate", "test", "predict"):
         return args
     options = args[1:]
+    if any(option in HELP_OPTIONS or option.endswith(".help") for option in options):
+        return args  # help is printed whatever else is missing
     path = _option_value(options, "--ckpt_path")
     chosen = {name for name in ("--model", "--data", "--config", "-c")
               if _option_value(options, name) is not None}  # fmt: skip
@@ -55,8 +57,11 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
             f"does not), so the command line cannot rebuild it: load it in Python with "
             f"YourModel.load_from_checkpoint"
         )
-    if saved in package_models() or not model_given:
-        check_saved_settings(Path(path), checkpoint, configured=None)
+    named = _option_value(options, "--model")
+    if saved in package_models() or not model_given or (named and named == saved):
+        # a class of this package's, or the one the user names: the checkpoint's settings
+        trusted = saved if named == saved else None
+        check_saved_settings(Path(path), checkpoint, configured=trusted)
         hparams = {k: v for k, v in settings.items() if k not in (CLASS_PATH_KEY, "_instantiator")}
         extra += ["--model", json.dumps({"class_path": saved, "init_args": hparams})]
     if not chosen & {"--data", "--config", "-c"} and any(
@@ -64,6 +69,10 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
     ):
         extra += ["--data", "gd_lightning.TabularDataModule"]
     return [args[0], *extra, *options]
+
+
+#: options that print help and exit, before anything is checked
+HELP_OPTIONS = ("-h", "--help", "--print_config")
 
 
 def no_checkpoint_to_predict_with() -> InputError:
@@ -183,8 +192,8 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
         named = configured or "one of " + ", ".join(sorted({c.__name__ for c in own.values()}))
         raise InputError(
             f"{path} holds a model of class {str(saved)[:80]!r}, not {named}, so it was not "
-            f"loaded and nothing it names was imported: pass the config it was trained with "
-            f"(config.yaml in its run folder)"
+            f"loaded and nothing it names was imported: if you trust that class, name it "
+            f"with --model {str(saved)[:80]}, or pass the config it was trained with"
         )
     same_class = saved in own and own[saved] is own.get(str(configured))
     if configured and saved != configured and not same_class:
@@ -214,9 +223,14 @@ def check_given_settings(path: Path, checkpoint: dict[str, Any], given: Any) -> 
     as it was saved (LightningCLI lays the checkpoint's settings over the options), so the
     option would be ignored without a word."""
     settings = checkpoint.get("hyper_parameters") or {}
+    # a value equal to the class's default cannot be told from no value at all (a config
+    # records the defaults; the data's shape and names are linked in later)
+    defaults = defaults_of(settings.get(CLASS_PATH_KEY))
     for name, saved in settings.items():
         value = given.get(name) if hasattr(given, "get") else None
         if name in (CLASS_PATH_KEY, "_instantiator") or value is None or _same(value, saved):
+            continue
+        if name in defaults and _same(value, defaults[name]):
             continue
         raise InputError(
             f"model.{name} is {_shown(value)} but the model in {path} was saved with "
