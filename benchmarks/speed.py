@@ -253,44 +253,37 @@ class EpochTimer(Callback):
 
 
 class BareStep(LightningModule):
-    """The least a LightningModule does for the same step, in the same (manual) mode, in
-    the shape of Lightning's manual-optimization example: the linear model's forward,
-    the MSE, ``manual_backward`` and the optimizer's step; no logging, no metrics."""
+    """The least a LightningModule does for the same step, in the shape of Lightning's
+    own examples and in the package's default (automatic) mode: the linear model's
+    forward and the MSE, returned for Lightning to step ``torch.optim.SGD`` with; no
+    logging, no metrics."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.automatic_optimization = False
         self.linear = torch.nn.Linear(FEATURES, 1)
         torch.nn.init.zeros_(self.linear.weight)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
         x, y = batch
-        optimizer = self.optimizers()
-        self.manual_backward(F.mse_loss(self.linear(x), y))
-        optimizer.step()
-        optimizer.zero_grad()
+        return F.mse_loss(self.linear(x), y)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.01)
-
-
-def large_data_module(folder: Path, batch: int) -> TabularDataModule:
-    return TabularDataModule(features_path=str(folder / "x.npy"),
-                             targets_path=str(folder / "y.npy"), batch_size=batch)  # fmt: skip
 
 
 class BareLoggingStep(BareStep):
     """:class:`BareStep` that also logs its loss, ``self.log("train/loss", loss)`` every
     step: the least a LightningModule that logs the Lightning way does."""
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        optimizer = self.optimizers()
-        loss = F.mse_loss(self.linear(x), y)
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        loss = super().training_step(batch, batch_idx)
         self.log("train/loss", loss)
-        self.manual_backward(loss)
-        optimizer.step()
-        optimizer.zero_grad()
+        return loss
+
+
+def large_data_module(folder: Path, batch: int) -> TabularDataModule:
+    return TabularDataModule(features_path=str(folder / "x.npy"),
+                             targets_path=str(folder / "y.npy"), batch_size=batch)  # fmt: skip
 
 
 def large_bare(folder: Path, batch: int, module: type = BareStep) -> float:

@@ -8,6 +8,7 @@ from gd_lightning.callbacks import (
     LossHistory,
     ParameterReport,
     PredictionWriter,
+    TimedProgressBar,
 )
 from gd_lightning.data import (
     ArangeDataModule,
@@ -57,6 +58,7 @@ __all__ = [
     "NoisyLineDataModule",
     "ParameterReport",
     "PredictionWriter",
+    "TimedProgressBar",
     "QuadraticRegression",
     "RegressionModule",
     "SpeedDataModule",

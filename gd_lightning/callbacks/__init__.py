@@ -5,6 +5,7 @@ from gd_lightning.callbacks.convergence import ConvergenceMonitor
 from gd_lightning.callbacks.figures import FitFigures
 from gd_lightning.callbacks.history import LossHistory
 from gd_lightning.callbacks.predictions import PredictionWriter
+from gd_lightning.callbacks.progress import TimedProgressBar
 from gd_lightning.callbacks.report import ParameterReport
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "LossHistory",
     "ParameterReport",
     "PredictionWriter",
+    "TimedProgressBar",
 ]

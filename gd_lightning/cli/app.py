@@ -27,6 +27,7 @@ from gd_lightning.callbacks import (
     FitCheckpoint,
     ParameterReport,
     PredictionWriter,
+    TimedProgressBar,
 )
 from gd_lightning.cli.checkpoints import (
     SPECIAL_CHECKPOINTS,
@@ -249,6 +250,8 @@ class GDLightningCLI(LightningCLI):
         if trainer.get("enable_progress_bar") is False:
             # the flag wins over a config's progress-bar settings (Lightning refuses both)
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        elif not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(TimedProgressBar())  # Lightning's bar, redrawn by the clock
         ours = [config["report"], config["convergence"]]
         if self.subcommand == "predict":
             ours.append(config["predictions"])
