@@ -28,6 +28,17 @@ def is_logged_step(trainer: "pl.Trainer", step: int, batch_idx: int) -> bool:
     return is_last_batch(trainer, batch_idx)
 
 
+def logs_loss_at(
+    trainer: "pl.Trainer", pl_module: "pl.LightningModule", step: int, batch_idx: int
+) -> bool:
+    """Whether ``pl_module`` logs ``train/loss`` at training step ``step``, batch
+    ``batch_idx``: every step, unless its ``loss_logging`` is ``"written_steps"`` (then
+    the steps of :func:`is_logged_step`)."""
+    if pl_module.hparams.get("loss_logging", "every_step") == "every_step":
+        return True
+    return is_logged_step(trainer, step, batch_idx)
+
+
 def is_last_batch(trainer: "pl.Trainer", batch_idx: int) -> bool:
     """Whether ``batch_idx`` is its training epoch's last batch (never, for a loader
     without a length).

@@ -111,11 +111,15 @@ class ConvergenceMonitor(Callback):
         does it before the run starts, to refuse a setting that cannot work before
         anything is written. The next fit of this data and model uses them as they are,
         so the curvature is decomposed once a fit."""
+        self._build(datamodule, pl_module)
+        self._prepared = (datamodule, pl_module)
+
+    def _build(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
+        """The reference, and the rate of ``lr: "auto"``."""
         self.reference = reference_of(datamodule, pl_module)
         if pl_module.hparams.get("lr") == "auto":
             model = cast("RegressionModule", pl_module)
             model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.report_gap)
-        self._prepared = (datamodule, pl_module)
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage != "fit":
@@ -123,11 +127,9 @@ class ConvergenceMonitor(Callback):
         self._scale = None
         self.predicted_epochs = None
         datamodule = getattr(trainer, "datamodule", None)
-        prepared = self._prepared
-        self._prepared = None
+        prepared, self._prepared = self._prepared, None
         if prepared is None or prepared[0] is not datamodule or prepared[1] is not pl_module:
-            self.prepare(datamodule, pl_module)
-            self._prepared = None
+            self._build(datamodule, pl_module)
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference

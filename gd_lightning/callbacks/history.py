@@ -5,7 +5,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
-from gd_lightning.cadence import is_logged_step
+from gd_lightning.cadence import logs_loss_at
 
 
 class LossHistory(Callback):
@@ -39,8 +39,7 @@ class LossHistory(Callback):
     ) -> None:
         step = trainer.global_step - 1
         loss = trainer.callback_metrics.get("train/loss")
-        every_step = pl_module.hparams.get("loss_logging", "every_step") == "every_step"
-        if loss is not None and (every_step or is_logged_step(trainer, step, batch_idx)):
+        if loss is not None and logs_loss_at(trainer, pl_module, step, batch_idx):
             self.steps.append(step)
             self.losses.append(float(loss))
 

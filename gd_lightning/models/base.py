@@ -21,7 +21,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
-from gd_lightning.cadence import is_last_batch, is_logged_step
+from gd_lightning.cadence import is_last_batch, logs_loss_at
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
@@ -237,8 +237,7 @@ class RegressionModule(LightningModule):
                 self.log_dict(metrics, on_step=False, on_epoch=True)
             return loss
         weight = process_weight(self.trainer, len(x), self.device) if many else None
-        every_step = self.hparams.get("loss_logging", "every_step") == "every_step"
-        if every_step or is_logged_step(self.trainer, self.global_step, batch_idx):
+        if logs_loss_at(self.trainer, self, self.global_step, batch_idx):
             self.log("train/loss", shown if weight is None else shown * weight,
                      prog_bar=True, sync_dist=many)  # fmt: skip
         self.epoch_sums.add(self.trainer, preds, y)
