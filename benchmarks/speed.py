@@ -53,6 +53,8 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 from gd_lightning import CropYieldsDataModule, FullBatch, TabularDataModule
 from gd_lightning.cli import cli
 
+#: the benchmark's parts, selectable with --parts
+PARTS = ("tiny", "large", "large 65536", "wide")
 BATCH = 4096
 BIG = 65536
 FEATURES = 32
@@ -337,6 +339,8 @@ def main() -> None:
     parser.add_argument("--wide-epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--loader-batches", type=int, default=20)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="which parts to run (all by default)")  # fmt: skip
     options = parser.parse_args()
     disable_possible_user_warnings()
     warnings.filterwarnings("ignore")
@@ -352,6 +356,7 @@ def main() -> None:
     np.save(folder / "wide_x.npy", wide.numpy())
     np.save(folder / "wide_y.npy", (wide[:, :1] + wide[:, -1:]).numpy())
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     runs: dict[str, list[float]] = {}
     outside: dict[str, list[float]] = {}
 
@@ -393,13 +398,15 @@ def main() -> None:
                 lambda: wide_package(folder, "auto", options.wide_epochs),
             ),
         ):
-            runs.setdefault(name, []).append(measure())
+            if name.split(":")[0] in options.parts:
+                runs.setdefault(name, []).append(measure())
     median = {name: statistics.median(values) for name, values in runs.items()}
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, medians of "
         f"{options.repeats}; tiny: {options.tiny_steps} steps; large: {options.rows:,} rows; "
         f"wide: {options.wide_rows:,} x {options.wide_columns:,}, {options.wide_epochs} epochs"
     )
+    print(f"load average before the runs: {load_before}; after: {os.getloadavg()[0]:.2f}")
     print("| run | speed | against a hand loop | against Lightning |")
     print("|---|---|---|---|")
     for name, value in median.items():

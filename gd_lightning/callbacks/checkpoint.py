@@ -47,6 +47,12 @@ class FitCheckpoint(ModelCheckpoint):
             kwargs.get("train_time_interval") is not None
         )
 
+    def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # where the checkpoints go, and whether the fit resumes, are known now
+        if self.dirpath is not None:
+            check_fresh_folder(Path(self.dirpath), resuming=trainer.ckpt_path is not None)
+        super().on_train_start(trainer, pl_module)
+
     def on_train_batch_end(
         self,
         trainer: "pl.Trainer",
@@ -95,3 +101,18 @@ class FitCheckpoint(ModelCheckpoint):
                 trainer.save_checkpoint(path, weights_only=False)  # every process; rank 0 writes
                 self.best_model_path = self.best_model_path or path
         super().on_train_end(trainer, pl_module)  # last.ckpt, with save_last
+
+
+def check_fresh_folder(folder: Path, resuming: bool) -> None:
+    """Refuse, in one line, a new fit whose checkpoints would go into ``folder`` while it
+    holds an earlier run's checkpoints (ModelCheckpoint would replace files of the same
+    name); a resumed run (``resuming``) continues in its own folder."""
+    if resuming or not folder.is_dir():
+        return
+    found = sorted(path.name for path in folder.glob("*.ckpt"))
+    if found:
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        raise InputError(
+            f"checkpoint.dirpath {folder} holds checkpoints of an earlier run ({shown}): "
+            f"choose another folder, or resume that run with --ckpt_path"
+        )

@@ -26,10 +26,17 @@ class PredictionWriter(Callback):
     at the end, atomically: an interrupted run leaves no half-written file (and an
     earlier file of the same name stays as it was).
 
+    Nothing the user keeps is replaced: the predictions never go to a file this
+    predict reads (the data, the checkpoint), and the default file never replaces an
+    earlier one (a second predict in the same folder writes ``predictions-2.csv``,
+    then ``-3``, ...). A file named with ``path`` is replaced, and the line that
+    reports the predictions says so.
+
     Args:
-        path: the CSV file to write. By default ``predictions.csv`` in the run
-            folder of the checkpoint being used (the folder holding
-            ``checkpoints/``), or in the log folder when there is no checkpoint.
+        path: the CSV file to write (replaced if it exists). By default
+            ``predictions.csv`` in the run folder of the checkpoint being used (the
+            folder holding ``checkpoints/``), or in the log folder when there is no
+            checkpoint, numbered when that name is taken.
         with_inputs: put the input columns before the predictions.
         keep_columns: columns of the input CSV (any, by name, numbers or not) copied to
             the output as the file writes them, before everything else; the data must
@@ -48,11 +55,14 @@ class PredictionWriter(Callback):
         self._kept: list[list[str]] = []
         self._inputs: list[Tensor] = []
         self._predictions: list[Tensor] = []
+        self._destination: Path | None = None
         self.written: Path | None = None
 
     def on_predict_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._inputs, self._predictions, self.written = [], [], None
         datamodule: Any = getattr(trainer, "datamodule", None)
+        self._destination = self.destination(trainer)
+        self.check_destination(self._destination, inputs_of(datamodule, trainer.ckpt_path))
         self.check_keep_columns(datamodule, pl_module)
         self._kept = datamodule.text_columns(self.keep_columns) if self.keep_columns else []
 
@@ -116,11 +126,14 @@ class PredictionWriter(Callback):
                 )
             header = self.keep_columns + header
             rows = [kept + row for kept, row in zip(self._kept, rows, strict=True)]
-        self.written = write_csv_atomic(self.destination(trainer), header, rows)
+        destination = self._destination or self.destination(trainer)
+        replaced = destination.exists()
+        self.written = write_csv_atomic(destination, header, rows)
         # a progress bar still holds its line: the message goes on a line of its own
         start = "\n" if trainer.progress_bar_callback is not None else ""
         noun = "prediction" if len(rows) == 1 else "predictions"
-        print(f"{start}wrote {len(rows)} {noun} to {self.written}")
+        note = " (it replaced the file of that name)" if replaced else ""
+        print(f"{start}wrote {len(rows)} {noun} to {self.written}{note}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
         """Where the CSV goes in ``trainer``'s run: see :meth:`target`."""
@@ -131,9 +144,69 @@ class PredictionWriter(Callback):
         folder holding its ``checkpoints/``), or in ``run_folder`` without one."""
         if self.path is not None:
             return Path(self.path)
+        folder = run_folder
         if checkpoint:
             folder = Path(checkpoint).parent
             if folder.name == "checkpoints":
                 folder = folder.parent
-            return folder / "predictions.csv"
-        return run_folder / "predictions.csv"
+        return unused_name(folder / "predictions.csv")
+
+    def check_destination(self, destination: Path, inputs: dict[str, Path]) -> None:
+        """Refuse, in one line, to write the predictions over a file this predict reads
+        (``inputs``: what each is, and its path) or into a file whose name says it is
+        no CSV file (a checkpoint, an array, a config)."""
+        for what, path in inputs.items():
+            if same_file(destination, path):
+                raise InputError(
+                    f"predictions.path {destination} is {what}, which this predict reads: "
+                    f"choose another file with --predictions.path"
+                )
+        if destination.suffix.lower() in NOT_CSV:
+            raise InputError(
+                f"predictions.path {destination} names a {destination.suffix} file, not a "
+                f"CSV file: choose a .csv file with --predictions.path"
+            )
+
+
+#: file name endings of what the package reads, which predictions never replace
+NOT_CSV = (".ckpt", ".npy", ".npz", ".yaml", ".yml", ".pt", ".pth")
+
+
+def inputs_of(datamodule: Any, checkpoint: str | Path | None) -> dict[str, Path]:
+    """The files a predict reads, by what they are: the data's and the checkpoint."""
+    inputs = {}
+    for option in ("csv_path", "features_path", "targets_path"):
+        value = getattr(datamodule, option, None)
+        if value:
+            inputs[f"the data (data.{option})"] = Path(str(value))
+    if checkpoint:
+        inputs["the checkpoint (ckpt_path)"] = Path(str(checkpoint))
+    return inputs
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (by identity when both exist, else by path)."""
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def unused_name(path: Path) -> Path:
+    """``path``, or when it exists the first of ``stem-2.ext``, ``stem-3.ext``, ... that
+    does not.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> unused_name(folder / "p.csv").name
+        'p.csv'
+        >>> _ = (folder / "p.csv").write_text("x")
+        >>> unused_name(folder / "p.csv").name
+        'p-2.csv'
+    """
+    number, candidate = 1, path
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate

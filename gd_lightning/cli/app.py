@@ -29,6 +29,8 @@ from gd_lightning.callbacks import (
     PredictionWriter,
     TimedProgressBar,
 )
+from gd_lightning.callbacks.checkpoint import check_fresh_folder
+from gd_lightning.callbacks.predictions import inputs_of
 from gd_lightning.cli.checkpoints import (
     SPECIAL_CHECKPOINTS,
     check_checkpoint,
@@ -318,6 +320,10 @@ class GDLightningCLI(LightningCLI):
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
                 check_writable(folder)
+        dirpath = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        if stage == "fit" and dirpath:
+            resuming = self.config_init["fit"].get("ckpt_path") is not None
+            check_fresh_folder(Path(dirpath), resuming)
         if stage == "predict":
             self._check_predictions_path()
         config = self.config_init[self.subcommand]
@@ -366,6 +372,10 @@ class GDLightningCLI(LightningCLI):
         fix = "choose another file with --predictions.path"
         if target.is_dir():
             raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
+        inputs = inputs_of(self.datamodule, checkpoint)
+        for number, config in enumerate(self.config[self.subcommand].get("config") or [], 1):
+            inputs[f"config file {number} (--config)"] = Path(str(config))
+        writer.check_destination(target, inputs)
         check_writable(target.parent, what="the predictions", fix=fix)
         writer.check_keep_columns(self.datamodule, self.model)
 

@@ -1,8 +1,9 @@
 """Your own data: a CSV file with a header, or a pair of ``.npy`` arrays."""
 
 import csv
-import warnings
-from collections.abc import Iterator
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class TabularDataModule(TensorDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        for option, value in (("features", features), ("targets", targets)):
+            check_names(value, f"data.{option}")
         self.memory_map = memory_map
         if memory_map and (features_path is None or targets_path is None):
             raise InputError(
@@ -97,7 +100,7 @@ class TabularDataModule(TensorDataModule):
         self.features_path = features_path
         self.targets_path = targets_path
         self.header: list[str] = []
-        self._labeled = True
+        self._has_targets = self._labeled = True
         if csv_path is not None and features_path is None and targets_path is None:
             self.header = read_header(Path(csv_path))
         elif csv_path is None and features_path is not None:
@@ -121,7 +124,10 @@ class TabularDataModule(TensorDataModule):
 
     def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
         """Read these columns (by name from a CSV; in order from ``.npy`` files) from now
-        on; one line for a name that is missing, repeated, or both feature and target."""
+        on; one line for a name that is missing, repeated, or both feature and target.
+        Names are compared as :func:`same_name` gives them."""
+        features = None if features is None else [same_name(name) for name in features]
+        targets = None if targets is None else [same_name(name) for name in targets]
         for names, what in ((features, "features"), (targets, "targets")):
             repeated = sorted({name for name in names or [] if (names or []).count(name) > 1})
             if repeated:
@@ -134,7 +140,7 @@ class TabularDataModule(TensorDataModule):
             )
         if self.csv_path is None:
             x_width, y_width = self._widths
-            self._labeled = y_width is not None
+            self._has_targets = self._labeled = y_width is not None
             self.feature_names = _column_names(features, x_width, "x", "features")
             if y_width is not None:
                 self.target_names = _column_names(targets, y_width, "y", "targets")
@@ -160,7 +166,7 @@ class TabularDataModule(TensorDataModule):
         if not features:
             raise InputError(f"{self.source} has no feature columns left besides the targets")
         self.feature_names, self.target_names = list(features), targets
-        self._labeled = bool(present)
+        self._has_targets = self._labeled = bool(present)
         self.full_set = None  # read again, with these columns
 
     def use_model_columns(self, features: list[str], targets: list[str]) -> None:
@@ -209,13 +215,9 @@ class TabularDataModule(TensorDataModule):
             [['A17'], ['B02']]
         """
         self.check_columns(names, "predictions.keep_columns")
-        columns = [self.header.index(name) for name in names]
-        path = Path(str(self.csv_path))
-        _check_rows(path, self.header, columns=[])  # one cell per column
-        with open_text(path) as file:
-            reader = csv.reader(file, skipinitialspace=True)
-            next(reader)
-            return [[row[column] for column in columns] for row in reader if row]
+        columns = [self.header.index(same_name(name)) for name in names]
+        rows = data_rows(Path(str(self.csv_path)), self.header)
+        return [[row[column] for column in columns] for _, row in rows]
 
     def check_columns(self, names: list[str], option: str) -> None:
         """Refuse in one line, naming ``option``, a column the CSV file lacks, or data
@@ -226,12 +228,19 @@ class TabularDataModule(TensorDataModule):
                 f"leave {option} out"
             )
         for name in names:
-            if name not in self.header:
+            if same_name(name) not in self.header:
                 raise InputError(f"{option}: {self._not_in_file(name)}")
 
     def _setup_mapped(self) -> None:
         """The memory-mapped splits: row numbers into the files, checked block by block."""
         full = MappedDataset(str(self.features_path), str(self.targets_path), self.data_dtype)
+        narrow = np.float64 if self.data_dtype == torch.float64 else np.float32
+        for path, array in zip((self.features_path, self.targets_path), full.maps, strict=True):
+            if array.dtype.itemsize > np.dtype(narrow).itemsize and array.dtype.kind == "f":
+                for start in range(0, len(array), MappedDataset.block_rows):
+                    values = np.asarray(array[start : start + MappedDataset.block_rows], np.float64)
+                    check_fits(values, narrow, lambda row, column, path=path, start=start: (
+                        f"{path}, row {start + row + 1}, column {column + 1}"))  # fmt: skip
         first = 0
         for x, y in full.chunks():
             self._check(x, y, first_row=first)
@@ -247,6 +256,12 @@ class TabularDataModule(TensorDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
+        """As :meth:`TensorDataModule.setup`; predicting reads the features alone (the
+        targets, present or not, filled in or blank, are not read)."""
+        reads_targets = self._has_targets and (stage != "predict" or self.memory_map)
+        if reads_targets != self._labeled:
+            self._labeled = reads_targets
+            self.full_set = None  # read again, with or without the targets
         if self.memory_map and self.full_set is None:
             self._setup_mapped()
         super().setup(stage)
@@ -274,8 +289,13 @@ class TabularDataModule(TensorDataModule):
         for start in range(0, rows, NPY_BLOCK_ROWS):
             block = slice(start, start + NPY_BLOCK_ROWS)
             first = 0
-            for array, width in zip(arrays, widths, strict=True):
-                table[block, first : first + width] = array[block].reshape(-1, width)
+            for path, array, width in zip(paths, arrays, widths, strict=True):
+                values = array[block].reshape(-1, width)
+                if values.dtype.itemsize > table.itemsize and values.dtype.kind == "f":
+                    check_fits(values.astype(np.float64), dtype,
+                               lambda row, column, path=path, start=start: (
+                        f"{path}, row {start + row + 1}, column {column + 1}"))  # fmt: skip
+                table[block, first : first + width] = values
                 first += width
         return table
 
@@ -313,10 +333,17 @@ def open_text(path: Path) -> Iterator[Any]:
 def read_header(path: Path) -> list[str]:
     """The column names on the first line of the CSV file ``path``, checked."""
     with open_text(path) as file:
-        header = next(csv.reader(file, skipinitialspace=True), None)
+        reader = csv.reader(file, skipinitialspace=True, strict=True)
+        try:
+            header = next(reader, None)
+        except csv.Error as err:
+            raise InputError(
+                f"{path}, line {reader.line_num}: {err} in the header (a quote opened and "
+                f"never closed?): close the quote, or remove it"
+            ) from None
     if not header or not any(name.strip() for name in header):
         raise InputError(f"{path} is empty: it needs a header line naming the columns")
-    names = [name.strip() for name in header]
+    names = [same_name(name) for name in header]
     for position, name in enumerate(names, start=1):
         if not name.isprintable():
             raise InputError(
@@ -328,40 +355,123 @@ def read_header(path: Path) -> list[str]:
     return names
 
 
+def check_names(value: Any, option: str) -> None:
+    """Refuse, in one line naming ``option``, column names that are not a list of strings
+    (a lone string would otherwise be read as a list of its letters)."""
+    if value is None:
+        return
+    if isinstance(value, str):
+        raise InputError(
+            f"{option} must be a list of column names, got the string {value!r}: write "
+            f"[{value!r}] (in YAML: [{value}])"
+        )
+    if not isinstance(value, list | tuple) or not all(isinstance(n, str) for n in value):
+        raise InputError(f"{option} must be a list of column names, got {value!r}")
+
+
+def same_name(name: str) -> str:
+    """A column name as the package compares it: without surrounding spaces, in Unicode's
+    composed form (NFC), so that "café" typed and "café" saved by a program that writes
+    decomposed accents (NFD) are one name."""
+    return unicodedata.normalize("NFC", name.strip())
+
+
+def data_rows(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """The data rows of the CSV file ``path`` (under its ``header``), each with the line
+    it ends on, read by the ``csv`` module as it quotes (blank lines skipped); one line
+    for a row of the wrong length or a quote left open (which would swallow the rows
+    after it)."""
+    with open_text(path) as file:
+        reader = csv.reader(file, skipinitialspace=True, strict=True)
+        next(reader)
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{path}, line {reader.line_num}: {len(row)} cells where the header "
+                        f"has {len(header)}: every row needs one cell per column"
+                    )
+                yield reader.line_num, row
+        except csv.Error as err:
+            raise InputError(
+                f"{path}, line {reader.line_num}: {err} (a quote opened and never closed?): "
+                f"close the quote, or remove it"
+            ) from None
+
+
 def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
     """The columns ``names`` of the CSV file ``path`` (by name), (rows, len(names)), as
-    ``dtype``; one line for the first cell that is not a finite number ``dtype`` holds."""
+    ``dtype``, in one pass of the ``csv`` module (quoting as it reads it, in every column,
+    used or not): one line for a row of the wrong length, a quote left open, or the first
+    cell that is not a plain finite number ``dtype`` holds."""
     columns = [header.index(name) for name in names]
-    try:
-        with warnings.catch_warnings(), open_text(path) as file:
-            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
-            table = np.loadtxt(
-                file,
-                delimiter=",",
-                skiprows=1,
-                usecols=columns,
-                dtype=np.float64,  # every digit the file holds; narrowed below
-                ndmin=2,
-                quotechar='"',
-                comments=None,  # '#' is a character like any other, not a comment
-            )
-    except ValueError:
-        _check_rows(path, header, columns)
-        raise InputError(f"{path} could not be read as numbers: check its cells") from None
-    # NumPy reads the chosen columns only: a row with extra cells passes unseen
-    _check_rows(path, header, columns=[])
-    if len(table) == 0:
+    cells: list[str] = []
+    lines: list[int] = []  # the file line each data row ends on
+    for line, row in data_rows(path, header):
+        cells.extend([row[column] for column in columns])
+        lines.append(line)
+    if not lines:
         raise InputError(f"{path} has a header but no data rows")
-    if dtype == np.float32:
-        too_large = np.isfinite(table) & (np.abs(table) > np.finfo(np.float32).max)
-        if too_large.any():
-            row, column = (int(i) for i in np.argwhere(too_large)[0])
-            raise InputError(
-                f"{path}, data row {row + 1}, column {names[column]!r}: {table[row, column]:g} "
-                f"is too large for float32: rescale the column, or train with "
-                f"--trainer.precision 64-true"
-            )
+    text = np.array(cells, dtype=str).reshape(len(lines), len(columns))
+    plain = "".join(cells)
+    try:
+        if not plain.isascii() or "_" in plain:
+            raise ValueError("digits other than 0-9, or '_'")
+        table = text.astype(np.float64)
+    except ValueError:
+        raise _first_bad_cell(path, text, lines, names) from None
+    check_fits(table, dtype, lambda row, column: (
+        f"{path}, line {lines[row]}, column {names[column]!r}"))  # fmt: skip
     return table.astype(dtype, copy=False)
+
+
+#: a number as the CSV files this package reads write it: ASCII digits, an optional
+#: sign, decimal point and exponent (what ``float`` takes besides, such as "1_000" or
+#: other scripts' digits, is refused rather than guessed at)
+PLAIN_NUMBER = re.compile(
+    r"\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|nan|inf|infinity)\s*", re.IGNORECASE | re.ASCII
+)
+
+
+def _first_bad_cell(path: Path, text: np.ndarray, lines: list[int], names: list[str]) -> Exception:
+    """The one-line error for the first cell of ``text`` that is not a plain number."""
+    for row, cells in enumerate(text.tolist()):
+        for column, cell in enumerate(cells):
+            if PLAIN_NUMBER.fullmatch(cell):
+                continue
+            where = f"{path}, line {lines[row]}, column {names[column]!r}"
+            if not cell.strip():
+                return InputError(f"{where}: empty is not a number: fill it in, or remove that row")
+            if not cell.isascii() or "_" in cell:
+                return InputError(
+                    f"{where}: {cell!r} is not written with the digits 0-9 alone: write it as "
+                    f"a plain number such as 1000 or 2.5e-3 (no '_', no other digits)"
+                )
+            return InputError(f"{where}: {cell!r} is not a number: fix or remove that row")
+    return InputError(f"{path} could not be read as numbers: check its cells")
+
+
+def check_fits(table: np.ndarray, dtype: type, where: Callable[[int, int], str]) -> None:
+    """Refuse, naming the cell (``where(row, column)``), the first finite value of the
+    float64 ``table`` that ``dtype`` cannot hold: too large (it would become infinite)
+    or too small and not zero (it would become 0 or lose its digits)."""
+    info = np.finfo(dtype)
+    if info.bits == 64:
+        return
+    magnitude = np.abs(table)
+    large = np.isfinite(table) & (magnitude > info.max)
+    small = (magnitude > 0) & (magnitude < info.smallest_normal)
+    for bad, what in ((large, "too large"), (small, "too small (not 0, but nearer 0 than")):
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            value = f"{table[row, column]:g}"
+            detail = f"{what} {info.smallest_normal:g})" if "small" in what else what
+            raise InputError(
+                f"{where(row, column)}: {value} is {detail} for float{info.bits}: rescale the "
+                f"column, or train with --trainer.precision 64-true"
+            )
 
 
 def npy_widths(features_path: Path, targets_path: Path | None) -> tuple[int, int | None]:
@@ -454,30 +564,3 @@ def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> 
             f"give one name per column"
         )
     return list(names)
-
-
-def _check_rows(path: Path, header: list[str], columns: list[int]) -> None:
-    """Refuse the first row whose length differs from the header's, or whose cell in
-    one of ``columns`` is not a number."""
-    with open_text(path) as file:
-        reader = csv.reader(file, skipinitialspace=True)
-        next(reader)
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise InputError(
-                    f"{path}, line {line}: {len(row)} cells where the header has "
-                    f"{len(header)}: every row needs one cell per column"
-                )
-            for column in columns:
-                cell = row[column].strip()
-                try:
-                    float(cell)
-                except ValueError:
-                    shown = repr(cell) if cell else "empty"
-                    raise InputError(
-                        f"{path}, line {line}, column {header[column]!r}: {shown} is not a "
-                        f"number: fix or remove that row"
-                    ) from None
