@@ -5,6 +5,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -239,8 +240,7 @@ class TabularDataModule(TensorDataModule):
             if array.dtype.itemsize > np.dtype(narrow).itemsize and array.dtype.kind == "f":
                 for start in range(0, len(array), MappedDataset.block_rows):
                     values = np.asarray(array[start : start + MappedDataset.block_rows], np.float64)
-                    check_fits(values, narrow, lambda row, column, path=path, start=start: (
-                        f"{path}, row {start + row + 1}, column {column + 1}"))  # fmt: skip
+                    check_fits(values, narrow, partial(array_cell, path, start))
         first = 0
         for x, y in full.chunks():
             self._check(x, y, first_row=first)
@@ -292,9 +292,7 @@ class TabularDataModule(TensorDataModule):
             for path, array, width in zip(paths, arrays, widths, strict=True):
                 values = array[block].reshape(-1, width)
                 if values.dtype.itemsize > table.itemsize and values.dtype.kind == "f":
-                    check_fits(values.astype(np.float64), dtype,
-                               lambda row, column, path=path, start=start: (
-                        f"{path}, row {start + row + 1}, column {column + 1}"))  # fmt: skip
+                    check_fits(values.astype(np.float64), dtype, partial(array_cell, path, start))
                 table[block, first : first + width] = values
                 first += width
         return table
@@ -451,6 +449,11 @@ def _first_bad_cell(path: Path, text: np.ndarray, lines: list[int], names: list[
                 )
             return InputError(f"{where}: {cell!r} is not a number: fix or remove that row")
     return InputError(f"{path} could not be read as numbers: check its cells")
+
+
+def array_cell(path: Any, first_row: int, row: int, column: int) -> str:
+    """Where a value of an array is, for a message: ``row`` of a block from ``first_row``."""
+    return f"{path}, row {first_row + row + 1}, column {column + 1}"
 
 
 def check_fits(table: np.ndarray, dtype: type, where: Callable[[int, int], str]) -> None:
