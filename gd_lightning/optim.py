@@ -94,3 +94,22 @@ def step_scheduler(scheduler: Any, metrics: Mapping[str, Tensor]) -> None:
         scheduler.step(metrics["train/epoch_mse"])
     elif scheduler is not None:
         scheduler.step()
+
+
+def optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
+    """An optimizer's class and the settings it was built with (its ``defaults`` that
+    are plain values), as a checkpoint records them to compare a resumed fit's with.
+
+    Example:
+        >>> p = torch.nn.Parameter(torch.zeros(2))
+        >>> optimizer_settings(torch.optim.SGD([p], lr=0.1, momentum=0.9))["momentum"]
+        0.9
+    """
+    kind = type(optimizer)
+    settings: dict[str, Any] = {"class": f"{kind.__module__}.{kind.__qualname__}"}
+    for name, value in optimizer.defaults.items():
+        if isinstance(value, bool | int | float | str | type(None)):
+            settings[name] = value
+        elif isinstance(value, tuple) and all(isinstance(v, int | float) for v in value):
+            settings[name] = list(value)
+    return settings

@@ -45,7 +45,7 @@ from gd_lightning.cli.checkpoints import (
     with_checkpoint_model,
 )
 from gd_lightning.cli.checks import check_seeds, check_writable
-from gd_lightning.cli.config_files import ConfigFileOrTutorial
+from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import (
     CALLBACK_STATES_WARNING,
     RESUMED_FOLDER_WARNING,
@@ -56,7 +56,7 @@ from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
-from gd_lightning.models.base import RegressionModule
+from gd_lightning.models.base import RegressionModule, changed_settings, resume_refusal
 
 DESCRIPTION = (
     "Fit regression models by gradient descent with PyTorch Lightning. Start from a "
@@ -107,6 +107,8 @@ class GDLightningCLI(LightningCLI):
         """LightningCLI's parser, its ``--config`` also taking a tutorial's name and
         bounding the file before it is read (:class:`ConfigFileOrTutorial`)."""
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.pytorch.__version__}"])
+        # every text the parser loads as YAML is bounded and checked first
+        kwargs.setdefault("parser_mode", register_parser_mode())
         parser = self.parser_class(**kwargs)
         parser.add_argument("-c", "--config", action=ConfigFileOrTutorial, help=CONFIG_HELP)
         return parser
@@ -349,6 +351,8 @@ class GDLightningCLI(LightningCLI):
             if isinstance(self.datamodule, TensorDataModule):
                 self.model.set_standardization(self.datamodule.standardization)  # as fit will
             config["convergence"].prepare(self.datamodule, self.model)
+            if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
+                self._check_resumed_settings(Path(checkpoint))
         option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
         if option and not getattr(self.datamodule.hparams, option, 1):
             what = "validation" if stage == "validate" else "test"
@@ -362,6 +366,20 @@ class GDLightningCLI(LightningCLI):
             # the run continues in its own folder, on purpose
             warnings.filterwarnings("ignore", message=RESUMED_FOLDER_WARNING)
         release_notices()  # the checks passed: the run starts
+
+    def _check_resumed_settings(self, path: Path) -> None:
+        """Refuse, in one line, a fit resumed from ``path`` with other model, optimizer or
+        data settings than the run's: Lightning would restore the run's optimizer state
+        (its rate too) and data order, and the new settings would be recorded, not used."""
+        checkpoint = read_checkpoint(path)
+        changes = self.model.resume_changes(checkpoint)
+        if changes:
+            raise resume_refusal(str(path), "model", changes)
+        saved = checkpoint.get("datamodule_hyper_parameters")
+        if isinstance(saved, dict):
+            changes = changed_settings(saved, dict(self.datamodule.hparams), DATA_FREE_ON_RESUME)
+            if changes:
+                raise resume_refusal(str(path), "data", changes)
 
     def _check_predictions_path(self) -> None:
         """Refuse, in one line, a predictions file that cannot be written (a folder, under
@@ -392,6 +410,9 @@ class GDLightningCLI(LightningCLI):
             folders.append(Path(dirpath))
         return folders
 
+
+#: data settings a resumed fit may change: they decide how the rows are read, not which
+DATA_FREE_ON_RESUME = frozenset({"num_workers", "memory_map"})
 
 #: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
 CALLBACK_OPTIONS = {

@@ -1,10 +1,11 @@
 """Config files bounded before they are parsed: size, binary content, YAML errors, aliases."""
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonargparse import ActionConfigFile
+from jsonargparse import ActionConfigFile, get_loader, set_loader
 
 from gd_lightning.cli.tutorials import config_source
 from gd_lightning.errors import InputError
@@ -28,10 +29,9 @@ class ConfigFileOrTutorial(ActionConfigFile):
 
 
 def check_config_file(path: Path) -> None:
-    """Refuse, in one line, a config file that is too large, not text, not valid YAML
-    (naming its line and the problem), not a mapping of options, or whose aliases expand
-    beyond :data:`CONFIG_MAX_NODES` nodes, before jsonargparse reads it (which would
-    expand an alias bomb until memory runs out)."""
+    """Refuse, in one line, a config file that is too large, not text, or not a YAML
+    mapping of options that :func:`check_config_text` accepts, before jsonargparse reads
+    it."""
     if not path.is_file():
         return  # jsonargparse names a missing file itself
     try:
@@ -53,30 +53,109 @@ def check_config_file(path: Path) -> None:
             f"config {path} is not a text file (it holds binary data): pass a YAML file of "
             f"options (gd-lightning fit --print_config writes one)"
         )
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = err.problem or err.context or "not valid YAML"
-        raise InputError(
-            f"config {path}{where}: {problem} (it is not valid YAML): fix the file"
-        ) from None
-    except yaml.YAMLError as err:
-        raise InputError(f"config {path} is not valid YAML ({err}): fix the file") from None
-    if root is None:
-        return
-    if not isinstance(root, yaml.MappingNode):
+    root = check_config_text(text, f"config {path}")
+    if root is not None and not isinstance(root, yaml.MappingNode):
         shown = text.strip().splitlines()[0][:60]
         raise InputError(
             f"config {path} is not a YAML mapping of options (it starts {shown!r}; a data file "
             f"goes to --data.csv_path): pass a config such as configs/crop_yields.yaml"
         )
+
+
+def check_config_text(text: str, what: str) -> yaml.Node | None:
+    """Refuse, in one line naming ``what`` (and the line), YAML text that is too large,
+    not valid YAML, holds a key twice in one mapping, a tag other than YAML's plain ones
+    (``!!python/object``, ...), or aliases that expand beyond :data:`CONFIG_MAX_NODES`
+    nodes; return its node graph (``None`` for no document), composed without expanding
+    anything."""
+    if len(text) > CONFIG_MAX_BYTES:
+        raise InputError(
+            f"{what} is {len(text):,} characters, more than the {CONFIG_MAX_BYTES:,} a config "
+            f"may have: pass a YAML file of options (fit --print_config writes one)"
+        )
+    try:
+        root = yaml.compose(text, Loader=SAFE_LOADER)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = err.problem or err.context or "not valid YAML"
+        raise InputError(f"{what}{where}: {problem} (it is not valid YAML): fix the file") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{what} is not valid YAML ({err}): fix the file") from None
+    if root is None:
+        return None
     if _expanded_nodes(root) > CONFIG_MAX_NODES:
         raise InputError(
-            f"config {path} uses YAML aliases that expand to more than {CONFIG_MAX_NODES:,} "
+            f"{what} uses YAML aliases that expand to more than {CONFIG_MAX_NODES:,} "
             f"values (an alias bomb?): write the options out without aliases"
         )
+    for node in _nodes(root):
+        line = node.start_mark.line + 1
+        if node.tag not in PLAIN_TAGS:
+            tag = node.tag.replace(YAML_TAG_PREFIX, "!!")
+            tag = tag.split(":")[0] if tag.startswith("!!python") else tag
+            raise InputError(
+                f"{what}, line {line}: the YAML tag {tag} is not allowed: a config holds "
+                f"plain values (numbers, text, lists, mappings); write the value out"
+            )
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != MERGE_TAG:
+                    if key.value in seen:
+                        raise InputError(
+                            f"{what}, line {key.start_mark.line + 1}: the key {key.value!r} is "
+                            f"given twice in one mapping (first on line {seen[key.value]}): "
+                            f"keep one of them"
+                        )
+                    seen[key.value] = key.start_mark.line + 1
+    return root
+
+
+#: PyYAML's safe loader, in C where built with libyaml
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+MERGE_TAG = YAML_TAG_PREFIX + "merge"
+#: the tags of plain values: what a config may hold
+PLAIN_TAGS = frozenset(
+    YAML_TAG_PREFIX + name
+    for name in ("str", "int", "float", "bool", "null", "seq", "map", "merge", "timestamp")
+)
+
+
+def _nodes(root: yaml.Node) -> Iterator[yaml.Node]:
+    """Every node of the YAML graph ``root`` once (an aliased node once, not per alias)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+
+
+#: jsonargparse's parser mode for the command line: its YAML loading, every text
+#: (config files however given, included files, environment values, option values)
+#: checked by :func:`check_config_text` first
+PARSER_MODE = "gd_lightning_yaml"
+
+
+def bounded_yaml(text: str) -> Any:
+    """Load ``text`` as jsonargparse's ``yaml`` mode does, after :func:`check_config_text`."""
+    check_config_text(text, "a config (or an option's YAML value)")
+    return get_loader("yaml")(text)
+
+
+def register_parser_mode() -> str:
+    """Register :data:`PARSER_MODE` with jsonargparse (its public ``set_loader``) and
+    return its name, for the command line's parsers."""
+    set_loader(PARSER_MODE, bounded_yaml, exceptions=(yaml.YAMLError,))
+    return PARSER_MODE
 
 
 def _expanded_nodes(root: yaml.Node) -> int:

@@ -13,11 +13,13 @@ parameters after ``s`` updates), and an epoch's values at the step of its last b
 """
 
 import copy
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
@@ -27,7 +29,12 @@ from gd_lightning.errors import InputError
 from gd_lightning.functional import mse
 from gd_lightning.models.epoch_sums import EpochSums
 from gd_lightning.models.scaling import Scaling
-from gd_lightning.optim import build_optimizer, optimizers_config, step_scheduler
+from gd_lightning.optim import (
+    build_optimizer,
+    optimizer_settings,
+    optimizers_config,
+    step_scheduler,
+)
 
 Optimization = Literal["automatic", "manual"]
 LossLogging = Literal["every_step", "written_steps"]
@@ -190,6 +197,37 @@ class RegressionModule(LightningModule):
         twin.set_standardization(None)
         return twin
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A fit resumed from ``checkpoint`` (``trainer.fit(model, ckpt_path=...)``) with
+        settings other than the ones it was saved with is refused in one line: Lightning
+        would restore the optimizer's state, its learning rate included, and the run would
+        record one rate and train at another. (``load_from_checkpoint`` outside a fit
+        takes the settings it is given, as Lightning documents.)"""
+        try:
+            fitting = self.trainer.state.fn == TrainerFn.FITTING
+        except RuntimeError:  # not attached to a Trainer: load_from_checkpoint
+            return
+        changes = self.resume_changes(checkpoint) if fitting else []
+        if changes:
+            raise resume_refusal("the checkpoint", "model", changes)
+
+    def resume_changes(self, checkpoint: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+        """The settings of this model, and of the optimizer it builds, that differ from
+        those ``checkpoint`` was saved with (name, saved, current): what a fit resumed
+        from it would record but not train with."""
+        saved = checkpoint.get("hyper_parameters")
+        changes = changed_settings(saved, dict(self.hparams)) if isinstance(saved, dict) else []
+        recorded = checkpoint.get(OPTIMIZER_SETTINGS_KEY)
+        if changes or not isinstance(recorded, list) or len(recorded) != 1:
+            return changes
+        if self.hparams["lr"] == "auto" and self.auto_lr is None:
+            return changes  # the rate is chosen from the data later, as it was then
+        manual = not self.automatic_optimization
+        probe = [torch.nn.Parameter(torch.zeros(1))]
+        built = build_optimizer(probe, self.learning_rate, manual, self.optimizer_factory)
+        differ = changed_settings(recorded[0], optimizer_settings(built), frozenset())
+        return [(f"optimizer.{name}", old, new) for name, old, new in differ]
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Name the model's class among the checkpoint's settings, as ``LightningCLI``
         names it (``hyper_parameters["_class_path"]``, the key it reads back from
@@ -201,6 +239,11 @@ class RegressionModule(LightningModule):
         settings = checkpoint.get("hyper_parameters")
         if isinstance(settings, dict):
             settings.setdefault(CLASS_PATH_KEY, class_path_of(type(self)))
+        try:
+            optimizers = self.trainer.optimizers
+        except RuntimeError:  # saved outside a Trainer
+            return
+        checkpoint[OPTIMIZER_SETTINGS_KEY] = [optimizer_settings(o) for o in optimizers]
 
     # --- steps ------------------------------------------------------------------------
 
@@ -283,6 +326,64 @@ class RegressionModule(LightningModule):
 
 #: the checkpoint setting that names the model's class (``LightningCLI``'s own record)
 CLASS_PATH_KEY = "_class_path"
+#: the checkpoint entry recording the optimizers' classes and settings
+OPTIMIZER_SETTINGS_KEY = "optimizer_settings"
+#: settings a resumed fit may change: they decide what is logged, not what is learned
+RESUMABLE_CHANGES = frozenset({CLASS_PATH_KEY, "_instantiator", "loss_logging"})
+
+
+def same_setting(value: Any, saved: Any) -> bool:
+    """Whether a setting's ``value`` equals a checkpoint's ``saved`` plain value (a list
+    and a tuple of equal items are the same; so are 1 and 1.0).
+
+    Example:
+        >>> same_setting([1, 2.0], (1.0, 2)), same_setting(0.1, 0.01)
+        (True, False)
+    """
+    if isinstance(value, list | tuple) and isinstance(saved, list | tuple):
+        return len(value) == len(saved) and all(map(same_setting, value, saved))
+    return bool(value == saved)
+
+
+def changed_settings(
+    saved: Mapping[str, Any], current: Mapping[str, Any], free: frozenset[str] = RESUMABLE_CHANGES
+) -> list[tuple[str, Any, Any]]:
+    """The settings (name, saved value, current value) that differ between a checkpoint's
+    ``saved`` ones and the ``current`` ones, leaving out the ``free`` names.
+
+    Example:
+        >>> changed_settings({"lr": 0.01, "bias": True}, {"lr": 0.1, "bias": True})
+        [('lr', 0.01, 0.1)]
+    """
+    names = [name for name in {**saved, **current} if name not in free]
+    return [
+        (name, saved.get(name), current.get(name))
+        for name in names
+        if not same_setting(current.get(name), saved.get(name))
+    ]
+
+
+def resume_refusal(where: str, what: str, changes: list[tuple[str, Any, Any]]) -> InputError:
+    """The one-line refusal of a fit resumed from ``where`` with other ``what`` settings."""
+    name, saved, current = changes[0]
+    more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
+    return InputError(
+        f"{what}.{name} is {shown_setting(current)} but the run in {where} was trained with "
+        f"{shown_setting(saved)}{more}, and a resumed fit continues with its settings (its "
+        f"optimizer's too): resume with the run's own config (config.yaml in its folder), or "
+        f"start a new fit to change them"
+    )
+
+
+def shown_setting(value: Any) -> str:
+    """``value`` as an option would be typed (``false``, ``[a, b]``), cut to a line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        text = "[" + ", ".join(map(shown_setting, value)) + "]"
+    else:
+        text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def class_path_of(cls: type) -> str:

@@ -161,7 +161,9 @@ class LinearRegression(RegressionModule):
         original units.
 
         Names default to the model's :attr:`feature_names` and :attr:`target_names`; the
-        bias is called ``(bias)`` when a feature is already called ``bias``.
+        bias is called ``(bias)`` when a feature is already called ``bias`` (and
+        ``((bias))`` when one is called ``(bias)`` too: every parameter keeps a name of
+        its own).
 
         Example:
             >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
@@ -177,7 +179,9 @@ class LinearRegression(RegressionModule):
                 f"{in_features} inputs and {out_features} targets"
             )
         original = self.parameters_in_original_units()
-        bias_name = "(bias)" if "bias" in features else "bias"
+        bias_name = "bias"
+        while bias_name in features:
+            bias_name = f"({bias_name})"
         table = {}
         for k, target in enumerate(targets):
             row = dict(zip(features, original["linear.weight"][k].tolist(), strict=True))
