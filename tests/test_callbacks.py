@@ -154,7 +154,7 @@ class FailsOnSecondBatch(LinearRegression):
 
 def test_an_interrupted_predict_leaves_the_old_file_untouched() -> None:
     Path("predictions.csv").write_text("an earlier run's file\n")
-    model = FailsOnSecondBatch(3, 2, lr=1e-6)
+    model = FailsOnSecondBatch(3, 2, lr=1e-6, init_weight=[[1.0] * 3] * 2, init_bias=[0.0, 0.0])
     writer = PredictionWriter(path="predictions.csv")
     with pytest.raises(RuntimeError, match="interrupted"):
         quiet_trainer(callbacks=[writer]).predict(model, CropYieldsDataModule(batch_size=4))

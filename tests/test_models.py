@@ -165,7 +165,8 @@ def test_checkpoint_round_trip(tmp_path, mode: str) -> None:
 
 def test_predict_returns_every_rows_prediction_in_order() -> None:
     seed_everything(3)
-    model = LinearRegression(3, 2, lr=1e-6)
+    weight = torch.randn(2, 3).tolist()  # given parameters: a model ready to predict
+    model = LinearRegression(3, 2, lr=1e-6, init_weight=weight, init_bias=[0.5, -1.0])
     dm = CropYieldsDataModule(batch_size=4)
     batches = quiet_trainer().predict(model, datamodule=dm)
     x, _ = dm.full_set.tensors

@@ -121,6 +121,25 @@ class RegressionModule(LightningModule):
         self.test_metrics = metric_collection("test/")
         #: the training epoch's sums, for train/epoch_*
         self.epoch_sums = EpochSums()
+        #: the parameters as randomly drawn at construction (None: given, not drawn)
+        self._random_start: list[Tensor] | None = None
+
+    def remember_random_start(self, drawn: bool) -> None:
+        """Subclasses call this once their parameters exist: ``drawn`` when any of them
+        were drawn at random rather than given, so that predicting with them unchanged
+        (never fitted, nothing loaded) is refused instead of answered."""
+        self._random_start = [p.detach().clone() for p in self.parameters()] if drawn else None
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the parameters are more than a random draw: given at construction,
+        changed by a fit, or loaded from a checkpoint or state dict."""
+        if self._random_start is None:
+            return True
+        now = [p.detach().cpu() for p in self.parameters()]
+        return len(now) != len(self._random_start) or any(
+            not torch.equal(p, q) for p, q in zip(now, self._random_start, strict=True)
+        )
 
     # --- the model as a linear least-squares problem (subclasses) ---------------------
 
@@ -313,7 +332,17 @@ class RegressionModule(LightningModule):
         return self._shared_step(batch, batch_idx, "test")
 
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        """Predictions of shape (batch, out_features), in original units, for raw inputs."""
+        """Predictions of shape (batch, out_features), in original units, for raw inputs;
+        refused in one line for a model that was never fitted (its parameters still the
+        random draw it was built with)."""
+        if batch_idx == 0 and not self.fitted:
+            name = type(self).__name__
+            raise InputError(
+                f"this {name} was never fitted (its parameters are still the random ones "
+                f"it was built with), so its predictions would mean nothing: fit it first, "
+                f"load a checkpoint ({name}.load_from_checkpoint), or give its initial "
+                f"parameters"
+            )
         return self(batch[0])
 
     def configure_optimizers(self) -> Any:

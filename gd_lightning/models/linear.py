@@ -89,6 +89,7 @@ class LinearRegression(RegressionModule):
             self.linear.weight.copy_(weight)
             if initial_bias is not None:
                 self.linear.bias.copy_(initial_bias)
+        self.remember_random_start(init_weight is None or (bias and init_bias is None))
 
     def predict_fitted_units(self, z: Tensor) -> Tensor:
         """``z @ weight.T + bias`` for ``z`` of shape (batch, in_features)."""

@@ -77,6 +77,7 @@ class QuadraticRegression(RegressionModule):
         else:
             params = torch.tensor(init_params, dtype=torch.float32)
         self.quadratic = Quadratic(params)
+        self.remember_random_start(init_params is None)
 
     def predict_fitted_units(self, z: Tensor) -> Tensor:
         """``a*z**2 + b*z + c`` for inputs ``z`` of shape (batch, 1)."""
