@@ -44,7 +44,7 @@ from gd_lightning.cli.checkpoints import (
     read_checkpoint,
     with_checkpoint_model,
 )
-from gd_lightning.cli.checks import check_seeds, check_writable
+from gd_lightning.cli.checks import check_seeds, check_trainer_counts, check_writable
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import (
     CALLBACK_STATES_WARNING,
@@ -314,6 +314,7 @@ class GDLightningCLI(LightningCLI):
         writes anything."""
         # float64 data under --trainer.precision 64-true, read before the Trainer runs
         self.datamodule.dtype = dtype_for(self.trainer.precision)
+        check_trainer_counts(self.trainer)
         known = self.model.hparams.get("feature_names")
         if known and stage != "fit":  # read the data by the model's columns
             targets = list(self.model.hparams.get("target_names") or [])

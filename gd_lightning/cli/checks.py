@@ -60,3 +60,14 @@ def check_seeds(config: Any) -> None:
 def is_int(value: object) -> TypeGuard[int]:
     """Whether ``value`` is an integer (and not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_trainer_counts(trainer: Any) -> None:
+    """Refuse, in one line, Trainer counts Lightning takes without a check and fails on
+    later (a division by zero mid-run): ``accumulate_grad_batches`` below 1."""
+    count = trainer.accumulate_grad_batches
+    if not isinstance(count, int) or count < 1:
+        raise InputError(
+            f"trainer.accumulate_grad_batches must be 1 or more (batches per update), got "
+            f"{count}: set --trainer.accumulate_grad_batches 1 for an update every batch"
+        )

@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -46,6 +47,10 @@ def main(args: ArgsType = None) -> None:
         cause = _input_error(err)
         if cause is not None:
             message = str(cause)
+        elif isinstance(err, MisconfigurationException):
+            # Lightning's own refusal of a setting, as a run starts: its words, in a line
+            reason = " ".join(str(err).split())
+            message = f"Lightning refused the run's settings: {reason} (fix the option it names)"
         elif isinstance(err, argparse.ArgumentError):
             message = option_error(str(err))
         else:

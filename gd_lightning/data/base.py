@@ -1,5 +1,6 @@
 """What every DataModule here shares: splits, shuffling and loaders over in-memory tensors."""
 
+from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -10,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from gd_lightning.data.mapped import MappedDataset
 from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
 from gd_lightning.data.standardize import Standardization
-from gd_lightning.errors import InputError
+from gd_lightning.errors import InputError, check_argument
 
 #: rows checked at a time
 BLOCK_ROWS = 1 << 20
@@ -79,6 +80,15 @@ class TensorDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        if batch_size is not None:
+            check_argument("batch_size", batch_size, Integral, "a whole number of rows or None")
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            check_argument(name, value, Real, "a number in [0, 1)")
+        check_argument("seed", seed, Integral, "a whole number")
+        check_argument("num_workers", num_workers, Integral, "a whole number")
+        for name, flag in (("shuffle", shuffle), ("standardize_features", standardize_features),
+                           ("standardize_targets", standardize_targets)):  # fmt: skip
+            check_argument(name, flag, bool, "true or false")
         if batch_size is not None and batch_size < 1:
             raise InputError(
                 f"batch_size must be a positive number of rows, got {batch_size}: "

@@ -298,6 +298,8 @@ class TabularDataModule(TensorDataModule):
         return table
 
 
+#: the first bytes of every .npy file
+NPY_MAGIC = b"\x93NUMPY"
 #: rows copied from a memory map at a time
 NPY_BLOCK_ROWS = 1 << 16
 
@@ -543,6 +545,18 @@ def check_npy_widths(
 def _open_npy(path: Path) -> np.ndarray:
     """The array in ``path``, memory-mapped: only its header is read here."""
     _check_file(path)
+    try:
+        with path.open("rb") as file:
+            start = file.read(len(NPY_MAGIC))
+    except OSError as err:
+        raise InputError(f"cannot read {path} ({err.strerror or err})") from None
+    if start != NPY_MAGIC and not start.startswith(b"PK"):  # PK: an .npz archive, below
+        shown = start.decode("utf-8", "replace")
+        looks = "a CSV file goes to --data.csv_path; " if "," in shown else ""
+        raise InputError(
+            f"{path} is not a .npy file (it starts {shown!r}, not NumPy's header): {looks}"
+            f"save arrays with numpy.save"
+        )
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:

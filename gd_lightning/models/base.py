@@ -14,6 +14,7 @@ parameters after ``s`` updates), and an epoch's values at the step of its last b
 
 import copy
 from collections.abc import Mapping
+from numbers import Integral
 from typing import Any, Literal
 
 import torch
@@ -25,7 +26,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from gd_lightning.cadence import is_last_batch, logs_loss_at
 from gd_lightning.data.standardize import Standardization
-from gd_lightning.errors import InputError
+from gd_lightning.errors import InputError, check_argument
 from gd_lightning.functional import mse
 from gd_lightning.models.epoch_sums import EpochSums
 from gd_lightning.models.scaling import Scaling
@@ -446,6 +447,8 @@ def check_settings(
     in_features: int, out_features: int, lr: Any, optimization: str, optimizer: Any
 ) -> None:
     """Refuse, in one line each, settings no regression module can fit with."""
+    check_argument("in_features", in_features, Integral, "a whole number of input columns")
+    check_argument("out_features", out_features, Integral, "a whole number of target columns")
     if lr != "auto" and not (isinstance(lr, int | float) and 0 < lr < float("inf")):
         raise InputError(f"lr must be a positive finite number or 'auto', got {lr!r}: set model.lr")
     if optimization not in ("automatic", "manual"):
