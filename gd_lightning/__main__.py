@@ -1,6 +1,6 @@
 """``python -m gd_lightning`` runs the ``gd-lightning`` command."""
 
-from gd_lightning.cli import command
+from gd_lightning.cli.entry import command
 
 if __name__ == "__main__":
     command()

@@ -9,11 +9,39 @@
 - :mod:`~gd_lightning.cli.tutorials`: the tutorials' ready configs, packaged, by name;
 - :mod:`~gd_lightning.cli.checks`: settings Lightning would fail on later;
 - :mod:`~gd_lightning.cli.notices`: Lightning's notices that do not concern the fit;
-- :mod:`~gd_lightning.cli.main`: how the command ends (one line, exit codes).
+- :mod:`~gd_lightning.cli.main`: how the command ends (one line, exit codes);
+- :mod:`~gd_lightning.cli.entry`: the installed command's entry point, light on
+  purpose (the rest loads inside it).
 """
 
-from gd_lightning.cli.app import GDLightningCLI, cli
-from gd_lightning.cli.config_files import CONFIG_MAX_BYTES, CONFIG_MAX_NODES
-from gd_lightning.cli.main import command, main
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: where each public name lives, imported on first use (the entry point stays light)
+_EXPORTS = {
+    "CONFIG_MAX_BYTES": "gd_lightning.cli.config_files",
+    "CONFIG_MAX_NODES": "gd_lightning.cli.config_files",
+    "GDLightningCLI": "gd_lightning.cli.app",
+    "cli": "gd_lightning.cli.app",
+    "command": "gd_lightning.cli.entry",
+    "main": "gd_lightning.cli.main",
+}
+
+if TYPE_CHECKING:
+    from gd_lightning.cli.app import GDLightningCLI, cli
+    from gd_lightning.cli.config_files import CONFIG_MAX_BYTES, CONFIG_MAX_NODES
+    from gd_lightning.cli.entry import command
+    from gd_lightning.cli.main import main
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gd_lightning.cli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["CONFIG_MAX_BYTES", "CONFIG_MAX_NODES", "GDLightningCLI", "cli", "command", "main"]

@@ -58,6 +58,11 @@ from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import RegressionModule, changed_settings, resume_refusal
 
+# the classes --model and --data name by their short names (LightningCLI finds the
+# subclasses that are imported): every model and data module of the package
+importlib.import_module("gd_lightning.models")
+importlib.import_module("gd_lightning.data")
+
 DESCRIPTION = (
     "Fit regression models by gradient descent with PyTorch Lightning. Start from a "
     "tutorial: gd-lightning fit --config quadratic_speed (gd-lightning tutorials lists them). "

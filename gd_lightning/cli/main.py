@@ -2,7 +2,6 @@
 one line and 128 + its number."""
 
 import argparse
-import gc
 import os
 import re
 import signal
@@ -82,18 +81,6 @@ def interrupted_exit_code(err: BaseException) -> int | None:
             return SIGINT_EXIT
         current = current.__cause__ or current.__context__
     return None
-
-
-def command() -> None:
-    """The installed ``gd-lightning`` (and ``python -m gd_lightning``): :func:`main`, then
-    a quick exit. The process ends right after, so the objects its imports made
-    (torch's and Lightning's, millions) are moved out of the garbage collector's sight
-    (``gc.freeze``) instead of being traversed once more on the way out, which took
-    about a second."""
-    try:
-        main()
-    finally:
-        gc.freeze()
 
 
 def option_error(message: str) -> str:
