@@ -106,18 +106,21 @@ class FitReference:
 
     # --- losses ------------------------------------------------------------------------
 
-    def loss(self, theta: Tensor) -> float:
-        """The MSE over the whole data at parameters ``theta`` (p, K), in original units."""
-        return self.losses(theta.unsqueeze(0))[0]
+    def loss(self, theta: Tensor, original_units: bool = True) -> float:
+        """The MSE over the whole data at parameters ``theta`` (p, K), in original units
+        (or in the fitted ones, the units the model computes its loss in)."""
+        return self.losses(theta.unsqueeze(0), original_units)[0]
 
-    def losses(self, thetas: Tensor) -> list[float]:
+    def losses(self, thetas: Tensor, original_units: bool = True) -> list[float]:
         """:meth:`loss` at each of several parameters ``thetas`` (count, p, K), at once."""
         theta = thetas.double()
         per_target = (
             (theta * (self.gram @ theta)).sum(1) - 2 * (theta * self.cross).sum(1) + self.square
         )
         per_target = per_target.clamp_min(0.0)  # rounding can dip a hair below an exact 0
-        return (per_target * self.target_scale**2).mean(1).tolist()
+        if original_units:
+            per_target = per_target * self.target_scale**2
+        return per_target.mean(1).tolist()
 
     @cached_property
     def optimum_loss(self) -> float:

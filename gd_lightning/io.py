@@ -41,6 +41,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a file's usual mode
         os.replace(tmp, target)
+    except OSError as err:
+        if err.filename is None:  # a failed write names no file: name the one being written
+            raise OSError(err.errno, err.strerror, str(target)) from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -119,8 +123,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         target = Path(path)
-        with atomic_path(target) as tmp:
-            torch.save(checkpoint, tmp)
+        # through a Python file, so that a failed write (a full disk) is an OSError
+        with atomic_path(target) as tmp, tmp.open("wb") as file:
+            torch.save(checkpoint, file)
         # a run killed mid-save left its temporary file behind: the save is whole now
         for stale in target.parent.glob(f".{target.stem}.*.tmp{target.suffix}"):
             stale.unlink(missing_ok=True)

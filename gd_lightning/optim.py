@@ -98,7 +98,8 @@ def step_scheduler(scheduler: Any, metrics: Mapping[str, Tensor]) -> None:
 
 def optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
     """An optimizer's class and the settings it was built with (its ``defaults`` that
-    are plain values), as a checkpoint records them to compare a resumed fit's with.
+    are plain values; ``None``, PyTorch's own choice, as ``False``), as a checkpoint
+    records them to compare a resumed fit's with.
 
     Example:
         >>> p = torch.nn.Parameter(torch.zeros(2))
@@ -108,7 +109,9 @@ def optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
     kind = type(optimizer)
     settings: dict[str, Any] = {"class": f"{kind.__module__}.{kind.__qualname__}"}
     for name, value in optimizer.defaults.items():
-        if isinstance(value, bool | int | float | str | type(None)):
+        if value is None:  # left to PyTorch (foreach, fused, ...): it may record False
+            settings[name] = False
+        elif isinstance(value, bool | int | float | str):
             settings[name] = value
         elif isinstance(value, tuple) and all(isinstance(v, int | float) for v in value):
             settings[name] = list(value)

@@ -117,6 +117,8 @@ class ConvergenceMonitor(Callback):
     def _build(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
         """The reference, and the rate of ``lr: "auto"``."""
         self.reference = reference_of(datamodule, pl_module)
+        if self.reference is not None:
+            check_loss_fits(self.reference, _theta(pl_module), _dtype(pl_module))
         if pl_module.hparams.get("lr") == "auto":
             model = cast("RegressionModule", pl_module)
             model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.report_gap)
@@ -279,6 +281,31 @@ def auto_lr(
     return 1 / reference.largest_eigenvalue
 
 
+def check_loss_fits(reference: FitReference, theta: torch.Tensor, dtype: torch.dtype) -> None:
+    """Refuse, in one line, a fit whose loss at its starting parameters ``theta`` is too
+    large for the model's ``dtype`` to hold (the data's values are so large that their
+    squares overflow): every step's loss would be infinite."""
+    if dtype != torch.float32:
+        return
+    largest = torch.finfo(dtype).max
+    bound = largest / 1e3  # headroom for sums over a batch and for the first steps
+    fitted, shown = (reference.loss(theta, original_units=units) for units in (False, True))
+    if not fitted < bound:
+        raise InputError(
+            f"the loss at the starting parameters is {fitted:.3g}, beyond what float32 holds "
+            f"({largest:.3g}): the data's values are too large to square; standardize them "
+            f"(data.standardize_features true and data.standardize_targets true), or train "
+            f"with --trainer.precision 64-true"
+        )
+    if not shown < bound:
+        raise InputError(
+            f"the loss in the targets' own units is {shown:.3g} at the start, beyond what "
+            f"float32 holds ({largest:.3g}), so the logged losses and metrics would be "
+            f"infinite: rescale the targets (divide them by a power of ten), or train with "
+            f"--trainer.precision 64-true"
+        )
+
+
 def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReference | None:
     """The least-squares facts of ``datamodule``'s training split (after its
     ``setup("fit")``) for the model ``pl_module``, in the units the model is fitted in
@@ -314,6 +341,12 @@ def _saves_after_batches(trainer: "pl.Trainer") -> bool:
     """Whether a checkpoint callback may save after a batch that ends no epoch (a
     :class:`~gd_lightning.FitCheckpoint` says; any other ``ModelCheckpoint`` may)."""
     return any(getattr(c, "saves_after_batches", True) for c in trainer.checkpoint_callbacks)
+
+
+def _dtype(pl_module: "pl.LightningModule") -> torch.dtype:
+    """The module's floating-point dtype (float32 unless trained under 64-true)."""
+    dtype = pl_module.dtype
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
 def _lr(trainer: "pl.Trainer") -> float:

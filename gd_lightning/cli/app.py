@@ -52,6 +52,7 @@ from gd_lightning.cli.notices import (
     framework_notices_off,
     release_notices,
 )
+from gd_lightning.cli.run_folders import RemoveUnwrittenRun, claim_run_folders
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError
@@ -366,6 +367,10 @@ class GDLightningCLI(LightningCLI):
         # never unpickle anything but tensors and plain values from a checkpoint
         if config.get("weights_only") is None:
             config["weights_only"] = True
+        if stage == "fit":
+            # every check passed: the run's folder is claimed now (a version of its own)
+            created = claim_run_folders(self.trainer)
+            self.trainer.callbacks.append(RemoveUnwrittenRun(created))  # type: ignore[attr-defined]
         if self._last_checkpoint is not None:
             folder = self._last_checkpoint.parent
             print(f"continuing the run in {folder.parent} from its last checkpoint")

@@ -46,6 +46,14 @@ def main(args: ArgsType = None) -> None:
         cause = _input_error(err)
         if cause is not None:
             message = str(cause)
+        elif isinstance(err, OSError) and err.filename:
+            # a full disk, a folder gone read-only: what could not be written, and where
+            reason = err.strerror or type(err).__name__
+            message = (
+                f"could not write {err.filename} ({reason}): free some space, or write "
+                f"elsewhere (--trainer.default_root_dir, --predictions.path); nothing "
+                f"half-written was kept"
+            )
         elif isinstance(err, MisconfigurationException):
             # Lightning's own refusal of a setting, as a run starts: its words, in a line
             reason = " ".join(str(err).split())

@@ -245,8 +245,13 @@ class RegressionModule(LightningModule):
         manual = not self.automatic_optimization
         probe = [torch.nn.Parameter(torch.zeros(1))]
         built = build_optimizer(probe, self.learning_rate, manual, self.optimizer_factory)
-        differ = changed_settings(recorded[0], optimizer_settings(built), frozenset())
-        return [(f"optimizer.{name}", old, new) for name, old, new in differ]
+        current = optimizer_settings(built)
+        # a setting one PyTorch version has and another lacks is not a change
+        return [
+            (f"optimizer.{name}", old, current[name])
+            for name, old in recorded[0].items()
+            if name in current and not same_setting(old, current[name])
+        ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Name the model's class among the checkpoint's settings, as ``LightningCLI``

@@ -1,0 +1,75 @@
+"""Each run's folder: claimed before the run starts, removed again if the run could not
+write its files."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch import Callback
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+
+def claim_run_folders(trainer: "pl.Trainer") -> list[Path]:
+    """Fix the version folder of each of ``trainer``'s TensorBoard and CSV loggers now and
+    create it, under a lock on the folder of versions, so that fits started together in
+    one folder each get a version of their own (Lightning picks the next free number
+    when it first writes, and two fits starting at once would pick the same). Returns
+    the folders this call created (for a run without a logger, the paths it will write
+    in its root folder that are not there yet). Only the first process claims; where the system has
+    no file locks (Windows) the folder is created without one."""
+    created: list[Path] = []
+    if trainer.global_rank != 0:
+        return created
+    if not trainer.loggers:  # the run writes straight into its root folder
+        root = Path(trainer.default_root_dir)
+        created += [path for path in (root / "config.yaml", root / "checkpoints")
+                    if not path.exists()]  # fmt: skip
+    for logger in trainer.loggers:
+        if not isinstance(logger, TensorBoardLogger | CSVLogger):
+            continue
+        versions = Path(logger.root_dir)
+        versions.mkdir(parents=True, exist_ok=True)
+        with _locked(versions):
+            folder = Path(logger.log_dir)  # Lightning's next free version, seen under the lock
+            if not folder.exists():
+                folder.mkdir(parents=True)
+                created.append(folder)
+    return created
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on ``folder`` (``flock`` on the folder itself: no file is left)."""
+    try:
+        import fcntl
+    except ImportError:  # no file locks here
+        yield
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+class RemoveUnwrittenRun(Callback):
+    """When a run fails to write its files (a full disk, a folder gone read-only), remove
+    the run folders it created, unless a checkpoint was saved there: what is left of
+    them is half-written (an empty ``hparams.yaml``, a config without a run)."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        self.folders = folders
+
+    def on_exception(self, trainer: "pl.Trainer", pl_module: Any, exception: BaseException) -> None:
+        if not isinstance(exception, OSError):
+            return
+        for path in self.folders:
+            if path.is_file():
+                path.unlink(missing_ok=True)
+            elif path.is_dir() and not any(path.rglob("*.ckpt")):
+                shutil.rmtree(path, ignore_errors=True)
