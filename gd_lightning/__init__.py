@@ -1,7 +1,8 @@
 """gd_lightning: the classic gradient-descent-from-scratch tutorials as Lightning components."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gd_lightning.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -98,14 +99,7 @@ if TYPE_CHECKING:  # the names as type checkers and editors see them
     )
 
 
-def __getattr__(name: str) -> Any:
-    """The public name ``name``, imported from its module on first use."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gd_lightning' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("gd_lightning", globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:

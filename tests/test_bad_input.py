@@ -88,7 +88,7 @@ CASES = [
         "npy not an array",
         {"x.npy": b"not numpy at all", "y.npy": TARGETS},
         fit_npy(),
-        "is not a .npy file (it starts 'not nu', not NumPy's header)",
+        "is not a .npy file (it starts 'not numpy at all', not NumPy's header)",
     ),
     ("npy with NaN", npy(np.where(ROWS == 5, np.nan, ROWS), TARGETS), fit_npy(), "is nan"),
     (

@@ -1,5 +1,6 @@
 """Predictions to a CSV file, one column per target, one row per input row."""
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -187,9 +188,11 @@ def inputs_of(datamodule: Any, checkpoint: str | Path | None) -> dict[str, Path]
 def same_file(a: Path, b: Path) -> bool:
     """Whether ``a`` and ``b`` are one file (by identity when both exist, else by path)."""
     try:
-        return a.exists() and b.exists() and a.samefile(b)
+        if a.exists() and b.exists():
+            return a.samefile(b)
     except OSError:
-        return a.resolve() == b.resolve()
+        pass
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
 def unused_name(path: Path) -> Path:

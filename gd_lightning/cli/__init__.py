@@ -14,8 +14,9 @@
   purpose (the rest loads inside it).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from gd_lightning.lazy import lazy_exports
 
 #: where each public name lives, imported on first use (the entry point stays light)
 _EXPORTS = {
@@ -34,14 +35,7 @@ if TYPE_CHECKING:
     from gd_lightning.cli.main import main
 
 
-def __getattr__(name: str) -> Any:
-    """The public name ``name``, imported from its module on first use."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gd_lightning.cli' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports("gd_lightning.cli", globals(), _EXPORTS)
 
 
 __all__ = ["CONFIG_MAX_BYTES", "CONFIG_MAX_NODES", "GDLightningCLI", "cli", "command", "main"]

@@ -166,8 +166,9 @@ class GDLightningCLI(LightningCLI):
         model = self.config[subcommand].get("model")
         checkpoint = read_checkpoint(Path(path))
         check_saved_settings(Path(path), checkpoint, getattr(model, "class_path", None))
-        if subcommand != "fit":
-            check_given_settings(Path(path), checkpoint, getattr(model, "init_args", None) or {})
+        # LightningCLI lays the checkpoint's settings over the model's options (a resumed
+        # fit too): an option that differs would be ignored without a word
+        check_given_settings(Path(path), checkpoint, getattr(model, "init_args", None) or {})
 
     def before_instantiate_classes(self) -> None:
         self._default_logger: Logger | None = None

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gd_lightning.cli.checks import is_int
 from gd_lightning.errors import InputError
-from gd_lightning.models.base import CLASS_PATH_KEY, RegressionModule
+from gd_lightning.models.base import CLASS_PATH_KEY, RegressionModule, same_setting, shown_setting
 
 
 def with_checkpoint_model(args: list[str]) -> list[str]:
@@ -228,33 +228,14 @@ def check_given_settings(path: Path, checkpoint: dict[str, Any], given: Any) -> 
     defaults = defaults_of(settings.get(CLASS_PATH_KEY))
     for name, saved in settings.items():
         value = given.get(name) if hasattr(given, "get") else None
-        if name in (CLASS_PATH_KEY, "_instantiator") or value is None or _same(value, saved):
+        if name in (CLASS_PATH_KEY, "_instantiator") or value is None or same_setting(value, saved):
             continue
-        if name in defaults and _same(value, defaults[name]):
+        if name in defaults and same_setting(value, defaults[name]):
             continue
         raise InputError(
-            f"model.{name} is {_shown(value)} but the model in {path} was saved with "
-            f"{_shown(saved)}, and it is used as saved: leave model.{name} out"
+            f"model.{name} is {shown_setting(value)} but the model in {path} was saved with "
+            f"{shown_setting(saved)}, and it is used as saved: leave model.{name} out"
         )
-
-
-def _same(value: Any, saved: Any) -> bool:
-    """Whether an option's ``value`` equals a checkpoint's ``saved`` plain value (a list
-    and a tuple of equal items are the same; so are 1 and 1.0)."""
-    if isinstance(value, list | tuple) and isinstance(saved, list | tuple):
-        return len(value) == len(saved) and all(map(_same, value, saved))
-    return bool(value == saved)
-
-
-def _shown(value: Any) -> str:
-    """``value`` as an option would be typed (``false``, ``[a, b]``), cut to a line."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        text = "[" + ", ".join(map(_shown, value)) + "]"
-    else:
-        text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _arguments(cls: type) -> list[str]:

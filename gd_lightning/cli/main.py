@@ -12,6 +12,7 @@ from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from gd_lightning.cli.app import cli
+from gd_lightning.cli.run_folders import WRITE_ERRORS
 from gd_lightning.cli.tutorials import tutorial_list
 from gd_lightning.errors import InputError
 
@@ -46,11 +47,12 @@ def main(args: ArgsType = None) -> None:
         cause = _input_error(err)
         if cause is not None:
             message = str(cause)
-        elif isinstance(err, OSError) and err.filename:
+        elif isinstance(err, OSError) and err.errno in WRITE_ERRORS:
             # a full disk, a folder gone read-only: what could not be written, and where
             reason = err.strerror or type(err).__name__
+            where = err.filename or "a file of the run"
             message = (
-                f"could not write {err.filename} ({reason}): free some space, or write "
+                f"could not write {where} ({reason}): free some space, or write "
                 f"elsewhere (--trainer.default_root_dir, --predictions.path); nothing "
                 f"half-written was kept"
             )

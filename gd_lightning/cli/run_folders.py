@@ -1,6 +1,7 @@
 """Each run's folder: claimed before the run starts, removed again if the run could not
 write its files."""
 
+import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -11,6 +12,12 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+#: the errors of a write the system refused: no space, over a quota or a size limit, a
+#: read-only file system
+WRITE_ERRORS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS") if hasattr(errno, name)
+)
 
 
 def claim_run_folders(trainer: "pl.Trainer") -> list[Path]:
@@ -66,7 +73,7 @@ class RemoveUnwrittenRun(Callback):
         self.folders = folders
 
     def on_exception(self, trainer: "pl.Trainer", pl_module: Any, exception: BaseException) -> None:
-        if not isinstance(exception, OSError):
+        if not isinstance(exception, OSError) or exception.errno not in WRITE_ERRORS:
             return
         for path in self.folders:
             if path.is_file():

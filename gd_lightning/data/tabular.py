@@ -547,10 +547,12 @@ def _open_npy(path: Path) -> np.ndarray:
     _check_file(path)
     try:
         with path.open("rb") as file:
-            start = file.read(len(NPY_MAGIC))
+            start = file.read(24)
     except OSError as err:
         raise InputError(f"cannot read {path} ({err.strerror or err})") from None
-    if start != NPY_MAGIC and not start.startswith(b"PK"):  # PK: an .npz archive, below
+    if not start.startswith(NPY_MAGIC) and not start.startswith(
+        b"PK"
+    ):  # PK: an .npz archive, below
         shown = start.decode("utf-8", "replace")
         looks = "a CSV file goes to --data.csv_path; " if "," in shown else ""
         raise InputError(
