@@ -492,3 +492,26 @@ def test_fuzzed_options_and_configs_run_or_end_in_one_line(options, config, caps
         assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
     finally:
         shutil.rmtree("runs", ignore_errors=True)
+
+
+@pytest.mark.parametrize("subcommand", ["predict", "validate", "test", "fit"])
+def test_the_command_line_reads_a_checkpoint_once(subcommand, trained, monkeypatch) -> None:
+    """The package reads the checkpoint once a command, for all its checks; LightningCLI
+    (for the model's settings) and the Trainer (to restore it) read it once each."""
+    shutil.copy(trained, "model.ckpt")
+    Path("data.csv").write_text(GOOD)
+    reads: list[str] = []
+    load = torch.load
+
+    def counted(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(str(path))
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    if subcommand == "fit":
+        main([*FIT, "--ckpt_path", "model.ckpt", "--trainer.max_epochs", "3"])
+    else:
+        extra = ["--data.val_fraction", "0.4"] if subcommand == "validate" else []
+        extra += ["--data.test_fraction", "0.4"] if subcommand == "test" else []
+        main([subcommand, *PREDICT[1:], *extra])
+    assert len(reads) == 3, reads  # the Trainer reads through a file object

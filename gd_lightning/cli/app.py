@@ -132,7 +132,7 @@ class GDLightningCLI(LightningCLI):
         if args is None:
             args = sys.argv[1:]
         if isinstance(args, list):
-            args = with_checkpoint_model(args)
+            args = with_checkpoint_model(args, read=self._checkpoint)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         model = (self.config[subcommand] if subcommand else self.config).get("model")
@@ -164,11 +164,20 @@ class GDLightningCLI(LightningCLI):
         if path is None or str(path) in SPECIAL_CHECKPOINTS:
             return
         model = self.config[subcommand].get("model")
-        checkpoint = read_checkpoint(Path(path))
+        checkpoint = self._checkpoint(Path(path))
         check_saved_settings(Path(path), checkpoint, getattr(model, "class_path", None))
         # LightningCLI lays the checkpoint's settings over the model's options (a resumed
         # fit too): an option that differs would be ignored without a word
         check_given_settings(Path(path), checkpoint, getattr(model, "init_args", None) or {})
+
+    def _checkpoint(self, path: Path) -> dict[str, Any]:
+        """The checkpoint at ``path``, read once a command (:func:`read_checkpoint`) and
+        kept: every check of it uses this record."""
+        records: dict[Path, dict[str, Any]] = self.__dict__.setdefault("_checkpoints", {})
+        key = path.resolve()
+        if key not in records:
+            records[key] = read_checkpoint(path)
+        return records[key]
 
     def before_instantiate_classes(self) -> None:
         self._default_logger: Logger | None = None
@@ -352,7 +361,8 @@ class GDLightningCLI(LightningCLI):
         if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
             resume = stage == "fit"
             max_epochs = self.trainer.max_epochs if resume else None
-            check_checkpoint(Path(checkpoint), self.model, resume, max_epochs)
+            record = self._checkpoint(Path(checkpoint))
+            check_checkpoint(Path(checkpoint), record, self.model, resume, max_epochs)
         if stage == "fit":
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
             # curvature) before the Trainer makes the run's folder
@@ -383,7 +393,7 @@ class GDLightningCLI(LightningCLI):
         """Refuse, in one line, a fit resumed from ``path`` with other model, optimizer or
         data settings than the run's: Lightning would restore the run's optimizer state
         (its rate too) and data order, and the new settings would be recorded, not used."""
-        checkpoint = read_checkpoint(path)
+        checkpoint = self._checkpoint(path)
         changes = self.model.resume_changes(checkpoint)
         if changes:
             raise resume_refusal(str(path), "model", changes)

@@ -7,6 +7,7 @@ import inspect
 import json
 import pickle
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ from gd_lightning.errors import InputError
 from gd_lightning.models.base import CLASS_PATH_KEY, RegressionModule, same_setting, shown_setting
 
 
-def with_checkpoint_model(args: list[str]) -> list[str]:
+def with_checkpoint_model(
+    args: list[str], read: Callable[[Path], dict[str, Any]] | None = None
+) -> list[str]:
     """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path``, led by the
     checkpoint's model: its class (one of :func:`package_models`, named in the file by
     whatever Trainer saved it, the command line's or a user's own from Python) with the
     settings it was trained with, checked by :func:`check_saved_settings` before anything
-    is imported. Options given after it (``--model``, ``--config``) still win, and a
+    is imported (``read`` reads it: :func:`read_checkpoint` by default, or the caller's
+    record of it). Options given after it (``--model``, ``--config``) still win, and a
     different class given there is refused in one line. When no data class is chosen,
     ``--data.*`` options go to a :class:`~gd_lightning.TabularDataModule`; so
     ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path new.csv`` is a whole
@@ -46,7 +50,7 @@ def with_checkpoint_model(args: list[str]) -> list[str]:
     if path is None or path in SPECIAL_CHECKPOINTS:
         return args
     extra = []
-    checkpoint = read_checkpoint(Path(path))
+    checkpoint = (read or read_checkpoint)(Path(path))
     settings = checkpoint.get("hyper_parameters") or {}
     saved = settings.get(CLASS_PATH_KEY) if isinstance(settings, dict) else None
     model_given = bool(chosen & {"--model", "--config", "-c"})
@@ -256,13 +260,17 @@ def _plain(value: Any) -> bool:
 
 
 def check_checkpoint(
-    path: Path, model: RegressionModule, resume: bool = False, max_epochs: int | None = None
+    path: Path,
+    checkpoint: dict[str, Any],
+    model: RegressionModule,
+    resume: bool = False,
+    max_epochs: int | None = None,
 ) -> None:
     """Refuse, in one line, a checkpoint whose parameters are not ``model``'s (by name,
     type, shape or value: every entry a finite floating-point tensor, every scale of the
     standardization positive), or, to ``resume`` a fit, one without the training state
-    (a weights-only checkpoint) or saved after more epochs than ``max_epochs``."""
-    checkpoint = read_checkpoint(path)
+    (a weights-only checkpoint) or saved after more epochs than ``max_epochs``.
+    ``checkpoint`` is the file's content, as :func:`read_checkpoint` read it."""
     state = checkpoint["state_dict"]
     expected = model.state_dict()
     fix = "pass the config it was trained with (config.yaml in its run folder)"
