@@ -6,6 +6,7 @@ import importlib.util
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,7 @@ from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_
 from gd_lightning.cli.notices import (
     CALLBACK_STATES_WARNING,
     RESUMED_FOLDER_WARNING,
-    framework_notices_off,
-    release_notices,
+    quiet_start,
 )
 from gd_lightning.cli.run_folders import RemoveUnwrittenRun, claim_run_folders
 from gd_lightning.data.base import TensorDataModule, dtype_for
@@ -108,6 +108,13 @@ class GDLightningCLI(LightningCLI):
     in ``trainer.callbacks`` takes its place, and ``trainer.enable_checkpointing:
     false`` turns checkpoints off.
     """
+
+    def __init__(self, *args: Any, run_starts: Callable[[], None] = lambda: None,
+                 **kwargs: Any) -> None:  # fmt: skip
+        #: called once every check has passed, as the run starts (cli() shows Lightning's
+        #: start-up lines from then on)
+        self.run_starts = run_starts
+        super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """LightningCLI's parser, its ``--config`` also taking a tutorial's name and
@@ -387,7 +394,7 @@ class GDLightningCLI(LightningCLI):
             print(f"continuing the run in {folder.parent} from its last checkpoint")
             # the run continues in its own folder, on purpose
             warnings.filterwarnings("ignore", message=RESUMED_FOLDER_WARNING)
-        release_notices()  # the checks passed: the run starts
+        self.run_starts()  # the checks passed: Lightning's start-up lines show from here
 
     def _check_resumed_settings(self, path: Path) -> None:
         """Refuse, in one line, a fit resumed from ``path`` with other model, optimizer or
@@ -462,7 +469,7 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
     With ``run=False`` the model, data and Trainer are only built: ``args`` then
     holds no subcommand, and the caller runs ``trainer.fit(...)`` itself.
     """
-    with framework_notices_off():
+    with quiet_start() as run_starts:
         return GDLightningCLI(
             RegressionModule,
             TensorDataModule,
@@ -473,9 +480,6 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
             save_config_callback=_SaveConfig,
             # the seed a run gets when none is given, said without Lightning's warning
             seed_everything_default=0,
-            # the loggers write train/loss at Lightning's default cadence (every 50 steps),
-            # so a large fit does not write every step; each epoch's values are written
-            # every epoch, and the tutorial configs set their tutorials' own cadence
             # a wrong option raises instead of printing the whole usage: main() says it in a line
             parser_kwargs={
                 "prog": "gd-lightning",
@@ -484,4 +488,5 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
             },
             args=args,
             run=run,
+            run_starts=run_starts,
         )
