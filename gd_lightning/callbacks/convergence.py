@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from gd_lightning.analysis import FitReference
 from gd_lightning.cadence import is_last_batch, is_logged_step
 from gd_lightning.errors import DivergenceError, InputError
+from gd_lightning.optim import GradientDescent
 
 if TYPE_CHECKING:
     from gd_lightning.models.base import RegressionModule
@@ -356,7 +357,7 @@ def _lr(trainer: "pl.Trainer") -> float:
 def _is_plain_descent(trainer: "pl.Trainer") -> bool:
     """Whether the optimizer is gradient descent without momentum, where 2 / λ_max binds."""
     optimizer = trainer.optimizers[0]
-    if type(optimizer).__name__ == "GradientDescent":
+    if isinstance(optimizer, GradientDescent):
         return True
     return isinstance(optimizer, torch.optim.SGD) and not optimizer.param_groups[0]["momentum"]
 
