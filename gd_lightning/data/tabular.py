@@ -337,10 +337,7 @@ def read_header(path: Path) -> list[str]:
         try:
             header = next(reader, None)
         except csv.Error as err:
-            raise InputError(
-                f"{path}, line {reader.line_num}: {err} in the header (a quote opened and "
-                f"never closed?): close the quote, or remove it"
-            ) from None
+            raise csv_error(path, reader.line_num, err, " in the header") from None
     if not header or not any(name.strip() for name in header):
         raise InputError(f"{path} is empty: it needs a header line naming the columns")
     names = [same_name(name) for name in header]
@@ -376,6 +373,18 @@ def same_name(name: str) -> str:
     return unicodedata.normalize("NFC", name.strip())
 
 
+def csv_error(path: Path, line: int, err: csv.Error, where: str = "") -> InputError:
+    """The one-line refusal of a file the ``csv`` module could not read at ``line``: one
+    holding NUL bytes (Python 3.10's reader refuses them), or a quote left open."""
+    with path.open("rb") as file:
+        if b"\0" in file.read():
+            return InputError(f"{path} is not a readable CSV file (it holds NUL bytes)")
+    return InputError(
+        f"{path}, line {line}: {err}{where} (a quote opened and never closed?): close the "
+        f"quote, or remove it"
+    )
+
+
 def data_rows(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
     """The data rows of the CSV file ``path`` (under its ``header``), each with the line
     it ends on, read by the ``csv`` module as it quotes (blank lines skipped); one line
@@ -395,10 +404,7 @@ def data_rows(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
                     )
                 yield reader.line_num, row
         except csv.Error as err:
-            raise InputError(
-                f"{path}, line {reader.line_num}: {err} (a quote opened and never closed?): "
-                f"close the quote, or remove it"
-            ) from None
+            raise csv_error(path, reader.line_num, err) from None
 
 
 def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
