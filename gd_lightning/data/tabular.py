@@ -1,6 +1,7 @@
 """Your own data: a CSV file with a header, or a pair of ``.npy`` arrays."""
 
 import csv
+import io
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -409,28 +410,75 @@ def data_rows(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
 
 def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
     """The columns ``names`` of the CSV file ``path`` (by name), (rows, len(names)), as
-    ``dtype``, in one pass of the ``csv`` module (quoting as it reads it, in every column,
-    used or not): one line for a row of the wrong length, a quote left open, or the first
-    cell that is not a plain finite number ``dtype`` holds."""
+    ``dtype``, read as the ``csv`` module reads it (quoting in every column, used or not):
+    one line for a row of the wrong length, a quote left open, or the first cell that is
+    not a plain finite number ``dtype`` holds.
+
+    The file is read once. A plain table (no quotes, no carriage returns, every row of
+    the header's length, every cell a plain number) is parsed by NumPy's C reader, which
+    splits it as the ``csv`` module would; anything else goes through the ``csv`` module
+    itself, which also names the first problem and its line."""
     columns = [header.index(name) for name in names]
-    cells: list[str] = []
+    with open_text(path) as file:
+        text = file.read()
+    table = plain_table(text, len(header), columns)
+    if table is None or unfit_cell(table, dtype) is not None:
+        table = _read_by_csv_module(path, header, names, columns, dtype)
+    return table.astype(dtype, copy=False)
+
+
+def plain_table(text: str, width: int, columns: list[int]) -> np.ndarray | None:
+    """The ``columns`` of the CSV ``text`` (a header line and rows of ``width`` cells) as
+    float64, parsed by ``numpy.loadtxt``, when the ``csv`` module would split it the same
+    way and every cell read is a plain number; ``None`` otherwise (then the ``csv``
+    module reads it).
+
+    Example:
+        >>> plain_table("a,b\n1,2\n3,4\n", 2, [1]).T
+        array([[2., 4.]])
+        >>> plain_table('a,b\n"1",2\n', 2, [1]) is None  # quoted: the csv module's
+        True
+    """
+    if '"' in text or "\r" in text:
+        return None
+    rows = [line for line in text.split("\n")[1:] if line]  # blank lines: skipped, as csv
+    limit = csv.field_size_limit()  # the csv module refuses longer cells
+    if not rows or any(
+        row.count(",") != width - 1 or not row.strip() or len(row) > limit for row in rows
+    ):
+        return None
+    try:
+        table = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=columns,
+                           dtype=np.float64, ndmin=2, comments=None)  # fmt: skip
+    except ValueError:  # a cell that is not a plain number: the csv module names it
+        return None
+    return table if len(table) == len(rows) else None
+
+
+def _read_by_csv_module(
+    path: Path, header: list[str], names: list[str], columns: list[int], dtype: type
+) -> np.ndarray:
+    """:func:`read_csv_columns` through the ``csv`` module, cell by cell, naming the line
+    of the first problem."""
+    picked: list[list[str]] = []
     lines: list[int] = []  # the file line each data row ends on
     for line, row in data_rows(path, header):
-        cells.extend([row[column] for column in columns])
+        picked.append([row[column] for column in columns])
         lines.append(line)
     if not lines:
         raise InputError(f"{path} has a header but no data rows")
-    text = np.array(cells, dtype=str).reshape(len(lines), len(columns))
-    plain = "".join(cells)
+    plain = "".join(cell for row in picked for cell in row)
     try:
         if not plain.isascii() or "_" in plain:
             raise ValueError("digits other than 0-9, or '_'")
-        table = text.astype(np.float64)
+        by_column = zip(*picked, strict=True)
+        table = np.array([np.fromiter(map(float, cells), np.float64, len(lines))
+                          for cells in by_column]).T  # fmt: skip
     except ValueError:
-        raise _first_bad_cell(path, text, lines, names) from None
+        raise _first_bad_cell(path, picked, lines, names) from None
     check_fits(table, dtype, lambda row, column: (
         f"{path}, line {lines[row]}, column {names[column]!r}"))  # fmt: skip
-    return table.astype(dtype, copy=False)
+    return table
 
 
 #: a number as the CSV files this package reads write it: ASCII digits, an optional
@@ -441,9 +489,11 @@ PLAIN_NUMBER = re.compile(
 )
 
 
-def _first_bad_cell(path: Path, text: np.ndarray, lines: list[int], names: list[str]) -> Exception:
-    """The one-line error for the first cell of ``text`` that is not a plain number."""
-    for row, cells in enumerate(text.tolist()):
+def _first_bad_cell(
+    path: Path, picked: list[list[str]], lines: list[int], names: list[str]
+) -> Exception:
+    """The one-line error for the first cell of ``picked`` that is not a plain number."""
+    for row, cells in enumerate(picked):
         for column, cell in enumerate(cells):
             if PLAIN_NUMBER.fullmatch(cell):
                 continue
@@ -464,25 +514,35 @@ def array_cell(path: Any, first_row: int, row: int, column: int) -> str:
     return f"{path}, row {first_row + row + 1}, column {column + 1}"
 
 
-def check_fits(table: np.ndarray, dtype: type, where: Callable[[int, int], str]) -> None:
-    """Refuse, naming the cell (``where(row, column)``), the first finite value of the
-    float64 ``table`` that ``dtype`` cannot hold: too large (it would become infinite)
-    or too small and not zero (it would become 0 or lose its digits)."""
+def unfit_cell(table: np.ndarray, dtype: type) -> tuple[int, int, str] | None:
+    """The first finite value of the float64 ``table`` that ``dtype`` cannot hold, as
+    (row, column, why), or ``None``: too large (it would become infinite) or too small
+    and not zero (it would become 0 or lose its digits)."""
     info = np.finfo(dtype)
     if info.bits == 64:
-        return
+        return None
     magnitude = np.abs(table)
     large = np.isfinite(table) & (magnitude > info.max)
     small = (magnitude > 0) & (magnitude < info.smallest_normal)
-    for bad, what in ((large, "too large"), (small, "too small (not 0, but nearer 0 than")):
+    tiny = f"too small (not 0, but nearer 0 than {info.smallest_normal:g})"
+    for bad, why in ((large, "too large"), (small, tiny)):
         if bad.any():
             row, column = (int(i) for i in np.argwhere(bad)[0])
-            value = f"{table[row, column]:g}"
-            detail = f"{what} {info.smallest_normal:g})" if "small" in what else what
-            raise InputError(
-                f"{where(row, column)}: {value} is {detail} for float{info.bits}: rescale the "
-                f"column, or train with --trainer.precision 64-true"
-            )
+            return row, column, why
+    return None
+
+
+def check_fits(table: np.ndarray, dtype: type, where: Callable[[int, int], str]) -> None:
+    """Refuse, naming the cell (``where(row, column)``), the first value of the float64
+    ``table`` that ``dtype`` cannot hold (:func:`unfit_cell`)."""
+    found = unfit_cell(table, dtype)
+    if found is not None:
+        row, column, why = found
+        bits = np.finfo(dtype).bits
+        raise InputError(
+            f"{where(row, column)}: {table[row, column]:g} is {why} for float{bits}: rescale "
+            f"the column, or train with --trainer.precision 64-true"
+        )
 
 
 def npy_widths(features_path: Path, targets_path: Path | None) -> tuple[int, int | None]:
