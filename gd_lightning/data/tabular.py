@@ -434,9 +434,9 @@ def plain_table(text: str, width: int, columns: list[int]) -> np.ndarray | None:
     module reads it).
 
     Example:
-        >>> plain_table("a,b\n1,2\n3,4\n", 2, [1]).T
+        >>> plain_table("a,b\\n1,2\\n3,4\\n", 2, [1]).T
         array([[2., 4.]])
-        >>> plain_table('a,b\n"1",2\n', 2, [1]) is None  # quoted: the csv module's
+        >>> plain_table('a,b\\n"1",2\\n', 2, [1]) is None  # quoted: the csv module's
         True
     """
     if '"' in text or "\r" in text:
