@@ -7,6 +7,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import TQDMProgressBar
 
+from gd_lightning.cadence import is_last_batch
+
 
 class TimedProgressBar(TQDMProgressBar):
     """Lightning's ``TQDMProgressBar``, its training bar redrawn at most every
@@ -36,7 +38,6 @@ class TimedProgressBar(TQDMProgressBar):
         batch_idx: int,
     ) -> None:
         now = time.monotonic()
-        last = batch_idx + 1 == self.total_train_batches
-        if last or now - self._drawn_at >= self.refresh_seconds:
+        if is_last_batch(trainer, batch_idx) or now - self._drawn_at >= self.refresh_seconds:
             self._drawn_at = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

@@ -6,7 +6,6 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +237,9 @@ class TabularDataModule(TensorDataModule):
         full = MappedDataset(str(self.features_path), str(self.targets_path), self.data_dtype)
         narrow = np.float64 if self.data_dtype == torch.float64 else np.float32
         for path, array in zip((self.features_path, self.targets_path), full.maps, strict=True):
-            if array.dtype.itemsize > np.dtype(narrow).itemsize and array.dtype.kind == "f":
-                for start in range(0, len(array), MappedDataset.block_rows):
-                    values = np.asarray(array[start : start + MappedDataset.block_rows], np.float64)
-                    check_fits(values, narrow, partial(array_cell, path, start))
+            for start in range(0, len(array), MappedDataset.block_rows):
+                block = array[start : start + MappedDataset.block_rows]
+                check_block_fits(block, narrow, path, start)
         first = 0
         for x, y in full.chunks():
             self._check(x, y, first_row=first)
@@ -292,8 +290,7 @@ class TabularDataModule(TensorDataModule):
             first = 0
             for path, array, width in zip(paths, arrays, widths, strict=True):
                 values = array[block].reshape(-1, width)
-                if values.dtype.itemsize > table.itemsize and values.dtype.kind == "f":
-                    check_fits(values.astype(np.float64), dtype, partial(array_cell, path, start))
+                check_block_fits(values, dtype, path, start)
                 table[block, first : first + width] = values
                 first += width
         return table
@@ -324,9 +321,6 @@ def open_text(path: Path) -> Iterator[Any]:
             f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at position "
             f"{err.start}): save it as CSV UTF-8, or check that it is a CSV file"
         ) from None
-    except csv.Error as err:
-        reason = "it holds NUL bytes" if "NUL" in str(err) else str(err)
-        raise InputError(f"{path} is not a readable CSV file ({reason})") from None
     except OSError as err:
         raise InputError(f"cannot read {path} ({err.strerror or err})") from None
 
@@ -377,8 +371,8 @@ def same_name(name: str) -> str:
 def csv_error(path: Path, line: int, err: csv.Error, where: str = "") -> InputError:
     """The one-line refusal of a file the ``csv`` module could not read at ``line``: one
     holding NUL bytes (Python 3.10's reader refuses them), or a quote left open."""
-    with path.open("rb") as file:
-        if b"\0" in file.read():
+    with open_text(path) as file:
+        if "\0" in file.read():
             return InputError(f"{path} is not a readable CSV file (it holds NUL bytes)")
     return InputError(
         f"{path}, line {line}: {err}{where} (a quote opened and never closed?): close the "
@@ -386,15 +380,17 @@ def csv_error(path: Path, line: int, err: csv.Error, where: str = "") -> InputEr
     )
 
 
-def data_rows(path: Path, header: list[str]) -> Iterator[tuple[int, list[str]]]:
+def data_rows(
+    path: Path, header: list[str], text: str | None = None
+) -> Iterator[tuple[int, list[str]]]:
     """The data rows of the CSV file ``path`` (under its ``header``), each with the line
     it ends on, read by the ``csv`` module as it quotes (blank lines skipped); one line
     for a row of the wrong length or a quote left open (which would swallow the rows
-    after it)."""
-    with open_text(path) as file:
+    after it). ``text``: the file's text when it was read already."""
+    with open_text(path) if text is None else io.StringIO(text, newline="") as file:
         reader = csv.reader(file, skipinitialspace=True, strict=True)
-        next(reader)
         try:
+            next(reader)  # the header, read and checked already
             for row in reader:
                 if not row:
                     continue
@@ -423,7 +419,7 @@ def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: typ
         text = file.read()
     table = plain_table(text, len(header), columns)
     if table is None or unfit_cell(table, dtype) is not None:
-        table = _read_by_csv_module(path, header, names, columns, dtype)
+        table = _read_by_csv_module(path, header, names, columns, dtype, text)
     return table.astype(dtype, copy=False)
 
 
@@ -456,13 +452,13 @@ def plain_table(text: str, width: int, columns: list[int]) -> np.ndarray | None:
 
 
 def _read_by_csv_module(
-    path: Path, header: list[str], names: list[str], columns: list[int], dtype: type
+    path: Path, header: list[str], names: list[str], columns: list[int], dtype: type, text: str
 ) -> np.ndarray:
-    """:func:`read_csv_columns` through the ``csv`` module, cell by cell, naming the line
-    of the first problem."""
+    """:func:`read_csv_columns` through the ``csv`` module, cell by cell, over the file's
+    ``text``, naming the line of the first problem."""
     picked: list[list[str]] = []
     lines: list[int] = []  # the file line each data row ends on
-    for line, row in data_rows(path, header):
+    for line, row in data_rows(path, header, text):
         picked.append([row[column] for column in columns])
         lines.append(line)
     if not lines:
@@ -509,9 +505,14 @@ def _first_bad_cell(
     return InputError(f"{path} could not be read as numbers: check its cells")
 
 
-def array_cell(path: Any, first_row: int, row: int, column: int) -> str:
-    """Where a value of an array is, for a message: ``row`` of a block from ``first_row``."""
-    return f"{path}, row {first_row + row + 1}, column {column + 1}"
+def check_block_fits(block: np.ndarray, dtype: type, path: Any, first_row: int) -> None:
+    """Refuse, naming the file, row and column, the first value of ``block`` (2-D rows
+    of an array, from its row ``first_row``) that ``dtype`` cannot hold; only a wider
+    floating-point array can hold such values, so other blocks pass unlooked at."""
+    if block.dtype.kind != "f" or block.dtype.itemsize <= np.dtype(dtype).itemsize:
+        return
+    check_fits(np.asarray(block, np.float64), dtype, lambda row, column: (
+        f"{path}, row {first_row + row + 1}, column {column + 1}"))  # fmt: skip
 
 
 def unfit_cell(table: np.ndarray, dtype: type) -> tuple[int, int, str] | None:
@@ -616,9 +617,8 @@ def _open_npy(path: Path) -> np.ndarray:
             start = file.read(24)
     except OSError as err:
         raise InputError(f"cannot read {path} ({err.strerror or err})") from None
-    if not start.startswith(NPY_MAGIC) and not start.startswith(
-        b"PK"
-    ):  # PK: an .npz archive, below
+    # an .npz archive starts b"PK": it is named as such below
+    if not start.startswith((NPY_MAGIC, b"PK")):
         shown = start.decode("utf-8", "replace")
         looks = "a CSV file goes to --data.csv_path; " if "," in shown else ""
         raise InputError(
