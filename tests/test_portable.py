@@ -355,3 +355,22 @@ def test_a_users_own_class_is_used_once_named(
     with torch.no_grad():
         expected = model(torch.from_numpy(CROP_INPUTS))
     assert torch.allclose(got, expected, rtol=1e-6)
+
+
+def test_every_lazy_name_is_what_it_names_whatever_was_imported_first() -> None:
+    # the packages export their names on first use; importing every module first (as a
+    # doctest run does) must not put a module where a function or class is expected
+    import importlib
+    import pkgutil
+    import types
+
+    import gd_lightning
+    import gd_lightning.cli
+
+    for info in pkgutil.walk_packages(gd_lightning.__path__, "gd_lightning."):
+        importlib.import_module(info.name)
+    for package in (gd_lightning, gd_lightning.cli):
+        for name in package.__all__:
+            value = getattr(package, name)
+            assert not isinstance(value, types.ModuleType), f"{package.__name__}.{name}"
+    assert callable(gd_lightning.cli.main) and callable(gd_lightning.cli.command)

@@ -9,7 +9,9 @@
 - :mod:`~gd_lightning.cli.tutorials`: the tutorials' ready configs, packaged, by name;
 - :mod:`~gd_lightning.cli.checks`: settings Lightning would fail on later;
 - :mod:`~gd_lightning.cli.notices`: Lightning's notices that do not concern the fit;
-- :mod:`~gd_lightning.cli.main`: how the command ends (one line, exit codes);
+- :mod:`~gd_lightning.cli.exits`: how the command ends (one line, exit codes), through
+  :func:`main` (a module of another name than ``main``: importing it cannot shadow the
+  function);
 - :mod:`~gd_lightning.cli.entry`: the installed command's entry point, light on
   purpose (the rest loads inside it).
 """
@@ -25,14 +27,14 @@ _EXPORTS = {
     "GDLightningCLI": "gd_lightning.cli.app",
     "cli": "gd_lightning.cli.app",
     "command": "gd_lightning.cli.entry",
-    "main": "gd_lightning.cli.main",
+    "main": "gd_lightning.cli.exits",
 }
 
 if TYPE_CHECKING:
     from gd_lightning.cli.app import GDLightningCLI, cli
     from gd_lightning.cli.config_files import CONFIG_MAX_BYTES, CONFIG_MAX_NODES
     from gd_lightning.cli.entry import command
-    from gd_lightning.cli.main import main
+    from gd_lightning.cli.exits import main
 
 
 __getattr__ = lazy_exports("gd_lightning.cli", globals(), _EXPORTS)

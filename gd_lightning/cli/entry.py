@@ -10,14 +10,14 @@ from types import FrameType
 
 def command() -> None:
     """The installed ``gd-lightning`` (and ``python -m gd_lightning``): load the command
-    line, run :func:`~gd_lightning.cli.main.main`, then exit quickly. The process ends
+    line, run :func:`~gd_lightning.cli.exits.main`, then exit quickly. The process ends
     right after, so the objects its imports made (torch's and Lightning's, millions) are
     moved out of the garbage collector's sight (``gc.freeze``) instead of being traversed
     once more on the way out, which took about a second."""
     # Ctrl+C while the libraries load: nothing is written yet, so the process ends at once
     # (a KeyboardInterrupt raised inside a half-done import can surface as another error)
     signal.signal(signal.SIGINT, _stopped_while_starting)
-    from gd_lightning.cli.main import main  # PyTorch, Lightning, jsonargparse
+    from gd_lightning.cli.exits import main  # PyTorch, Lightning, jsonargparse
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # main() says what a stop kept
     try:
