@@ -45,7 +45,12 @@ from gd_lightning.cli.checkpoints import (
     read_checkpoint,
     with_checkpoint_model,
 )
-from gd_lightning.cli.checks import check_seeds, check_trainer_counts, check_writable
+from gd_lightning.cli.checks import (
+    check_groups,
+    check_seeds,
+    check_trainer_counts,
+    check_writable,
+)
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import (
     CALLBACK_STATES_WARNING,
@@ -152,7 +157,9 @@ class GDLightningCLI(LightningCLI):
             for name in ("in_features", "out_features")
             if init_args.get(name) not in (None, defaults.get(name))
         }
-        check_seeds(self.config[subcommand] if subcommand else self.config)
+        section = self.config[subcommand] if subcommand else self.config
+        check_groups(section, ("trainer", *CALLBACK_OPTIONS))
+        check_seeds(section)
         # LightningCLI reads --ckpt_path next, to take the model's settings from it: a
         # missing, unsafe or foreign file, or another model's, is refused here first
         path = self.config[subcommand].get("ckpt_path") if subcommand else None

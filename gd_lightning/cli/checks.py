@@ -5,6 +5,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from jsonargparse import Namespace
 from lightning.fabric.utilities.seed import max_seed_value as MAX_SEED
 from lightning.fabric.utilities.seed import min_seed_value as MIN_SEED
 
@@ -71,3 +72,16 @@ def check_trainer_counts(trainer: Any) -> None:
             f"trainer.accumulate_grad_batches must be 1 or more (batches per update), got "
             f"{count}: set --trainer.accumulate_grad_batches 1 for an update every batch"
         )
+
+
+def check_groups(config: Any, groups: tuple[str, ...]) -> None:
+    """Refuse, in one line, a group of options (``trainer``, ``checkpoint``, ...) given a
+    single value in a config (``trainer: 0``): jsonargparse takes it in place of the
+    group's options, and the run would fail far from the mistake."""
+    for group in groups:
+        value = config.get(group)
+        if not isinstance(value, Namespace):
+            raise InputError(
+                f"{group} is {value!r} in the config, but it holds {group}.* options: write "
+                f"them under it as a mapping ({group}: {{...}}), or leave {group} out"
+            )
