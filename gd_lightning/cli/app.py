@@ -38,8 +38,8 @@ from gd_lightning.cli.checkpoints import (
     check_given_settings,
     check_saved_settings,
     defaults_of,
-    last_checkpoints,
-    latest_version_with_last,
+    last_checkpoint,
+    latest_run_with_last,
     no_checkpoint_to_predict_with,
     nothing_to_resume,
     read_checkpoint,
@@ -220,37 +220,40 @@ class GDLightningCLI(LightningCLI):
         loggers = trainer.get("logger")
         first = loggers[0] if isinstance(loggers, list) and loggers else loggers
         dirpath = config["checkpoint"].get("dirpath")
-        if dirpath:
-            folder = Path(dirpath)
-        elif first is False or (isinstance(loggers, list) and not loggers):
-            folder = root / "checkpoints"
+        if dirpath or first is False or (isinstance(loggers, list) and not loggers):
+            folder = Path(dirpath) if dirpath else root / "checkpoints"
+            found = last_checkpoint(folder)
         elif first is None or first is True:
             # Lightning's default logger, as it builds it (TensorBoard when installed)
             tensorboard = bool(importlib.util.find_spec("tensorboard") or
                                importlib.util.find_spec("tensorboardX"))  # fmt: skip
             logger_class = TensorBoardLogger if tensorboard else CSVLogger
-            version = latest_version_with_last(root / "lightning_logs")
-            if version is None:
-                raise nothing_to_resume(root / "lightning_logs" / "version_*" / "checkpoints")
-            self._default_logger = logger_class(save_dir=str(root), version=version)
-            folder = root / "lightning_logs" / f"version_{version}" / "checkpoints"
+            run = latest_run_with_last(logger_class, str(root), "lightning_logs")
+            if run is None:
+                raise nothing_to_resume(root / "lightning_logs")
+            self._default_logger = logger_class(save_dir=str(root), version=run[0])
+            found = run[1]
         elif _is_class(first, TensorBoardLogger) or _is_class(first, CSVLogger):
             init_args = first.init_args
-            versions = Path(init_args.get("save_dir") or ".") / (init_args.get("name") or "")
+            logger_class = TensorBoardLogger if _is_class(first, TensorBoardLogger) else CSVLogger
+            save_dir, name = str(init_args.get("save_dir") or "."), init_args.get("name")
             version = init_args.get("version")
             if version is None:
-                version = latest_version_with_last(versions)
-                if version is None:
-                    raise nothing_to_resume(versions / "version_*" / "checkpoints")
-                init_args["version"] = version
-            name = version if isinstance(version, str) else f"version_{version}"
-            folder = versions / name / "checkpoints"
+                run = latest_run_with_last(logger_class, save_dir, name)
+                if run is None:
+                    raise nothing_to_resume(Path(save_dir) / str(name or ""))
+                init_args["version"], found = run
+            else:
+                log_dir = logger_class(save_dir=save_dir, name=name, version=version).log_dir
+                folder = Path(log_dir) / "checkpoints"
+                found = last_checkpoint(folder)
         else:
             return  # another logger: Lightning finds its last checkpoint itself
-        lasts = last_checkpoints(folder)
-        if not lasts:
+        if found is None:
             raise nothing_to_resume(folder)
-        self._last_checkpoint = max(lasts, key=lambda p: p.stat().st_mtime_ns)  # as Lightning
+        # Lightning resumes the file checked here, not one it looks for again
+        self._last_checkpoint = found
+        config["ckpt_path"] = str(found)
 
     def _read_by_model_columns(self, config: Any) -> None:
         """validate, test and predict read the data by the columns of the checkpoint's

@@ -6,13 +6,13 @@ import importlib.util
 import inspect
 import json
 import pickle
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_lightning.cli.checks import is_int
 from gd_lightning.errors import InputError
@@ -99,27 +99,37 @@ def _option_value(options: list[str], name: str) -> str | None:
     return value
 
 
-def last_checkpoints(folder: Path) -> list[Path]:
-    """The last checkpoints in ``folder`` as Lightning finds them: ``last.ckpt``,
-    ``last-v1.ckpt``, ..."""
+def last_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint ``ckpt_path="last"`` resumes from ``folder``, as Lightning chooses
+    it: of the checkpoints named ``last...`` (``last.ckpt``, ``last-v1.ckpt``), the one
+    written latest; ``None`` when there is none."""
     if not folder.is_dir():
-        return []
-    pattern = re.compile(rf"^{ModelCheckpoint.CHECKPOINT_NAME_LAST}(-v?\d+)?$")
-    extension = ModelCheckpoint.FILE_EXTENSION
-    return [p for p in folder.iterdir() if p.suffix == extension and pattern.match(p.stem)]
-
-
-def latest_version_with_last(versions: Path) -> int | None:
-    """The highest ``N`` of the ``version_N`` folders in ``versions`` whose
-    ``checkpoints`` folder holds a last checkpoint."""
-    if not versions.is_dir():
         return None
-    numbers = []
-    for folder in versions.iterdir():
-        match = re.fullmatch(r"version_(\d+)", folder.name)
-        if match and folder.is_dir() and last_checkpoints(folder / "checkpoints"):
-            numbers.append(int(match.group(1)))
-    return max(numbers, default=None)
+    lasts = [
+        path
+        for path in folder.iterdir()
+        if path.suffix == ModelCheckpoint.FILE_EXTENSION
+        and path.stem.startswith(ModelCheckpoint.CHECKPOINT_NAME_LAST)
+    ]
+    return max(lasts, key=lambda path: path.stat().st_mtime_ns, default=None)
+
+
+def latest_run_with_last(
+    logger_class: type[TensorBoardLogger | CSVLogger], save_dir: str, name: str | None
+) -> tuple[int, Path] | None:
+    """The latest run of ``logger_class``'s runs in ``save_dir``/``name`` that saved a
+    last checkpoint: its version and that checkpoint, or ``None``.
+
+    The logger numbers the runs (its ``version`` is the next free number) and gives each
+    its ``log_dir``, whose ``checkpoints`` folder holds the run's checkpoints.
+    """
+    runs = logger_class(save_dir=save_dir, name=name).version
+    for version in reversed(range(runs if isinstance(runs, int) else 0)):
+        log_dir = logger_class(save_dir=save_dir, name=name, version=version).log_dir
+        found = last_checkpoint(Path(log_dir) / "checkpoints")
+        if found is not None:
+            return version, found
+    return None
 
 
 def nothing_to_resume(where: Path) -> InputError:
@@ -316,10 +326,8 @@ def check_checkpoint(
                 f"resume from it: resume from last.ckpt or an epoch=...ckpt the fit saved, "
                 f"or start a fresh fit without --ckpt_path"
             )
-        # the epochs the fit loop counts as done, where Lightning restores them from
-        done = checkpoint["loops"]
-        for key in ("fit_loop", "epoch_progress", "current", "completed"):
-            done = done.get(key) if isinstance(done, dict) else None
+        # the epochs done: the Trainer's current_epoch when it saved (its "epoch" key)
+        done = checkpoint["epoch"]
         if max_epochs is not None and max_epochs != -1 and is_int(done) and done > max_epochs:
             raise InputError(
                 f"{path} was saved after {done} epochs, more than trainer.max_epochs "
