@@ -6,6 +6,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,6 +52,36 @@ def test_line_config_logs_figures_and_writes_the_animation() -> None:
     with Image.open(folder / "fit.gif") as gif:
         assert gif.format == "GIF" and gif.n_frames == 4  # before training, epochs 2, 4, 6
     assert not list(folder.glob(".*tmp*"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        # 2 updates an epoch: a figure every epoch, and the end's
+        ({"max_epochs": 3}, ["after 2 updates (1 epoch)", "after 4 updates (2 epochs)",
+                             "after 6 updates (3 epochs)", "after 6 updates (3 epochs)"]),
+        # stopped in the second epoch: it ends there, and counts as done
+        ({"max_steps": 3}, ["after 2 updates (1 epoch)", "after 3 updates (2 epochs)",
+                            "after 3 updates (2 epochs)"]),
+    ],
+)  # fmt: skip
+def test_figure_captions_count_the_updates_and_epochs_done(
+    limits: dict[str, int], expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gd_lightning import plots
+
+    captions: list[str] = []
+    drawn = plots.predictions_figure
+
+    def spy(y: Any, preds: Any, names: Any, title: str) -> Any:
+        captions.append(title.split(":")[0])
+        return drawn(y, preds, names, title)
+
+    monkeypatch.setattr(plots, "predictions_figure", spy)
+    data = NoisyLineDataModule(num_points=20, batch_size=10, shuffle=False)
+    fit(LinearRegression(2, 1, lr=0.01), data, callbacks=[FitFigures(every_n_epochs=1)],
+        default_root_dir=".", **limits)  # fmt: skip
+    assert captions == expected
 
 
 def test_figures_for_many_inputs_show_predictions_only_and_no_animation() -> None:

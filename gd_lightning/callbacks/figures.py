@@ -100,16 +100,18 @@ class FitFigures(Callback):
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if self._animating:
-            self._frames.append((self._title(trainer), self._predict(pl_module, self._grid)))
+            self._frames.append((self._title(trainer, 0), self._predict(pl_module, self._grid)))
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._active:
             return
         epochs_done = trainer.current_epoch + 1
         if self._animating and epochs_done % self.animation_every_n_epochs == 0:
-            self._frames.append((self._title(trainer), self._predict(pl_module, self._grid)))
+            self._frames.append(
+                (self._title(trainer, epochs_done), self._predict(pl_module, self._grid))
+            )
         if self.every_n_epochs and epochs_done % self.every_n_epochs == 0:
-            for tag, figure in self._figures(trainer, pl_module).items():
+            for tag, figure in self._figures(trainer, pl_module, epochs_done).items():
                 self._log(trainer, tag, figure)
             self._logged_step = trainer.global_step
 
@@ -117,7 +119,8 @@ class FitFigures(Callback):
         if not self._active:
             return
         folder = run_folder(trainer)
-        for tag, figure in self._figures(trainer, pl_module).items():
+        # the fit has ended: the Trainer counts every epoch run, a stopped one too
+        for tag, figure in self._figures(trainer, pl_module, trainer.current_epoch).items():
             name = tag.split("/")[-1]
             with atomic_path(folder / f"{name}.png") as tmp:
                 figure.savefig(tmp, dpi=100)
@@ -144,17 +147,16 @@ class FitFigures(Callback):
         with torch.no_grad():
             return pl_module(x.to(pl_module.device)).float().cpu().numpy()
 
-    def _title(self, trainer: "pl.Trainer", mse: float | None = None) -> str:
-        """Which parameters a picture shows: those after ``global_step`` updates, the
-        step TensorBoard shows it at (and the MSE of what it draws, when given)."""
-        step = trainer.global_step
-        shown = "" if mse is None else f": MSE {mse:.4g} on these {len(self._y)} rows"
-        updates = f"{step} update{'s' if step != 1 else ''}"
-        return f"after {updates} (epoch {trainer.current_epoch + 1}){shown}"
+    def _title(self, trainer: "pl.Trainer", epochs: int, mse: float | None = None) -> str:
+        """Which parameters a picture shows: those after ``global_step`` updates (the step
+        TensorBoard shows it at) in ``epochs`` epochs, and the MSE of what it draws."""
+        return figure_caption(trainer.global_step, epochs, mse, len(self._y))
 
-    def _figures(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> dict[str, Any]:
+    def _figures(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", epochs: int
+    ) -> dict[str, Any]:
         preds = self._predict(pl_module, self._x)
-        title = self._title(trainer, float(np.mean((preds - self._y) ** 2)))
+        title = self._title(trainer, epochs, float(np.mean((preds - self._y) ** 2)))
         figures = {
             "figures/predictions": plots.predictions_figure(self._y, preds, self._targets, title)
         }
@@ -176,3 +178,21 @@ class FitFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)
+
+
+def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: int = 0) -> str:
+    """The caption of a figure drawn after ``updates`` parameter updates in ``epochs``
+    whole epochs (and its ``mse`` on the ``rows`` it draws, when given).
+
+    Example:
+        >>> figure_caption(100, 100, 0.5, 100)
+        'after 100 updates (100 epochs): MSE 0.5 on these 100 rows'
+        >>> figure_caption(0, 0)
+        'before the first update'
+    """
+    if updates == 0:
+        said = "before the first update"
+    else:
+        said = f"after {updates} update{'s' if updates != 1 else ''} "
+        said += f"({epochs} epoch{'s' if epochs != 1 else ''})"
+    return said if mse is None else f"{said}: MSE {mse:.4g} on these {rows} rows"
