@@ -43,7 +43,6 @@ from gd_lightning.cli.checkpoints import (
     no_checkpoint_to_predict_with,
     nothing_to_resume,
     read_checkpoint,
-    with_checkpoint_model,
 )
 from gd_lightning.cli.checks import (
     check_groups,
@@ -62,7 +61,12 @@ from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError
 from gd_lightning.io import AtomicCheckpointIO
-from gd_lightning.models.base import RegressionModule, changed_settings, resume_refusal
+from gd_lightning.models.base import (
+    CLASS_PATH_KEY,
+    RegressionModule,
+    changed_settings,
+    resume_refusal,
+)
 
 # the classes --model and --data name by their short names (LightningCLI finds the
 # subclasses that are imported): every model and data module of the package
@@ -140,11 +144,21 @@ class GDLightningCLI(LightningCLI):
         for name in ("in_features", "out_features", "feature_names", "target_names"):
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
 
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """LightningCLI's trainer, model and data options, with two defaults: no model
+        when ``--ckpt_path`` names a checkpoint file (LightningCLI then builds the one it
+        holds, with the settings it was saved with) and a :class:`TabularDataModule` for
+        the data, so ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path
+        new.csv`` is a whole command."""
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items()
+                             if k != "callbacks"})  # fmt: skip
+        parser.add_lightning_class_args(RegressionModule, "model", subclass_mode=True,
+                                        required=False)  # fmt: skip
+        parser.add_lightning_class_args(TensorDataModule, "data", subclass_mode=True)
+        parser.set_defaults({"data": {"class_path": "gd_lightning.TabularDataModule"}})
+
     def parse_arguments(self, parser: Any, args: ArgsType) -> None:
-        if args is None:
-            args = sys.argv[1:]
-        if isinstance(args, list):
-            args = with_checkpoint_model(args, read=self._checkpoint)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         model = (self.config[subcommand] if subcommand else self.config).get("model")
@@ -175,14 +189,35 @@ class GDLightningCLI(LightningCLI):
                 f"process, and each gd-lightning command runs one subcommand: pass the "
                 f"checkpoint's file (lightning_logs/.../checkpoints/*.ckpt)"
             )
-        if path is None or str(path) in SPECIAL_CHECKPOINTS:
+        from_file = path is not None and str(path) not in SPECIAL_CHECKPOINTS
+        # --model.lr alone gives options to the base class jsonargparse then assumes: no
+        # class was named, so the checkpoint names it
+        named = getattr(model, "class_path", None)
+        module, _, name = str(named).rpartition(".")
+        if getattr(sys.modules.get(module), name, None) is RegressionModule:
+            named = None
+        if named is None and not from_file:
+            raise InputError(
+                f"{subcommand or 'the run'} needs a model: a tutorial or config file with "
+                f"--config, a class with --model (LinearRegression, QuadraticRegression), or "
+                f"a checkpoint file with --ckpt_path"
+            )
+        if not from_file:
             return
-        model = self.config[subcommand].get("model")
-        checkpoint = self._checkpoint(Path(path))
-        check_saved_settings(Path(path), checkpoint, getattr(model, "class_path", None))
+        path = Path(str(path))
+        checkpoint = self._checkpoint(path)
+        settings = checkpoint.get("hyper_parameters")
+        if named is None and not (isinstance(settings, dict) and CLASS_PATH_KEY in settings):
+            raise InputError(
+                f"{path} does not name the class of the model it holds (this package's models "
+                f"name it when saved; a subclass overriding on_save_checkpoint without super() "
+                f"does not), so the command line cannot rebuild it: name it with --model, or "
+                f"load it in Python with YourModel.load_from_checkpoint"
+            )
+        check_saved_settings(path, checkpoint, named)
         # LightningCLI lays the checkpoint's settings over the model's options (a resumed
         # fit too): an option that differs would be ignored without a word
-        check_given_settings(Path(path), checkpoint, getattr(model, "init_args", None) or {})
+        check_given_settings(path, checkpoint, getattr(model, "init_args", None) or {})
 
     def _checkpoint(self, path: Path) -> dict[str, Any]:
         """The checkpoint at ``path``, read once a command (:func:`read_checkpoint`) and

@@ -4,9 +4,7 @@ used, and nothing they name is imported unless it is one of this package's model
 import importlib
 import importlib.util
 import inspect
-import json
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,84 +17,12 @@ from gd_lightning.errors import InputError
 from gd_lightning.models.base import CLASS_PATH_KEY, RegressionModule, same_setting, shown_setting
 
 
-def with_checkpoint_model(
-    args: list[str], read: Callable[[Path], dict[str, Any]] | None = None
-) -> list[str]:
-    """``args`` of ``validate``, ``test`` or ``predict`` with a ``--ckpt_path``, led by the
-    checkpoint's model: its class (one of :func:`package_models`, named in the file by
-    whatever Trainer saved it, the command line's or a user's own from Python) with the
-    settings it was trained with, checked by :func:`check_saved_settings` before anything
-    is imported (``read`` reads it: :func:`read_checkpoint` by default, or the caller's
-    record of it). Options given after it (``--model``, ``--config``) still win, and a
-    different class given there is refused in one line. When no data class is chosen,
-    ``--data.*`` options go to a :class:`~gd_lightning.TabularDataModule`; so
-    ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path new.csv`` is a whole
-    command.
-
-    Example:
-        >>> with_checkpoint_model(["fit", "--config", "c.yaml"])
-        ['fit', '--config', 'c.yaml']
-    """
-    if not args or args[0] not in ("validate", "test", "predict"):
-        return args
-    options = args[1:]
-    if any(option in HELP_OPTIONS or option.endswith(".help") for option in options):
-        return args  # help is printed whatever else is missing
-    path = _option_value(options, "--ckpt_path")
-    chosen = {name for name in ("--model", "--data", "--config", "-c")
-              if _option_value(options, name) is not None}  # fmt: skip
-    if path is None and args[0] == "predict" and not chosen:
-        raise no_checkpoint_to_predict_with()
-    if path is None or path in SPECIAL_CHECKPOINTS:
-        return args
-    extra = []
-    checkpoint = (read or read_checkpoint)(Path(path))
-    settings = checkpoint.get("hyper_parameters") or {}
-    saved = settings.get(CLASS_PATH_KEY) if isinstance(settings, dict) else None
-    model_given = bool(chosen & {"--model", "--config", "-c"})
-    if saved is None and settings:
-        raise InputError(
-            f"{path} does not name the class of the model it holds (this package's models "
-            f"name it when saved; a subclass overriding on_save_checkpoint without super() "
-            f"does not), so the command line cannot rebuild it: load it in Python with "
-            f"YourModel.load_from_checkpoint"
-        )
-    named = _option_value(options, "--model")
-    if saved in package_models() or not model_given or (named and named == saved):
-        # a class of this package's, or the one the user names: the checkpoint's settings
-        trusted = saved if named == saved else None
-        check_saved_settings(Path(path), checkpoint, configured=trusted)
-        hparams = {k: v for k, v in settings.items() if k not in (CLASS_PATH_KEY, "_instantiator")}
-        extra += ["--model", json.dumps({"class_path": saved, "init_args": hparams})]
-    if not chosen & {"--data", "--config", "-c"} and any(
-        option.startswith("--data.") for option in options
-    ):
-        extra += ["--data", "gd_lightning.TabularDataModule"]
-    return [args[0], *extra, *options]
-
-
-#: options that print help and exit, before anything is checked
-HELP_OPTIONS = ("-h", "--help", "--print_config")
-
-
 def no_checkpoint_to_predict_with() -> InputError:
     return InputError(
         "predict needs --ckpt_path, a trained model's checkpoint (a fit saves one in "
         "lightning_logs/version_N/checkpoints/): without one it would predict with "
         "untrained, random weights"
     )
-
-
-def _option_value(options: list[str], name: str) -> str | None:
-    """The value of ``name`` among command-line ``options`` (``--name value`` or
-    ``--name=value``; the last one counts), or ``None``."""
-    value = None
-    for i, option in enumerate(options):
-        if option == name and i + 1 < len(options):
-            value = options[i + 1]
-        elif option.startswith(name + "="):
-            value = option[len(name) + 1 :]
-    return value
 
 
 def last_checkpoint(folder: Path) -> Path | None:
