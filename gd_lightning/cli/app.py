@@ -161,51 +161,54 @@ class GDLightningCLI(LightningCLI):
     def parse_arguments(self, parser: Any, args: ArgsType) -> None:
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        self._check_settings(subcommand, self.config[subcommand] if subcommand else self.config)
+
+    def _check_settings(self, subcommand: str | None, config: Any) -> None:
+        """The preflight's first half, on the settings alone, before anything is built
+        (LightningCLI reads ``--ckpt_path`` next, importing the class it names): the
+        option groups and seeds; a model to run; ``fit --ckpt_path last`` resolved to its
+        file; that file read once, into the record every later check uses, and vetted;
+        the data pointed at the columns of the checkpoint's model."""
+        check_groups(config, ("trainer", *CALLBACK_OPTIONS))
+        check_seeds(config)
+        model = config.get("model")
+        named = _named_model(model)
         init_args = getattr(model, "init_args", None) or {}
         # the shapes typed by hand, if any: the data gives them (checked in _prepare); a
         # value equal to the signature's default cannot be told from no value at all
-        defaults = defaults_of(getattr(model, "class_path", None))
+        defaults = defaults_of(named)
         self._given_shapes = {
             name: init_args.get(name)
             for name in ("in_features", "out_features")
             if init_args.get(name) not in (None, defaults.get(name))
         }
-        section = self.config[subcommand] if subcommand else self.config
-        check_groups(section, ("trainer", *CALLBACK_OPTIONS))
-        check_seeds(section)
-        # LightningCLI reads --ckpt_path next, to take the model's settings from it: a
-        # missing, unsafe or foreign file, or another model's, is refused here first
-        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._default_logger: Logger | None = None
+        #: the checkpoint file and what it holds, read once a command
+        self._record: tuple[Path, dict[str, Any]] | None = None
+        #: the checkpoint ``fit --ckpt_path last`` continues from, where found here
+        self._last_checkpoint: Path | None = None
+        path = config.get("ckpt_path") if subcommand else None
         if subcommand == "predict" and path is None:
             raise no_checkpoint_to_predict_with()
-        if (
-            subcommand
-            and str(path) in SPECIAL_CHECKPOINTS
-            and (subcommand != "fit" or str(path) == "best")
-        ):
+        if str(path) in SPECIAL_CHECKPOINTS and (subcommand != "fit" or str(path) == "best"):
             raise InputError(
                 f"{subcommand} --ckpt_path {path} names a checkpoint of a fit run in the same "
                 f"process, and each gd-lightning command runs one subcommand: pass the "
                 f"checkpoint's file (lightning_logs/.../checkpoints/*.ckpt)"
             )
-        from_file = path is not None and str(path) not in SPECIAL_CHECKPOINTS
-        # --model.lr alone gives options to the base class jsonargparse then assumes: no
-        # class was named, so the checkpoint names it
-        named = getattr(model, "class_path", None)
-        module, _, name = str(named).rpartition(".")
-        if getattr(sys.modules.get(module), name, None) is RegressionModule:
-            named = None
-        if named is None and not from_file:
-            raise InputError(
-                f"{subcommand or 'the run'} needs a model: a tutorial or config file with "
-                f"--config, a class with --model (LinearRegression, QuadraticRegression), or "
-                f"a checkpoint file with --ckpt_path"
-            )
-        if not from_file:
+        if subcommand == "fit" and str(path) == "last":
+            path = self._continue_last_run(config) or path
+        if path is None or str(path) in SPECIAL_CHECKPOINTS:
+            if named is None:
+                raise InputError(
+                    f"{subcommand or 'the run'} needs a model: a tutorial or config file "
+                    f"with --config, a class with --model (LinearRegression, "
+                    f"QuadraticRegression), or a checkpoint file with --ckpt_path"
+                )
             return
         path = Path(str(path))
-        checkpoint = self._checkpoint(path)
+        checkpoint = read_checkpoint(path)
+        self._record = (path, checkpoint)
         settings = checkpoint.get("hyper_parameters")
         if named is None and not (isinstance(settings, dict) and CLASS_PATH_KEY in settings):
             raise InputError(
@@ -217,27 +220,11 @@ class GDLightningCLI(LightningCLI):
         check_saved_settings(path, checkpoint, named)
         # LightningCLI lays the checkpoint's settings over the model's options (a resumed
         # fit too): an option that differs would be ignored without a word
-        check_given_settings(path, checkpoint, getattr(model, "init_args", None) or {})
+        check_given_settings(path, checkpoint, init_args)
+        if subcommand in ("validate", "test", "predict"):
+            _read_by_model_columns(config, settings or {})
 
-    def _checkpoint(self, path: Path) -> dict[str, Any]:
-        """The checkpoint at ``path``, read once a command (:func:`read_checkpoint`) and
-        kept: every check of it uses this record."""
-        records: dict[Path, dict[str, Any]] = self.__dict__.setdefault("_checkpoints", {})
-        key = path.resolve()
-        if key not in records:
-            records[key] = read_checkpoint(path)
-        return records[key]
-
-    def before_instantiate_classes(self) -> None:
-        self._default_logger: Logger | None = None
-        #: the checkpoint ``fit --ckpt_path last`` continues from, where found here
-        self._last_checkpoint: Path | None = None
-        if self.subcommand == "fit" and str(self.config["fit"].get("ckpt_path")) == "last":
-            self._continue_last_run(self.config["fit"])
-        elif self.subcommand in ("validate", "test", "predict"):
-            self._read_by_model_columns(self.config[self.subcommand])
-
-    def _continue_last_run(self, config: Any) -> None:
+    def _continue_last_run(self, config: Any) -> Path | None:
         """``fit --ckpt_path last`` continues the latest run that saved a ``last.ckpt``.
 
         Lightning looks for ``last.ckpt`` in the checkpoint folder of *this* run, which a
@@ -250,7 +237,7 @@ class GDLightningCLI(LightningCLI):
         callbacks = trainer.get("callbacks") or []
         callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
         if any(_is_class(c, ModelCheckpoint) for c in callbacks):
-            return  # a ModelCheckpoint of the user's own decides where its checkpoints go
+            return None  # a ModelCheckpoint of the user's own decides where its checkpoints go
         root = Path(trainer.get("default_root_dir") or os.getcwd())
         loggers = trainer.get("logger")
         first = loggers[0] if isinstance(loggers, list) and loggers else loggers
@@ -283,34 +270,13 @@ class GDLightningCLI(LightningCLI):
                 folder = Path(log_dir) / "checkpoints"
                 found = last_checkpoint(folder)
         else:
-            return  # another logger: Lightning finds its last checkpoint itself
+            return None  # another logger: Lightning finds its last checkpoint itself
         if found is None:
             raise nothing_to_resume(folder)
         # Lightning resumes the file checked here, not one it looks for again
         self._last_checkpoint = found
         config["ckpt_path"] = str(found)
-
-    def _read_by_model_columns(self, config: Any) -> None:
-        """validate, test and predict read the data by the columns of the checkpoint's
-        model (its names, in its order): a CSV with its columns in another order, or
-        with more columns, gives the same predictions; one missing a column is refused."""
-        model_args = getattr(config.get("model"), "init_args", None) or {}
-        features, targets = model_args.get("feature_names"), model_args.get("target_names")
-        data_args = getattr(config.get("data"), "init_args", None)
-        if not features or data_args is None or "features" not in data_args:
-            return
-        for option, given, known in (("features", data_args.get("features"), features),
-                                     ("targets", data_args.get("targets"), targets)):  # fmt: skip
-            if given and known and sorted(given) != sorted(known):
-                raise InputError(
-                    f"data.{option} is {', '.join(given)} but the model was trained on "
-                    f"{', '.join(known)}: leave data.{option} out, the checkpoint names them"
-                )
-        if data_args.get("features_path"):  # columns in order: only their number is known
-            x_path, y_path = data_args.get("features_path"), data_args.get("targets_path")
-            widths = npy_widths(Path(x_path), Path(y_path) if y_path else None)
-            check_npy_widths(widths, x_path, y_path, features, targets or [])
-        data_args["features"], data_args["targets"] = list(features), list(targets or [])
+        return found
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         if getattr(self, "_default_logger", None) is not None:
@@ -407,22 +373,18 @@ class GDLightningCLI(LightningCLI):
                     f"model.{name} is {value} but the data has {actual} "
                     f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
                 )
-        checkpoint = config.get("ckpt_path")
-        if str(checkpoint) == "last" and stage == "fit":
-            checkpoint = self._last_checkpoint  # None where Lightning finds it itself
-        if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
+        if self._record is not None:
             resume = stage == "fit"
             max_epochs = self.trainer.max_epochs if resume else None
-            record = self._checkpoint(Path(checkpoint))
-            check_checkpoint(Path(checkpoint), record, self.model, resume, max_epochs)
+            check_checkpoint(*self._record, self.model, resume, max_epochs)
         if stage == "fit":
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
             # curvature) before the Trainer makes the run's folder
             if isinstance(self.datamodule, TensorDataModule):
                 self.model.set_standardization(self.datamodule.standardization)  # as fit will
             config["convergence"].prepare(self.datamodule, self.model)
-            if checkpoint is not None and str(checkpoint) not in SPECIAL_CHECKPOINTS:
-                self._check_resumed_settings(Path(checkpoint))
+            if self._record is not None:
+                self._check_resumed_settings(*self._record)
         option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
         if option and not getattr(self.datamodule.hparams, option, 1):
             what = "validation" if stage == "validate" else "test"
@@ -441,11 +403,10 @@ class GDLightningCLI(LightningCLI):
             warnings.filterwarnings("ignore", message=RESUMED_FOLDER_WARNING)
         self.run_starts()  # the checks passed: Lightning's start-up lines show from here
 
-    def _check_resumed_settings(self, path: Path) -> None:
+    def _check_resumed_settings(self, path: Path, checkpoint: dict[str, Any]) -> None:
         """Refuse, in one line, a fit resumed from ``path`` with other model, optimizer or
         data settings than the run's: Lightning would restore the run's optimizer state
         (its rate too) and data order, and the new settings would be recorded, not used."""
-        checkpoint = self._checkpoint(path)
         changes = self.model.resume_changes(checkpoint)
         if changes:
             raise resume_refusal(str(path), "model", changes)
@@ -495,6 +456,39 @@ CALLBACK_OPTIONS = {
     "predictions": PredictionWriter,
     "checkpoint": FitCheckpoint,
 }
+
+
+def _read_by_model_columns(config: Any, model_settings: dict[str, Any]) -> None:
+    """validate, test and predict read the data by the columns of the checkpoint's model
+    (its names, in its order, from its settings): a CSV with its columns in another
+    order, or with more columns, gives the same predictions; one missing a column is
+    refused."""
+    features = model_settings.get("feature_names")
+    targets = model_settings.get("target_names")
+    data_args = getattr(config.get("data"), "init_args", None)
+    if not features or data_args is None or "features" not in data_args:
+        return
+    for option, given, known in (("features", data_args.get("features"), features),
+                                 ("targets", data_args.get("targets"), targets)):  # fmt: skip
+        if given and known and sorted(given) != sorted(known):
+            raise InputError(
+                f"data.{option} is {', '.join(given)} but the model was trained on "
+                f"{', '.join(known)}: leave data.{option} out, the checkpoint names them"
+            )
+    if data_args.get("features_path"):  # columns in order: only their number is known
+        x_path, y_path = data_args.get("features_path"), data_args.get("targets_path")
+        widths = npy_widths(Path(x_path), Path(y_path) if y_path else None)
+        check_npy_widths(widths, x_path, y_path, features, targets or [])
+    data_args["features"], data_args["targets"] = list(features), list(targets or [])
+
+
+def _named_model(model: Any) -> str | None:
+    """The class path of the model the options name, or ``None`` where they name none:
+    ``--model.lr`` alone gives its option to the base class, which jsonargparse then
+    assumes (the checkpoint names the class)."""
+    named = getattr(model, "class_path", None)
+    module, _, name = str(named).rpartition(".")
+    return None if getattr(sys.modules.get(module), name, None) is RegressionModule else named
 
 
 def _is_class(config: Any, cls: type) -> bool:

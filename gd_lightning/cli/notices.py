@@ -10,7 +10,8 @@ from contextlib import contextmanager
 #: no validation split is how this package's models meet data without one; the
 #: deprecation is Lightning's own use of a PyTorch name
 FRAMEWORK_WARNINGS = (
-    # validate, test and predict given only a checkpoint pass LightningCLI the model it holds
+    # cli(args) from Python in a process started with arguments of its own (a notebook's
+    # kernel): the args given are the ones used
     "LightningCLI's args parameter is intended to run from within Python",
     "You defined a `validation_step` but have no `val_dataloader`",
     # fewer batches an epoch than log_every_n_steps: train/loss is still written every
