@@ -1,6 +1,7 @@
 """The ``gd-lightning`` command line: LightningCLI over this package's models and data,
 with the data checked before the Trainer writes anything."""
 
+import argparse
 import importlib
 import importlib.util
 import os
@@ -37,6 +38,7 @@ from gd_lightning.cli.checkpoints import (
     check_checkpoint,
     check_given_settings,
     check_saved_settings,
+    checkpoint_model,
     defaults_of,
     last_checkpoint,
     latest_run_with_last,
@@ -159,6 +161,21 @@ class GDLightningCLI(LightningCLI):
         parser.set_defaults({"data": {"class_path": "gd_lightning.TabularDataModule"}})
 
     def parse_arguments(self, parser: Any, args: ArgsType) -> None:
+        """Parse, then check the settings (:meth:`_check_settings`). A checkpoint file
+        named by ``--ckpt_path`` on the command line is read first, once: when it holds
+        one of this package's models, its class and settings become the defaults of
+        ``--model`` (options given still override them), so a command that names the
+        model's class without restating its settings parses, and a different class is
+        refused by name."""
+        #: the checkpoint file and what it holds, read once a command
+        self._record: tuple[Path, dict[str, Any]] | None = None
+        given = _checkpoint_option(sys.argv[1:] if args is None else args)
+        if given is not None:
+            subcommand, path, named = given
+            self._record = (path, read_checkpoint(path))
+            model = checkpoint_model(*self._record, named)
+            if model is not None:
+                parser.set_defaults({f"{subcommand}.model": model})
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         self._check_settings(subcommand, self.config[subcommand] if subcommand else self.config)
@@ -183,8 +200,6 @@ class GDLightningCLI(LightningCLI):
             if init_args.get(name) not in (None, defaults.get(name))
         }
         self._default_logger: Logger | None = None
-        #: the checkpoint file and what it holds, read once a command
-        self._record: tuple[Path, dict[str, Any]] | None = None
         #: the checkpoint ``fit --ckpt_path last`` continues from, where found here
         self._last_checkpoint: Path | None = None
         path = config.get("ckpt_path") if subcommand else None
@@ -207,8 +222,9 @@ class GDLightningCLI(LightningCLI):
                 )
             return
         path = Path(str(path))
-        checkpoint = read_checkpoint(path)
-        self._record = (path, checkpoint)
+        if self._record is None or self._record[0] != path:
+            self._record = (path, read_checkpoint(path))
+        checkpoint = self._record[1]
         settings = checkpoint.get("hyper_parameters")
         if named is None and not (isinstance(settings, dict) and CLASS_PATH_KEY in settings):
             raise InputError(
@@ -350,9 +366,10 @@ class GDLightningCLI(LightningCLI):
         self.datamodule.dtype = dtype_for(self.trainer.precision)
         check_trainer_counts(self.trainer)
         known = self.model.hparams.get("feature_names")
-        if known and stage != "fit":  # read the data by the model's columns
-            targets = list(self.model.hparams.get("target_names") or [])
-            self.datamodule.use_model_columns(list(known), targets)
+        targets = list(self.model.hparams.get("target_names") or [])
+        columns = (self.datamodule.feature_names, self.datamodule.target_names)
+        if known and stage != "fit" and (list(known), targets) != columns:
+            self.datamodule.use_columns(list(known), targets)  # the model's columns
         self.datamodule.setup(stage)
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
@@ -381,7 +398,7 @@ class GDLightningCLI(LightningCLI):
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
             # curvature) before the Trainer makes the run's folder
             if isinstance(self.datamodule, TensorDataModule):
-                self.model.set_standardization(self.datamodule.standardization)  # as fit will
+                self.datamodule.hand_over(self.model)  # as the fit will
             config["convergence"].prepare(self.datamodule, self.model)
             if self._record is not None:
                 self._check_resumed_settings(*self._record)
@@ -446,6 +463,9 @@ class GDLightningCLI(LightningCLI):
         return folders
 
 
+#: the subcommands, as LightningCLI names them
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
 #: data settings a resumed fit may change: they decide how the rows are read, not which
 DATA_FREE_ON_RESUME = frozenset({"num_workers", "memory_map"})
 
@@ -480,6 +500,22 @@ def _read_by_model_columns(config: Any, model_settings: dict[str, Any]) -> None:
         widths = npy_widths(Path(x_path), Path(y_path) if y_path else None)
         check_npy_widths(widths, x_path, y_path, features, targets or [])
     data_args["features"], data_args["targets"] = list(features), list(targets or [])
+
+
+def _checkpoint_option(args: ArgsType) -> tuple[str, Path, str | None] | None:
+    """The subcommand, the checkpoint file its ``--ckpt_path`` option names on the
+    command line ``args`` and the ``--model`` given there, or ``None`` (no such option,
+    or not a file: ``last``, a missing file, a path in a config file are checked after
+    parsing)."""
+    if not isinstance(args, list | tuple) or not args or args[0] not in SUBCOMMANDS:
+        return None
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader.add_argument("--ckpt_path")
+    reader.add_argument("--model")
+    given = reader.parse_known_args([str(arg) for arg in args[1:]])[0]
+    if not given.ckpt_path or not Path(given.ckpt_path).is_file():
+        return None
+    return str(args[0]), Path(given.ckpt_path), given.model
 
 
 def _named_model(model: Any) -> str | None:

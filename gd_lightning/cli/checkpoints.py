@@ -157,6 +157,24 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
             )
 
 
+def checkpoint_model(
+    path: Path, checkpoint: dict[str, Any], named: str | None = None
+) -> dict[str, Any] | None:
+    """The model ``checkpoint`` holds, as ``--model`` takes it (``class_path`` and
+    ``init_args``), where it is one of this package's models or the class ``named`` on
+    the command line (by the same path), and its settings pass
+    :func:`check_saved_settings`; else ``None``, and nothing is imported for it."""
+    settings = checkpoint.get("hyper_parameters")
+    saved = settings.get(CLASS_PATH_KEY) if isinstance(settings, dict) else None
+    if not isinstance(settings, dict) or not isinstance(saved, str):
+        return None
+    if saved not in package_models() and saved != named:
+        return None
+    check_saved_settings(path, checkpoint, configured=saved if saved == named else None)
+    init_args = {k: v for k, v in settings.items() if k not in (CLASS_PATH_KEY, "_instantiator")}
+    return {"class_path": saved, "init_args": init_args}
+
+
 def check_given_settings(path: Path, checkpoint: dict[str, Any], given: Any) -> None:
     """Refuse, in one line, a model option of ``validate``, ``test`` or ``predict`` that
     differs from the checkpoint's setting of the same name: those commands use the model

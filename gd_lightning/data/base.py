@@ -156,8 +156,12 @@ class TensorDataModule(LightningDataModule):
         or :attr:`data_dtype`); without targets, ``targets`` has 0 columns."""
         raise NotImplementedError(f"{type(self).__name__} must implement load()")
 
-    def use_model_columns(self, features: list[str], targets: list[str]) -> None:
-        """Serve the columns a trained model reads: here, refuse data with other ones."""
+    def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
+        """Serve these columns from now on (a trained model's, to validate, test or
+        predict): here, the data's own columns only; other ones are refused in one line.
+        :class:`TabularDataModule` reads the columns it is given, by name."""
+        features = self.feature_names if features is None else features
+        targets = self.target_names if targets is None else targets
         if (features, targets) != (self.feature_names, self.target_names):
             raise InputError(
                 f"the model reads {', '.join(features)} -> {', '.join(targets)}, but "
@@ -177,18 +181,23 @@ class TensorDataModule(LightningDataModule):
         model = self.trainer.lightning_module if self.trainer is not None else None
         known = getattr(model, "hparams", {}).get("feature_names")
         if model is not None and known:
-            self.use_model_columns(list(known), list(model.hparams.get("target_names") or []))
+            targets = list(model.hparams.get("target_names") or [])
+            if (list(known), targets) != (self.feature_names, self.target_names):
+                self.use_columns(list(known), targets)
         if stage in ("fit", "validate", "test"):
             self.check_labeled(stage)
         if self.full_set is None:
             self._load_and_split()
         if stage == "fit" and model is not None:
-            self._hand_over(model)
+            self.hand_over(model)
 
-    def _hand_over(self, model: Any) -> None:
-        """Give the model the data's column names and the training split's statistics
-        (``None`` when nothing is standardized), through its ``set_column_names`` and
-        ``set_standardization``; refuse a model that cannot take statistics asked for."""
+    def hand_over(self, model: Any) -> None:
+        """Give ``model`` what it learns from the data, in one call: the columns' names
+        (``model.set_column_names``, kept in its hyperparameters and so in checkpoints)
+        and the training split's standardization statistics (``model.set_standardization``;
+        ``None`` when nothing is standardized). :meth:`setup` calls it as a fit starts,
+        after the data is loaded; a model that cannot take statistics asked for is
+        refused in one line."""
         name = getattr(model, "set_column_names", None)
         if name is not None:
             name(self.feature_names, self.target_names)

@@ -170,16 +170,6 @@ class TabularDataModule(TensorDataModule):
         self._has_targets = self._labeled = bool(present)
         self.full_set = None  # read again, with these columns
 
-    def use_model_columns(self, features: list[str], targets: list[str]) -> None:
-        """Read the columns a trained model reads, by its names (``.npy`` columns: in
-        order, of the model's width)."""
-        if self.csv_path is None:
-            check_npy_widths(self._widths, self.features_path, self.targets_path, features, targets)
-            self.feature_names, self.target_names = list(features), list(targets)
-            return
-        if (features, targets) != (self.feature_names, self.target_names):
-            self.use_columns(features, targets)
-
     def check_labeled(self, stage: str) -> None:
         """Refuse to fit, validate or test on data without its targets."""
         if self.labeled:
