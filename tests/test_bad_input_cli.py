@@ -59,6 +59,12 @@ CASES: list[Any] = [
         id="accelerator gpu",
     ),
     ("strategy magic", {}, fit("--trainer.strategy", "magic"), "magic"),
+    (
+        "printout field",
+        {},
+        fit("--trainer.callbacks+=LossPrintout", "--trainer.callbacks.line", "loss {los}"),
+        "format string over the fields",
+    ),  # fmt: skip
     ("max_time forever", {}, fit("--trainer.max_time", "forever"), "forever"),
     ("every_n_epochs -1", {}, fit("--checkpoint.every_n_epochs", "-1"), "every_n_epochs"),
     ("save_top_k -2", {}, fit("--checkpoint.save_top_k", "-2"), "save_top_k"),

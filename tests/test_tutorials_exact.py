@@ -237,3 +237,47 @@ def test_tutorial_4_linear_arange_is_bit_exact(optimization: str) -> None:
     assert trainer.global_step == 200
     assert torch.equal(model.linear.weight.detach(), ref.weight.detach())
     assert torch.equal(model.linear.bias.detach(), ref.bias.detach())
+
+
+@pytest.mark.usefixtures("plain_argv")
+def test_tutorial_1_config_prints_the_tutorials_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """The quadratic_speed config prints what the tutorial prints, digit for digit: the
+    RMSE of each of its ten steps, as ``print(loss.sqrt().item())``."""
+    from conftest import QUIET
+
+    from gd_lightning.cli import cli
+
+    expected = [str(value.item()) for value in tutorial_1(steps=10)["rmse"]]
+    capsys.readouterr()
+    cli(["fit", "--config", "quadratic_speed", *QUIET, "--report.print_table", "false"])
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in printed if line in expected] == expected
+
+
+@pytest.mark.parametrize(
+    ("every", "line", "epochs", "expected"),
+    [
+        # tutorial 4's cadence: epochs 0, 30, 60 of 70
+        (30, "epoch {epoch}, loss {loss:.4f}", 70, [0, 30, 60]),
+        # tutorial 3's: every epoch, counted from 1
+        (1, "Epoch {epochs_done}, loss {loss:.4f}", 3, [1, 2, 3]),
+    ],
+)
+def test_the_printout_follows_the_tutorials_cadence(
+    every: int, line: str, epochs: int, expected: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gd_lightning import LossHistory, LossPrintout
+
+    seed_everything(0)
+    history = LossHistory()
+    data = CropYieldsDataModule(num_regions=5, batch_size=2, shuffle=False)
+    model = LinearRegression(3, 2, lr=1e-5, optimization="manual")
+    capsys.readouterr()
+    fit(model, data, max_epochs=epochs, log_every_n_steps=1,
+        callbacks=[LossPrintout(every, line), history])  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    # each line holds the loss of its epoch's last batch (3 batches an epoch), before its update
+    last_of_epoch = history.losses[2::3]
+    first = 0 if "{epoch}" in line else 1
+    wanted = [line.format(epoch=n, epochs_done=n, loss=last_of_epoch[n - first]) for n in expected]
+    assert printed == wanted

@@ -5,6 +5,7 @@ from gd_lightning.callbacks.convergence import ConvergenceMonitor
 from gd_lightning.callbacks.figures import FitFigures
 from gd_lightning.callbacks.history import LossHistory
 from gd_lightning.callbacks.predictions import PredictionWriter
+from gd_lightning.callbacks.printout import LossPrintout
 from gd_lightning.callbacks.progress import TimedProgressBar
 from gd_lightning.callbacks.report import ParameterReport
 
@@ -13,6 +14,7 @@ __all__ = [
     "FitCheckpoint",
     "FitFigures",
     "LossHistory",
+    "LossPrintout",
     "ParameterReport",
     "PredictionWriter",
     "TimedProgressBar",
