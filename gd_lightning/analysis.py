@@ -104,6 +104,49 @@ class FitReference:
             eigenvectors=vectors,
         )
 
+    # --- the landscape ---------------------------------------------------------------
+
+    def plane(self, names: list[str] | None = None) -> "Plane":
+        """The plane a picture of the loss draws: for two parameters, the parameters
+        themselves (axes named ``names``, in their own units); for more, the plane
+        through the optimum spanned by the directions of largest and smallest non-zero
+        curvature (the Hessian's extreme eigenvectors), the same direction for every
+        target.
+
+        Example:
+            >>> t = torch.arange(5.0)
+            >>> ref = FitReference.from_data(torch.stack([t, torch.ones(5)], 1), t[:, None])
+            >>> ref.plane(["slope", "bias"]).axes
+            ('slope', 'bias')
+        """
+        p, k = self.solution.shape
+        if p * k == 2:
+            basis = torch.eye(2, dtype=torch.float64).reshape(2, p, k)
+            axes = (names[0], names[1]) if names and len(names) >= 2 else ("θ₀", "θ₁")
+            return Plane(torch.zeros(p, k, dtype=torch.float64), basis[0], basis[1], axes)
+        positive = (self.eigenvalues > self._zero_tolerance).nonzero().flatten().tolist()
+        steep = positive[-1] if positive else p - 1
+        flat = positive[0] if len(positive) > 1 else (0 if steep != 0 else 1)
+        spread = torch.full((1, k), k**-0.5, dtype=torch.float64)
+        u = self.eigenvectors[:, steep : steep + 1] * spread
+        v = self.eigenvectors[:, flat : flat + 1] * spread
+        axes = (
+            f"steepest direction (λ {float(self.eigenvalues[steep]):.4g})",
+            f"flattest direction (λ {float(self.eigenvalues[flat]):.4g})",
+        )
+        return Plane(self.solution, u, v, (axes[0], axes[1]))
+
+    def landscape(
+        self, plane: "Plane", a: Tensor, b: Tensor, original_units: bool = False
+    ) -> Tensor:
+        """The loss over the grid of plane coordinates ``a`` (m,) by ``b`` (n,): shape
+        (n, m), exactly :meth:`losses` at those parameters (in the fitted units, the
+        ones the model logs, unless ``original_units``)."""
+        grid_b, grid_a = torch.meshgrid(b.double(), a.double(), indexing="ij")
+        thetas = plane.points(grid_a.flatten(), grid_b.flatten())
+        losses = self.losses(thetas, original_units)
+        return torch.tensor(losses, dtype=torch.float64).reshape(len(b), len(a))
+
     # --- losses ------------------------------------------------------------------------
 
     def loss(self, theta: Tensor, original_units: bool = True) -> float:
@@ -336,6 +379,43 @@ class FitReference:
             'loss 4.667; the best possible loss is 0.5 (least squares): 9.33 times as much'
         """
         return describe_loss(self.loss(theta), self.optimum_loss, self.exact_fit)
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A plane in parameter space: ``theta = origin + a * u + b * v``, with ``u`` and
+    ``v`` orthonormal (as flat vectors), each of the parameters' shape (p, K).
+
+    Attributes:
+        origin: the point at coordinates (0, 0).
+        u: the first axis' direction.
+        v: the second axis' direction.
+        axes: the axes' names.
+    """
+
+    origin: Tensor
+    u: Tensor
+    v: Tensor
+    axes: tuple[str, str]
+
+    def coordinates(self, thetas: Tensor) -> Tensor:
+        """The coordinates (count, 2) of parameters ``thetas`` (count, p, K): of their
+        projection onto the plane, for parameters off it.
+
+        Example:
+            >>> e = torch.eye(2)
+            >>> plane = Plane(torch.zeros(2, 1), e[:, :1], e[:, 1:], ("a", "b"))
+            >>> plane.coordinates(torch.tensor([[[3.0], [4.0]]]))
+            tensor([[3., 4.]], dtype=torch.float64)
+        """
+        offset = thetas.double() - self.origin.double()
+        along = [(offset * axis.double()).sum((1, 2)) for axis in (self.u, self.v)]
+        return torch.stack(along, dim=1)
+
+    def points(self, a: Tensor, b: Tensor) -> Tensor:
+        """The parameters (count, p, K) at coordinates ``a`` and ``b`` (each (count,))."""
+        origin, u, v = self.origin.double(), self.u.double(), self.v.double()
+        return origin + a.double()[:, None, None] * u + b.double()[:, None, None] * v
 
 
 def describe_loss(loss: float, optimum: float, exact_fit: bool) -> str:

@@ -174,3 +174,112 @@ def save_fit_animation(
     animation = FuncAnimation(figure, draw, frames=len(frames), blit=False)
     with atomic_path(path) as tmp:
         animation.save(str(tmp), writer=PillowWriter(fps=fps))
+
+
+def landscape_figure(
+    a: np.ndarray,
+    b: np.ndarray,
+    loss: np.ndarray,
+    path: np.ndarray,
+    optimum: np.ndarray,
+    axes_names: Sequence[str],
+    title: str = "",
+    note: str = "",
+    whole_path: bool = True,
+) -> "Figure":
+    """The loss's contour lines over a plane of parameters, with the path gradient
+    descent took on it: its start (a circle), each recorded step (dots), its end (a
+    square) and the optimum (a star); with ``whole_path=False`` the start only.
+
+    Args:
+        a: the first axis' coordinates, shape (m,).
+        b: the second axis' coordinates, shape (n,).
+        loss: the loss at each grid point, shape (n, m).
+        path: the path's coordinates in the plane, shape (points, 2).
+        optimum: the optimum's coordinates, shape (2,).
+        axes_names: the two axes' names.
+        title: the figure's title.
+        note: a line under the title (what the plane is).
+    """
+    figure, (axes,) = _new_figure(1)
+    figure.set_size_inches(_COLUMN_WIDTH * 1.25, 4.2)
+    figure.subplots_adjust(left=0.17, right=0.97, bottom=0.13, top=0.80)
+    levels = contour_levels(loss)
+    lines = axes.contour(a, b, loss, levels=levels, cmap="viridis", linewidths=0.9)
+    axes.clabel(lines, lines.levels[::2], fontsize="x-small", fmt="%.3g")
+    axes.plot(*path[0], marker="o", color="red", markersize=7, label="start", linestyle="")
+    if whole_path:
+        axes.plot(path[:, 0], path[:, 1], color="red", linewidth=1.2, marker=".", markersize=4)
+        axes.plot(*path[-1], marker="s", color="red", markersize=6, label="end", linestyle="")
+    axes.plot(*optimum, marker="*", color="black", markersize=12, label="optimum")
+    axes.set_xlabel(axes_names[0])
+    axes.set_ylabel(axes_names[1])
+    axes.legend(loc="best", fontsize="x-small")
+    figure.suptitle(title, fontsize="medium")
+    if note:
+        import textwrap
+
+        figure.text(0.5, 0.905, textwrap.fill(note, 95), ha="center", va="top",
+                    fontsize="x-small", color="dimgray")  # fmt: skip
+    return figure
+
+
+def contour_levels(loss: np.ndarray, count: int = 12) -> np.ndarray:
+    """``count`` increasing levels from just above the grid's lowest loss to its highest,
+    spaced evenly on a log scale of the loss above that lowest value (a quadratic's
+    contours crowd near its rim otherwise).
+
+    Example:
+        >>> contour_levels(np.array([[1.0, 2.0], [5.0, 101.0]]), count=3).round(3).tolist()
+        [2.0, 11.0, 101.0]
+    """
+    low, high = float(loss.min()), float(loss.max())
+    excess = loss - low
+    smallest = float(excess[excess > 0].min()) if (excess > 0).any() else 1.0
+    return low + np.geomspace(smallest, max(high - low, smallest * 10), count)
+
+
+def save_landscape_animation(
+    path: str | os.PathLike[str],
+    a: np.ndarray,
+    b: np.ndarray,
+    loss: np.ndarray,
+    route: np.ndarray,
+    optimum: np.ndarray,
+    axes_names: Sequence[str],
+    fps: int = 5,
+    max_frames: int = 60,
+) -> None:
+    """Write an animated GIF of the path growing on the landscape (arguments as
+    :func:`landscape_figure`'s; ``route`` is its ``path``), a frame per recorded point
+    (at most ``max_frames``, evenly spread, the last always among them).
+
+    The landscape is drawn once; each frame redraws only the path over it
+    (matplotlib's blitting: ``copy_from_bbox``, ``restore_region``, ``draw_artist``).
+    """
+    from PIL import Image
+
+    figure = landscape_figure(a, b, loss, route, optimum, axes_names, whole_path=False)
+    axes = figure.axes[0]
+    (line,) = axes.plot(route[:1, 0], route[:1, 1], color="red", linewidth=1.2, marker=".",
+                        markersize=4, animated=True)  # fmt: skip
+    title = figure.text(0.5, 0.93, "", ha="center", fontsize="medium", animated=True)
+    canvas = figure.canvas
+    canvas.draw()
+    background = canvas.copy_from_bbox(figure.bbox)  # type: ignore[attr-defined]
+    count = len(route)
+    shown = sorted({round(i * (count - 1) / max(min(count, max_frames) - 1, 1))
+                    for i in range(min(count, max_frames))})  # fmt: skip
+    frames = []
+    for index in shown:
+        canvas.restore_region(background)  # type: ignore[attr-defined]
+        line.set_data(route[: index + 1, 0], route[: index + 1, 1])
+        title.set_text(f"the path after {index} of {count - 1} recorded steps")
+        axes.draw_artist(line)
+        figure.draw_artist(title)
+        width, height = canvas.get_width_height()
+        frame = Image.frombuffer("RGBA", (width, height), bytes(canvas.buffer_rgba()))  # type: ignore[attr-defined]
+        frames.append(frame.convert("RGB").quantize(colors=64))
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=round(1000 / fps), loop=0)  # fmt: skip

@@ -18,6 +18,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from gd_lightning import (
+    ConvergenceMonitor,
     CropYieldsDataModule,
     FitFigures,
     LinearRegression,
@@ -44,13 +45,17 @@ def test_line_config_logs_figures_and_writes_the_animation() -> None:
     cli(["fit", "--config", str(CONFIGS / "line_fit.yaml"), "--trainer.max_epochs", "6",
          "--trainer.callbacks.every_n_epochs", "3", *QUIET])  # fmt: skip
     (folder,) = Path("lightning_logs/line_fit").glob("version_*")
-    # every 3 epochs (one step each), and the end, which falls on step 6 too
-    assert images(folder) == {"figures/fit": [3, 6], "figures/predictions": [3, 6]}
-    for name in ("fit.png", "predictions.png"):
+    # every 3 epochs (one step each), and the end, which falls on step 6 too; the
+    # landscape with the whole path at the end
+    assert images(folder) == {"figures/fit": [3, 6], "figures/predictions": [3, 6],
+                              "figures/landscape": [6]}  # fmt: skip
+    for name in ("fit.png", "predictions.png", "landscape.png"):
         with Image.open(folder / name) as png:
             assert png.format == "PNG" and png.width > 200
     with Image.open(folder / "fit.gif") as gif:
         assert gif.format == "GIF" and gif.n_frames == 4  # before training, epochs 2, 4, 6
+    with Image.open(folder / "landscape.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames == 7  # the start and each of 6 steps
     assert not list(folder.glob(".*tmp*"))  # no temporary files left behind
 
 
@@ -82,6 +87,60 @@ def test_figure_captions_count_the_updates_and_epochs_done(
     fit(LinearRegression(2, 1, lr=0.01), data, callbacks=[FitFigures(every_n_epochs=1)],
         default_root_dir=".", **limits)  # fmt: skip
     assert captions == expected
+
+
+def test_the_landscape_at_each_point_of_the_path_is_the_logged_loss() -> None:
+    """Tutorial 2 has two parameters, so its landscape is drawn over the parameters
+    themselves: the loss it shows at each point of the path (the start, every logged
+    step, the end) is the loss the run logged for those parameters."""
+    seed_everything(0)
+    history = LossHistory()
+    figures, monitor = FitFigures(every_n_epochs=0), ConvergenceMonitor()
+    data = NoisyLineDataModule(num_points=100, coefficients=(3.0, 2.0), seed=42)
+    model = LinearRegression(2, 1, bias=False, lr=0.1, optimization="manual",
+                             init_weight=[[-1.0, 1.0]])  # fmt: skip
+    fit(model, data, max_epochs=30, log_every_n_steps=1, default_root_dir=".",
+        callbacks=[monitor, figures, history])  # fmt: skip
+    landscape = figures.drawn_landscape
+    assert landscape is not None and landscape.in_parameters
+    assert landscape.plane.axes == ("x", "one")
+    # the start (-1, 1), one point a step, and the end: 31 points
+    assert landscape.path.shape == (31, 2)
+    assert landscape.path[0].tolist() == [-1.0, 1.0]
+    reference = monitor.reference
+    assert reference is not None
+    shown = [
+        reference.landscape(landscape.plane, a[None], b[None]).item() for a, b in landscape.path
+    ]
+    # the logged loss of step s was measured at the parameters after s updates
+    assert shown[:30] == pytest.approx(history.losses, rel=1e-5)
+    assert shown[-1] == pytest.approx(reference.loss(model.theta()), rel=1e-9)
+    # the contour levels lie between the path's losses and the optimum's
+    assert landscape.loss.min() >= reference.optimum_loss - 1e-9
+    assert (Path("landscape.png")).is_file()
+
+
+def test_the_landscape_of_many_parameters_is_the_plane_of_extreme_curvature() -> None:
+    seed_everything(0)
+    figures = FitFigures(every_n_epochs=0)
+    monitor = ConvergenceMonitor()
+    fit(LinearRegression(3, 2, lr=1e-5, optimization="manual"), CropYieldsDataModule(),
+        max_epochs=5, callbacks=[monitor, figures], default_root_dir=".")  # fmt: skip
+    landscape, reference = figures.drawn_landscape, monitor.reference
+    assert landscape is not None and reference is not None and not landscape.in_parameters
+    plane = landscape.plane
+    flat_u, flat_v = plane.u.flatten(), plane.v.flatten()
+    # orthonormal, through the optimum, along the Hessian's extreme eigenvectors
+    assert float(flat_u @ flat_v) == pytest.approx(0.0, abs=1e-12)
+    assert float(flat_u @ flat_u) == pytest.approx(1.0) == float(flat_v @ flat_v)
+    assert torch.equal(plane.origin, reference.solution)
+    hessian_u = 2 * reference.gram @ plane.u / 2  # the Hessian 2G/K, K = 2 targets
+    assert torch.allclose(hessian_u, reference.largest_eigenvalue * plane.u, rtol=1e-9)
+    assert landscape.optimum.abs().max() < 1e-9
+    # along the steepest direction the loss rises as a parabola of that curvature
+    rise = reference.landscape(plane, torch.tensor([0.0, 1e-3]), torch.tensor([0.0]))
+    curvature = 2 * float(rise[0, 1] - rise[0, 0]) / 1e-6
+    assert curvature == pytest.approx(reference.largest_eigenvalue, rel=1e-6)
 
 
 def test_figures_for_many_inputs_show_predictions_only_and_no_animation() -> None:

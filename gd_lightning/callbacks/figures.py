@@ -11,7 +11,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from gd_lightning import plots
+from gd_lightning.analysis import FitReference, Plane
+from gd_lightning.cadence import is_logged_step
 from gd_lightning.callbacks._common import column_names, run_folder, run_tensors
+from gd_lightning.callbacks.convergence import ConvergenceMonitor, reference_of
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
 
@@ -29,9 +32,19 @@ class FitFigures(Callback):
       (tutorials 1 and 2). A constant column, such as a column of ones carrying
       the bias, does not count as an input.
 
+    - ``figures/landscape`` (``landscape.png``), at the end: the loss's contour lines
+      with the path the parameters took (the start, every step written to the
+      loggers, the end) and the optimum; for a model of two parameters (tutorial 2's
+      slope and bias) over the parameters themselves, else over the plane through the
+      optimum of the largest and smallest curvature, the path projected onto it
+      (:meth:`~gd_lightning.FitReference.plane`). Computed from the least-squares
+      reference's Gram matrix (a :class:`ConvergenceMonitor`'s, when the Trainer has
+      one) and the recorded parameters: no pass over the data.
+
     With ``animation=True`` it also writes ``fit.gif`` into the log folder: the
     fitted curve moving as the model learns, one frame before training and one
-    every ``animation_every_n_epochs`` epochs.
+    every ``animation_every_n_epochs`` epochs; for a model of two parameters,
+    ``landscape.gif`` too, the path growing on the landscape.
 
     Drawing needs matplotlib and pillow (``pip install 'gd-lightning[plots]'``);
     without them the callback says so in one line and training goes on.
@@ -43,6 +56,8 @@ class FitFigures(Callback):
             (or 1 when that is 0).
         fps: frames per second of the GIF.
         max_points: draw at most this many rows (a fixed random sample beyond it).
+        landscape: draw the loss landscape with the path (linear least-squares models of
+            this package, on data held as tensors).
     """
 
     def __init__(
@@ -52,6 +67,7 @@ class FitFigures(Callback):
         animation_every_n_epochs: int | None = None,
         fps: int = 5,
         max_points: int = 1000,
+        landscape: bool = True,
     ) -> None:
         if every_n_epochs < 0 or (animation_every_n_epochs or 1) < 1 or fps < 1 or max_points < 1:
             raise InputError(
@@ -63,6 +79,12 @@ class FitFigures(Callback):
         self.animation_every_n_epochs = animation_every_n_epochs or every_n_epochs or 1
         self.fps = fps
         self.max_points = max_points
+        self.landscape = landscape
+        #: the landscape drawn at the end of the last fit (``None`` before, or where
+        #: there was none to draw)
+        self.drawn_landscape: Landscape | None = None
+        #: the parameters recorded for the landscape: (step, theta) from the start on
+        self._path: list[tuple[int, Tensor]] = []
         self._active = False
         self._frames: list[tuple[str, np.ndarray]] = []
         self._logged_step = -1
@@ -70,6 +92,7 @@ class FitFigures(Callback):
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         self._active = False
         self._frames = []
+        self._path = []
         self._logged_step = -1
         if stage != "fit" or not trainer.is_global_zero:
             return
@@ -99,8 +122,24 @@ class FitFigures(Callback):
         self._active = True
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self._record(trainer, pl_module)
         if self._animating:
             self._frames.append((self._title(trainer, 0), self._predict(pl_module, self._grid)))
+
+    def on_train_batch_start(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", batch: Any, batch_idx: int
+    ) -> None:
+        # the parameters of each step written to the loggers, before its update: the ones
+        # its logged train/loss was measured at
+        if self._active and is_logged_step(trainer, trainer.global_step, batch_idx):
+            self._record(trainer, pl_module)
+
+    def _record(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        theta = getattr(pl_module, "theta", None)
+        if not self._active or not self.landscape or theta is None:
+            return
+        if not self._path or self._path[-1][0] != trainer.global_step:
+            self._path.append((trainer.global_step, theta().detach().double().cpu()))
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not self._active:
@@ -119,12 +158,19 @@ class FitFigures(Callback):
         if not self._active:
             return
         folder = run_folder(trainer)
+        self._record(trainer, pl_module)  # the end
+        figures = self._figures(trainer, pl_module, trainer.current_epoch)
+        landscape = self.drawn_landscape = self._landscape(trainer, pl_module)
+        if landscape is not None:
+            figures["figures/landscape"] = landscape.figure(
+                self._title(trainer, trainer.current_epoch)
+            )
         # the fit has ended: the Trainer counts every epoch run, a stopped one too
-        for tag, figure in self._figures(trainer, pl_module, trainer.current_epoch).items():
+        for tag, figure in figures.items():
             name = tag.split("/")[-1]
             with atomic_path(folder / f"{name}.png") as tmp:
                 figure.savefig(tmp, dpi=100)
-            if trainer.global_step != self._logged_step:  # not already logged at this step
+            if tag == "figures/landscape" or trainer.global_step != self._logged_step:
                 self._log(trainer, tag, figure)
         column = self._column
         if self._animating and column is not None and len(self._frames) > 1:
@@ -138,6 +184,8 @@ class FitFigures(Callback):
                 self._targets,
                 fps=self.fps,
             )
+        if self.animation and landscape is not None and landscape.in_parameters:
+            landscape.save_animation(folder / "landscape.gif", self.fps)
 
     @property
     def _animating(self) -> bool:
@@ -174,6 +222,29 @@ class FitFigures(Callback):
             )
         return figures
 
+    def _landscape(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule"
+    ) -> "Landscape | None":
+        """The landscape of this fit's loss with its path, or ``None`` where there is no
+        least-squares reference (another kind of model or data) or nothing to draw."""
+        if not self.landscape or len(self._path) < 2:
+            return None
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        monitors = [c for c in callbacks if isinstance(c, ConvergenceMonitor)]
+        reference = monitors[0].reference if monitors else None
+        if reference is None:
+            reference = reference_of(getattr(trainer, "datamodule", None), pl_module)
+        if reference is None or reference.flat:
+            return None
+        coefficients = getattr(pl_module, "coefficients", None)
+        table = coefficients(*column_names(trainer, pl_module)) if coefficients else {}
+        names = [
+            name if len(table) == 1 else f"{name} ({target})"
+            for name in next(iter(table.values()), {})
+            for target in table
+        ]
+        return Landscape.of(reference, [theta for _, theta in self._path], names)
+
     def _log(self, trainer: "pl.Trainer", tag: str, figure: Any) -> None:
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -196,3 +267,54 @@ def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: in
         said = f"after {updates} update{'s' if updates != 1 else ''} "
         said += f"({epochs} epoch{'s' if epochs != 1 else ''})"
     return said if mse is None else f"{said}: MSE {mse:.4g} on these {rows} rows"
+
+
+class Landscape:
+    """The loss over a plane of parameters with the path a fit took on it: what the
+    landscape figure draws, computed from a :class:`FitReference` alone."""
+
+    def __init__(self, plane: Plane, a: Tensor, b: Tensor, loss: Tensor, path: Tensor,
+                 optimum: Tensor, in_parameters: bool, note: str) -> None:  # fmt: skip
+        self.plane, self.a, self.b, self.loss = plane, a, b, loss
+        self.path, self.optimum = path, optimum
+        #: whether the plane is the parameters themselves (a model of two parameters)
+        self.in_parameters = in_parameters
+        self.note = note
+
+    @classmethod
+    def of(
+        cls, reference: FitReference, thetas: list[Tensor], names: list[str], points: int = 81
+    ) -> "Landscape":
+        """The landscape of ``reference``'s loss around the path ``thetas`` (each of shape
+        (p, K)), its axes named ``names`` (one per parameter) for two parameters."""
+        plane = reference.plane(names)
+        path = plane.coordinates(torch.stack(thetas))
+        optimum = plane.coordinates(reference.solution[None])[0]
+        corners = torch.cat([path, optimum[None]])
+        low, high = corners.min(0).values, corners.max(0).values
+        span = (high - low).clamp_min(float((high - low).max()) * 0.2 or 1.0)
+        low, high = low - 0.1 * span, high + 0.1 * span
+        a = torch.linspace(float(low[0]), float(high[0]), points, dtype=torch.float64)
+        b = torch.linspace(float(low[1]), float(high[1]), points, dtype=torch.float64)
+        in_parameters = reference.num_parameters * reference.solution.shape[1] == 2
+        others = reference.num_parameters * reference.solution.shape[1] - 2
+        note = (
+            "the loss over the parameters; the path: the start, each logged step, the end"
+            if in_parameters
+            else f"the path projected onto the plane through the optimum of the largest and "
+            f"smallest curvature ({others} other direction{'s' if others != 1 else ''} not drawn)"
+        )
+        loss = reference.landscape(plane, a, b)
+        return cls(plane, a, b, loss, path, optimum, in_parameters, note)
+
+    def figure(self, title: str) -> Any:
+        return plots.landscape_figure(
+            self.a.numpy(), self.b.numpy(), self.loss.numpy(), self.path.numpy(),
+            self.optimum.numpy(), self.plane.axes, title, self.note,
+        )  # fmt: skip
+
+    def save_animation(self, path: Any, fps: int) -> None:
+        plots.save_landscape_animation(
+            path, self.a.numpy(), self.b.numpy(), self.loss.numpy(), self.path.numpy(),
+            self.optimum.numpy(), self.plane.axes, fps,
+        )  # fmt: skip
