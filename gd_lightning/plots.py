@@ -62,17 +62,21 @@ def input_grid(x: Tensor, column: int, num: int = 200) -> Tensor:
 
 
 def _new_figure(panels: int) -> tuple["Figure", list]:
-    """A figure of ``panels`` axes side by side, laid out once by fixed margins (a
-    layout engine would measure every label again at each draw, the most costly part
-    of drawing these small figures)."""
+    """A figure of ``panels`` axes one above the other (so that a TensorBoard card,
+    which scales an image to its width, keeps every panel's text readable), laid out
+    once by fixed margins (a layout engine would measure every label again at each
+    draw, the most costly part of drawing these small figures)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    width = _COLUMN_WIDTH * panels
-    figure = Figure(figsize=(width, 3.6))
+    title, panel = 0.75, 3.1  # inches: the two-line title, each panel with its labels
+    height = title + panel * panels
+    figure = Figure(figsize=(_COLUMN_WIDTH, height))
     FigureCanvasAgg(figure)  # draws without pyplot or a display
-    margins = {"left": 0.8 / width, "right": 1 - 0.2 / width, "bottom": 0.14, "top": 0.86}
-    axes = figure.subplots(1, panels, squeeze=False, gridspec_kw={**margins, "wspace": 0.3})[0]
+    margins = {"left": 0.8 / _COLUMN_WIDTH, "right": 1 - 0.2 / _COLUMN_WIDTH,
+               "bottom": 0.5 / height, "top": 1 - title / height}  # fmt: skip
+    space = {"hspace": 0.6 / (panel - 0.6)}
+    axes = figure.subplots(panels, 1, squeeze=False, gridspec_kw={**margins, **space})[:, 0]
     return figure, list(axes)
 
 
@@ -248,7 +252,7 @@ def save_landscape_animation(
     optimum: np.ndarray,
     axes_names: Sequence[str],
     fps: int = 5,
-    max_frames: int = 60,
+    max_frames: int = 40,
 ) -> None:
     """Write an animated GIF of the path growing on the landscape (arguments as
     :func:`landscape_figure`'s; ``route`` is its ``path``), a frame per recorded point
@@ -279,7 +283,7 @@ def save_landscape_animation(
         figure.draw_artist(title)
         width, height = canvas.get_width_height()
         frame = Image.frombuffer("RGBA", (width, height), bytes(canvas.buffer_rgba()))  # type: ignore[attr-defined]
-        frames.append(frame.convert("RGB").quantize(colors=64))
+        frames.append(frame.convert("RGB").quantize(colors=64, method=Image.Quantize.FASTOCTREE))
     with atomic_path(path) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                        duration=round(1000 / fps), loop=0)  # fmt: skip

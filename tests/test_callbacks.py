@@ -79,7 +79,7 @@ def test_figure_captions_count_the_updates_and_epochs_done(
     drawn = plots.predictions_figure
 
     def spy(y: Any, preds: Any, names: Any, title: str) -> Any:
-        captions.append(title.split(":")[0])
+        captions.append(title.splitlines()[0])
         return drawn(y, preds, names, title)
 
     monkeypatch.setattr(plots, "predictions_figure", spy)

@@ -256,8 +256,9 @@ def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: in
     whole epochs (and its ``mse`` on the ``rows`` it draws, when given).
 
     Example:
-        >>> figure_caption(100, 100, 0.5, 100)
-        'after 100 updates (100 epochs): MSE 0.5 on these 100 rows'
+        >>> print(figure_caption(100, 100, 0.5, 100))
+        after 100 updates (100 epochs)
+        MSE 0.5 on these 100 rows
         >>> figure_caption(0, 0)
         'before the first update'
     """
@@ -266,7 +267,7 @@ def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: in
     else:
         said = f"after {updates} update{'s' if updates != 1 else ''} "
         said += f"({epochs} epoch{'s' if epochs != 1 else ''})"
-    return said if mse is None else f"{said}: MSE {mse:.4g} on these {rows} rows"
+    return said if mse is None else f"{said}\nMSE {mse:.4g} on these {rows} rows"
 
 
 class Landscape:
