@@ -220,7 +220,7 @@ CASES = [
     # --- a resumed fit honours its settings or refuses ----------------------------------------
     ("resumed at another rate", {"data.csv": GOOD},
      fit_csv("--ckpt_path", "model.ckpt", "--model.lr", "1e-4", "--trainer.max_epochs", "4"),
-     "model.lr is 0.0001 but the model in model.ckpt was saved with 1e-05"),
+     "model.lr is 0.0001 but the run in model.ckpt was trained with 1e-05"),
     ("resumed with another optimizer", {"data.csv": GOOD},
      fit_csv("--ckpt_path", "model.ckpt", "--model.optimizer", "torch.optim.Adam",
              "--trainer.max_epochs", "4"), "model.optimizer.class is torch.optim.adam.Adam"),
@@ -230,7 +230,7 @@ CASES = [
      "model.optimizer.momentum is 0.9"),
     ("resumed in manual mode", {"data.csv": GOOD},
      fit_csv("--ckpt_path", "model.ckpt", "--model.optimization", "manual",
-             "--trainer.max_epochs", "4"), "model.optimization is manual but the model in"),
+             "--trainer.max_epochs", "4"), "model.optimization is manual but the run in"),
     ("resumed with another batch size", {"data.csv": GOOD},
      fit_csv("--ckpt_path", "model.ckpt", "--data.batch_size", "2", "--trainer.max_epochs", "4"),
      "data.batch_size is 2 but the run in model.ckpt was trained with None"),

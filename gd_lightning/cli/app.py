@@ -236,7 +236,7 @@ class GDLightningCLI(LightningCLI):
         check_saved_settings(path, checkpoint, named)
         # LightningCLI lays the checkpoint's settings over the model's options (a resumed
         # fit too): an option that differs would be ignored without a word
-        check_given_settings(path, checkpoint, init_args)
+        check_given_settings(path, checkpoint, init_args, resuming=subcommand == "fit")
         if subcommand in ("validate", "test", "predict"):
             _read_by_model_columns(config, settings or {})
 

@@ -14,7 +14,13 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_lightning.cli.checks import is_int
 from gd_lightning.errors import InputError
-from gd_lightning.models.base import CLASS_PATH_KEY, RegressionModule, same_setting, shown_setting
+from gd_lightning.models.base import (
+    CLASS_PATH_KEY,
+    RegressionModule,
+    resume_refusal,
+    same_setting,
+    shown_setting,
+)
 
 
 def no_checkpoint_to_predict_with() -> InputError:
@@ -175,11 +181,13 @@ def checkpoint_model(
     return {"class_path": saved, "init_args": init_args}
 
 
-def check_given_settings(path: Path, checkpoint: dict[str, Any], given: Any) -> None:
-    """Refuse, in one line, a model option of ``validate``, ``test`` or ``predict`` that
-    differs from the checkpoint's setting of the same name: those commands use the model
-    as it was saved (LightningCLI lays the checkpoint's settings over the options), so the
-    option would be ignored without a word."""
+def check_given_settings(
+    path: Path, checkpoint: dict[str, Any], given: Any, resuming: bool = False
+) -> None:
+    """Refuse, in one line, a model option that differs from the checkpoint's setting of
+    the same name: the command uses the model as it was saved (LightningCLI lays the
+    checkpoint's settings over the options), so the option would be ignored without a
+    word; a fit ``resuming`` the run says so in the words of :func:`resume_refusal`."""
     settings = checkpoint.get("hyper_parameters") or {}
     # a value equal to the class's default cannot be told from no value at all (a config
     # records the defaults; the data's shape and names are linked in later)
@@ -190,6 +198,8 @@ def check_given_settings(path: Path, checkpoint: dict[str, Any], given: Any) -> 
             continue
         if name in defaults and same_setting(value, defaults[name]):
             continue
+        if resuming:
+            raise resume_refusal(str(path), "model", [(name, saved, value)])
         raise InputError(
             f"model.{name} is {shown_setting(value)} but the model in {path} was saved with "
             f"{shown_setting(saved)}, and it is used as saved: leave model.{name} out"
