@@ -120,6 +120,15 @@ def test_the_landscape_at_each_point_of_the_path_is_the_logged_loss() -> None:
     assert (Path("landscape.png")).is_file()
 
 
+def test_the_landscape_says_when_its_parameters_are_in_standardized_units() -> None:
+    figures = FitFigures(every_n_epochs=0)
+    data = NoisyLineDataModule(num_points=20, standardize_features=True)
+    fit(LinearRegression(2, 1, bias=False, lr=0.1, optimization="manual"), data, max_epochs=2,
+        callbacks=[ConvergenceMonitor(), figures], default_root_dir=".")  # fmt: skip
+    assert figures.drawn_landscape is not None
+    assert figures.drawn_landscape.plane.axes == ("x, standardized", "one, standardized")
+
+
 def test_the_landscape_of_many_parameters_is_the_plane_of_extreme_curvature() -> None:
     seed_everything(0)
     figures = FitFigures(every_n_epochs=0)

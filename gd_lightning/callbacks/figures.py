@@ -238,8 +238,10 @@ class FitFigures(Callback):
             return None
         coefficients = getattr(pl_module, "coefficients", None)
         table = coefficients(*column_names(trainer, pl_module)) if coefficients else {}
+        # the parameters the model fits: in standardized units when it standardizes
+        scaled = ", standardized" if getattr(pl_module, "standardization", None) else ""
         names = [
-            name if len(table) == 1 else f"{name} ({target})"
+            f"{name}{scaled}" if len(table) == 1 else f"{name} ({target}{scaled})"
             for name in next(iter(table.values()), {})
             for target in table
         ]
