@@ -169,14 +169,23 @@ class GDLightningCLI(LightningCLI):
         refused by name."""
         #: the checkpoint file and what it holds, read once a command
         self._record: tuple[Path, dict[str, Any]] | None = None
-        given = _checkpoint_option(sys.argv[1:] if args is None else args)
+        words = sys.argv[1:] if args is None else args
+        given = _checkpoint_option(words)
         if given is not None:
             subcommand, path, named = given
             self._record = (path, read_checkpoint(path))
             model = checkpoint_model(*self._record, named)
             if model is not None:
                 parser.set_defaults({f"{subcommand}.model": model})
-        super().parse_arguments(parser, args)
+        failure = None
+        try:
+            super().parse_arguments(parser, args)
+        except argparse.ArgumentError as err:
+            if not isinstance(words, list | tuple):
+                raise
+            failure, typed = err, [str(word) for word in words]
+        if failure is not None:  # searched outside the handler: no implicit chaining to it
+            raise refused_option(parser, typed, failure) from None
         subcommand = self.config.get("subcommand")
         self._check_settings(subcommand, self.config[subcommand] if subcommand else self.config)
 
@@ -500,6 +509,44 @@ def _read_by_model_columns(config: Any, model_settings: dict[str, Any]) -> None:
         widths = npy_widths(Path(x_path), Path(y_path) if y_path else None)
         check_npy_widths(widths, x_path, y_path, features, targets or [])
     data_args["features"], data_args["targets"] = list(features), list(targets or [])
+
+
+def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -> InputError:
+    """One line for an option jsonargparse refused: the option as the user typed it and
+    jsonargparse's most specific reason, without reading its report's wording.
+
+    The reason is the innermost exception of the chain jsonargparse raises (each level
+    of its report is an exception raised from the next). The option is found by parsing
+    the command line again, one option more each time, until the parse fails for that
+    same reason; where none does, the reason lies in a config file.
+    """
+    reason = " ".join(str(_innermost(err)).split())
+    starts = [i for i, word in enumerate(words) if i > 0 and word.startswith("--")]
+    bounds = list(zip(starts, [*starts[1:], len(words)], strict=True))
+    culprit = None
+    for start, end in bounds:
+        try:
+            parser.parse_args(words[:end])
+        except argparse.ArgumentError as again:
+            if " ".join(str(_innermost(again)).split()) == reason:
+                culprit = " ".join(" ".join(words[start:end]).split())
+                culprit = culprit if len(culprit) <= 100 else culprit[:97] + "..."
+                break
+    subcommand = words[0] if words and words[0] in SUBCOMMANDS else "<subcommand>"
+    where = f"{culprit}: " if culprit else "in the config: "
+    return InputError(f"{where}{reason} (gd-lightning {subcommand} --help lists the options)")
+
+
+def _innermost(err: BaseException) -> BaseException:
+    """The last exception of the chain that raised ``err``: the most specific reason."""
+    seen = {id(err)}
+    while (err.__cause__ or err.__context__) is not None:
+        nested = err.__cause__ or err.__context__
+        if nested is None or id(nested) in seen:
+            break
+        seen.add(id(nested))
+        err = nested
+    return err
 
 
 def _checkpoint_option(args: ArgsType) -> tuple[str, Path, str | None] | None:

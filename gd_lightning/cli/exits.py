@@ -3,7 +3,6 @@ one line and 128 + its number."""
 
 import argparse
 import os
-import re
 import signal
 import sys
 
@@ -94,51 +93,9 @@ def interrupted_exit_code(err: BaseException) -> int | None:
 
 
 def option_error(message: str) -> str:
-    """jsonargparse's nested report of a wrong option, in one line: the option's full
-    name, the most specific reason, and where to look.
-
-    Example:
-        >>> report = '''Parser key "model":
-        ...   Does not validate against any of the Union subtypes
-        ...   Errors:
-        ...     - Problem with given class_path 'gd_lightning.LinearRegression':
-        ...         Parser key "optimization":
-        ...           Expected a typing.Literal['automatic', 'manual']. Got value: magic
-        ...     - Expected a <class 'NoneType'>'''
-        >>> option_error(report).split(" (gd-lightning")[0]
-        "model.optimization: Expected a typing.Literal['automatic', 'manual']. Got value: magic"
-    """
-    keys: list[str] = []
-    reasons: list[str] = []
-    for raw in message.splitlines():
-        line = raw.strip().lstrip("-").strip()
-        key = re.match(r'Parser key "([^"]+)":\s*(.*)', line)
-        if key:
-            keys.append(key.group(1))
-            line = key.group(2)
-        if line and not line.startswith(_NOISE):
-            reasons.append(line)
-    specific = [r for r in reasons if not r.startswith("Expected a path but")] or reasons
-    where = ".".join(dict.fromkeys(keys))
-    if where.split(".")[-1] == "lr" and "Literal['auto']" in message:
-        # a learning rate that is neither a number nor auto (nan, a word): say what lr takes
-        given = re.findall(r"Given value: (?!NestedArg)(.*)", message)
-        got = f", got {given[0].strip()}" if given else ""
-        return f"{where}: lr must be a positive finite number or auto{got}: set {where}"
-    reason = specific[-1] if specific else message.strip().splitlines()[0]
-    hint = "(gd-lightning <subcommand> --help lists the options)"
-    return f"{where + ': ' if where else ''}{reason} {hint}"
-
-
-#: lines of jsonargparse's reports that say how it searched, not what is wrong
-_NOISE = (
-    "Does not validate against any of the Union subtypes",
-    "Subtypes:",
-    "Errors:",
-    "Given value",
-    "Expected a <class 'NoneType'>",
-    "Problem with given class_path",
-)
+    """jsonargparse's report of a wrong option, as a line (the command line names the
+    option itself where it can, :func:`~gd_lightning.cli.app.refused_option`)."""
+    return f"{' '.join(message.split())} (gd-lightning <subcommand> --help lists the options)"
 
 
 def _input_error(err: BaseException | None) -> InputError | None:
