@@ -1,5 +1,7 @@
 """The one exception type for a user's mistake in data or configuration."""
 
+from collections.abc import Iterator
+
 
 class InputError(ValueError):
     """A mistake in the user's data or configuration.
@@ -27,3 +29,25 @@ def check_argument(name: str, value: object, kind: type | tuple[type, ...], what
     is_bool = isinstance(value, bool) and bool not in kinds
     if is_bool or not isinstance(value, kinds):
         raise InputError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+
+
+def exception_chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from or while handling, outermost first
+    (each once, even where the chain loops).
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise KeyError("inner")
+        ...     except KeyError as cause:
+        ...         raise ValueError("outer") from cause
+        ... except ValueError as err:
+        ...     [type(e).__name__ for e in exception_chain(err)]
+        ['ValueError', 'KeyError']
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

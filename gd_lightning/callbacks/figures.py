@@ -299,8 +299,8 @@ class Landscape:
         low, high = low - 0.1 * span, high + 0.1 * span
         a = torch.linspace(float(low[0]), float(high[0]), points, dtype=torch.float64)
         b = torch.linspace(float(low[1]), float(high[1]), points, dtype=torch.float64)
-        in_parameters = reference.num_parameters * reference.solution.shape[1] == 2
-        others = reference.num_parameters * reference.solution.shape[1] - 2
+        others = reference.solution.numel() - 2  # the directions the plane leaves out
+        in_parameters = others == 0
         note = (
             "the loss over the parameters; the path: the start, each logged step, the end"
             if in_parameters

@@ -61,7 +61,7 @@ from gd_lightning.cli.notices import (
 from gd_lightning.cli.run_folders import RemoveUnwrittenRun, claim_run_folders
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
-from gd_lightning.errors import InputError
+from gd_lightning.errors import InputError, exception_chain
 from gd_lightning.io import AtomicCheckpointIO
 from gd_lightning.models.base import (
     CLASS_PATH_KEY,
@@ -374,11 +374,8 @@ class GDLightningCLI(LightningCLI):
         # float64 data under --trainer.precision 64-true, read before the Trainer runs
         self.datamodule.dtype = dtype_for(self.trainer.precision)
         check_trainer_counts(self.trainer)
-        known = self.model.hparams.get("feature_names")
-        targets = list(self.model.hparams.get("target_names") or [])
-        columns = (self.datamodule.feature_names, self.datamodule.target_names)
-        if known and stage != "fit" and (list(known), targets) != columns:
-            self.datamodule.use_columns(list(known), targets)  # the model's columns
+        if stage != "fit":
+            self.datamodule.use_columns_of(self.model)  # read the data by the model's columns
         self.datamodule.setup(stage)
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
@@ -520,7 +517,7 @@ def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -
     the command line again, one option more each time, until the parse fails for that
     same reason; where none does, the reason lies in a config file.
     """
-    reason = " ".join(str(_innermost(err)).split())
+    reason = _innermost_reason(err)
     starts = [i for i, word in enumerate(words) if i > 0 and word.startswith("--")]
     bounds = list(zip(starts, [*starts[1:], len(words)], strict=True))
     culprit = None
@@ -528,7 +525,7 @@ def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -
         try:
             parser.parse_args(words[:end])
         except argparse.ArgumentError as again:
-            if " ".join(str(_innermost(again)).split()) == reason:
+            if _innermost_reason(again) == reason:
                 culprit = " ".join(" ".join(words[start:end]).split())
                 culprit = culprit if len(culprit) <= 100 else culprit[:97] + "..."
                 break
@@ -537,16 +534,11 @@ def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -
     return InputError(f"{where}{reason} (gd-lightning {subcommand} --help lists the options)")
 
 
-def _innermost(err: BaseException) -> BaseException:
-    """The last exception of the chain that raised ``err``: the most specific reason."""
-    seen = {id(err)}
-    while (err.__cause__ or err.__context__) is not None:
-        nested = err.__cause__ or err.__context__
-        if nested is None or id(nested) in seen:
-            break
-        seen.add(id(nested))
-        err = nested
-    return err
+def _innermost_reason(err: BaseException) -> str:
+    """The message of the last exception of the chain that raised ``err`` (the most
+    specific reason), on one line."""
+    *_, innermost = exception_chain(err)
+    return " ".join(str(innermost).split())
 
 
 def _checkpoint_option(args: ArgsType) -> tuple[str, Path, str | None] | None:
@@ -570,8 +562,7 @@ def _named_model(model: Any) -> str | None:
     ``--model.lr`` alone gives its option to the base class, which jsonargparse then
     assumes (the checkpoint names the class)."""
     named = getattr(model, "class_path", None)
-    module, _, name = str(named).rpartition(".")
-    return None if getattr(sys.modules.get(module), name, None) is RegressionModule else named
+    return None if _imported_class(named) is RegressionModule else named
 
 
 def _is_class(config: Any, cls: type) -> bool:
@@ -580,9 +571,15 @@ def _is_class(config: Any, cls: type) -> bool:
     class_path = getattr(config, "class_path", None)
     if not isinstance(class_path, str):
         return isinstance(config, cls)
-    module, _, name = class_path.rpartition(".")
-    found = getattr(sys.modules.get(module), name, None)
+    found = _imported_class(class_path)
     return isinstance(found, type) and issubclass(found, cls)
+
+
+def _imported_class(class_path: str | None) -> Any:
+    """What ``class_path`` names in a module already imported (jsonargparse imports the
+    classes a config names), or ``None``; nothing is imported here."""
+    module, _, name = str(class_path).rpartition(".")
+    return getattr(sys.modules.get(module), name, None)
 
 
 def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:

@@ -16,6 +16,7 @@ from gd_lightning.cli.checks import is_int
 from gd_lightning.errors import InputError
 from gd_lightning.models.base import (
     CLASS_PATH_KEY,
+    CLI_RECORDS,
     RegressionModule,
     resume_refusal,
     same_setting,
@@ -153,7 +154,7 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
     cls = own.get(saved)
     accepted = set(defaults_of(saved, every=True)) if cls is None else set(_arguments(cls))
     for name, value in settings.items():
-        if name in (CLASS_PATH_KEY, "_instantiator"):
+        if name in CLI_RECORDS:
             continue  # LightningCLI drops _instantiator; _class_path is checked above
         if name in CODE_ARGUMENTS or name not in accepted or not _plain(value):
             raise InputError(
@@ -177,7 +178,7 @@ def checkpoint_model(
     if saved not in package_models() and saved != named:
         return None
     check_saved_settings(path, checkpoint, configured=saved if saved == named else None)
-    init_args = {k: v for k, v in settings.items() if k not in (CLASS_PATH_KEY, "_instantiator")}
+    init_args = {k: v for k, v in settings.items() if k not in CLI_RECORDS}
     return {"class_path": saved, "init_args": init_args}
 
 
@@ -194,7 +195,7 @@ def check_given_settings(
     defaults = defaults_of(settings.get(CLASS_PATH_KEY))
     for name, saved in settings.items():
         value = given.get(name) if hasattr(given, "get") else None
-        if name in (CLASS_PATH_KEY, "_instantiator") or value is None or same_setting(value, saved):
+        if name in CLI_RECORDS or value is None or same_setting(value, saved):
             continue
         if name in defaults and same_setting(value, defaults[name]):
             continue

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from gd_lightning.cli.app import cli
 from gd_lightning.cli.run_folders import WRITE_ERRORS
 from gd_lightning.cli.tutorials import tutorial_list
-from gd_lightning.errors import InputError
+from gd_lightning.errors import InputError, exception_chain
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
 
@@ -80,15 +80,11 @@ def interrupted_exit_code(err: BaseException) -> int | None:
     interrupted by Ctrl+C with ``sys.exit(1)`` while it handles the
     ``KeyboardInterrupt``, which Python keeps as the exit's context.
     """
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(err):
         if isinstance(current, SIGTERMException):
             return SIGTERM_EXIT
         if isinstance(current, KeyboardInterrupt):
             return SIGINT_EXIT
-        current = current.__cause__ or current.__context__
     return None
 
 
@@ -98,12 +94,6 @@ def option_error(message: str) -> str:
     return f"{' '.join(message.split())} (gd-lightning <subcommand> --help lists the options)"
 
 
-def _input_error(err: BaseException | None) -> InputError | None:
+def _input_error(err: BaseException) -> InputError | None:
     """The user's mistake behind ``err``, which jsonargparse may have wrapped, if any."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if isinstance(err, InputError):
-            return err
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return None
+    return next((e for e in exception_chain(err) if isinstance(e, InputError)), None)

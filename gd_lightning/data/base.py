@@ -169,6 +169,16 @@ class TensorDataModule(LightningDataModule):
                 f"{', '.join(self.target_names)}: use the data the model was trained on"
             )
 
+    def use_columns_of(self, model: Any) -> None:
+        """Serve the columns a trained ``model`` reads, where its hyperparameters name
+        them (:meth:`use_columns`); a model without names leaves the columns as they are."""
+        known = getattr(model, "hparams", {}).get("feature_names")
+        if not known:
+            return
+        targets = list(model.hparams.get("target_names") or [])
+        if (list(known), targets) != (self.feature_names, self.target_names):
+            self.use_columns(list(known), targets)
+
     def check_labeled(self, stage: str) -> None:
         """Refuse to fit, validate or test on data without its targets."""
         if not self.labeled:
@@ -179,11 +189,8 @@ class TensorDataModule(LightningDataModule):
         columns a trained model reads; at the start of a fit, hand the data's column
         names and standardization statistics to the model."""
         model = self.trainer.lightning_module if self.trainer is not None else None
-        known = getattr(model, "hparams", {}).get("feature_names")
-        if model is not None and known:
-            targets = list(model.hparams.get("target_names") or [])
-            if (list(known), targets) != (self.feature_names, self.target_names):
-                self.use_columns(list(known), targets)
+        if model is not None:
+            self.use_columns_of(model)
         if stage in ("fit", "validate", "test"):
             self.check_labeled(stage)
         if self.full_set is None:

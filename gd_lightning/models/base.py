@@ -363,8 +363,10 @@ class RegressionModule(LightningModule):
 CLASS_PATH_KEY = "_class_path"
 #: the checkpoint entry recording the optimizers' classes and settings
 OPTIMIZER_SETTINGS_KEY = "optimizer_settings"
+#: the entries LightningCLI adds to a model's hyperparameters, which are no settings of it
+CLI_RECORDS = frozenset({CLASS_PATH_KEY, "_instantiator"})
 #: settings a resumed fit may change: they decide what is logged, not what is learned
-RESUMABLE_CHANGES = frozenset({CLASS_PATH_KEY, "_instantiator", "loss_logging"})
+RESUMABLE_CHANGES = CLI_RECORDS | {"loss_logging"}
 
 
 def same_setting(value: Any, saved: Any) -> bool:
