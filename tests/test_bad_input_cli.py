@@ -69,7 +69,7 @@ CASES: list[Any] = [
     ("every_n_epochs -1", {}, fit("--checkpoint.every_n_epochs", "-1"), "every_n_epochs"),
     ("save_top_k -2", {}, fit("--checkpoint.save_top_k", "-2"), "save_top_k"),
     ("seed_everything 2**40", {}, fit("--seed_everything", "1099511627776"), "seed_everything"),
-    ("data.seed 1e20", {}, fit("--data.seed", "100000000000000000000"), "data.seed"),
+    ("data.seed 1e20", {}, fit("--data.seed", "100000000000000000000"), "a 64-bit seed"),
     ("lr nan", {}, fit("--model.lr", "nan"), "--model.lr nan: expected a <class 'float'>"),
     ("lr a word", {}, fit("--model.lr", "fast"), "--model.lr fast: expected a <class 'float'>"),
     ("target_gap -1", {}, fit("--convergence.target_gap", "-1"), "target_gap"),

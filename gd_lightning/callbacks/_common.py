@@ -17,7 +17,7 @@ def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
     return None
 
 
-def column_names(
+def columns_of(
     trainer: "pl.Trainer", pl_module: "pl.LightningModule"
 ) -> tuple[list[str], list[str]]:
     """The model's feature and target names (the data's, for a model of another kind),

@@ -13,7 +13,7 @@ from torch import Tensor
 from gd_lightning import plots
 from gd_lightning.analysis import FitReference, Plane
 from gd_lightning.cadence import is_logged_step
-from gd_lightning.callbacks._common import column_names, run_folder, run_tensors
+from gd_lightning.callbacks._common import columns_of, run_folder, run_tensors
 from gd_lightning.callbacks.convergence import ConvergenceMonitor, reference_of
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
@@ -110,7 +110,7 @@ class FitFigures(Callback):
             rows = rows[: self.max_points].sort().values
             x, y = x[rows], y[rows]
         self._x, self._y = x, y.numpy()
-        self._features, self._targets = column_names(trainer, pl_module)
+        self._features, self._targets = columns_of(trainer, pl_module)
         self._column = plots.single_input_column(x)
         if self._column is not None:
             self._grid = plots.input_grid(x, self._column)
@@ -237,7 +237,7 @@ class FitFigures(Callback):
         if reference is None or reference.flat:
             return None
         coefficients = getattr(pl_module, "coefficients", None)
-        table = coefficients(*column_names(trainer, pl_module)) if coefficients else {}
+        table = coefficients(*columns_of(trainer, pl_module)) if coefficients else {}
         # the parameters the model fits: in standardized units when it standardizes
         scaled = ", standardized" if getattr(pl_module, "standardization", None) else ""
         names = [

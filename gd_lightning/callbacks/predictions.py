@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch import Callback
 from torch import Tensor
 
-from gd_lightning.callbacks._common import column_names, run_folder
+from gd_lightning.callbacks._common import columns_of, run_folder
 from gd_lightning.errors import InputError
 from gd_lightning.io import shortest_decimal, write_csv_atomic
 
@@ -111,7 +111,7 @@ class PredictionWriter(Callback):
         if not trainer.is_global_zero or not self._predictions:
             return
         predictions = torch.cat(self._predictions)
-        features, targets = column_names(trainer, pl_module)
+        features, targets = columns_of(trainer, pl_module)
         header, columns = list(targets), [predictions]
         if self.with_inputs:
             header, columns = features + header, [torch.cat(self._inputs), predictions]

@@ -5,7 +5,7 @@ import json
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
-from gd_lightning.callbacks._common import checkpoint_folder, column_names
+from gd_lightning.callbacks._common import checkpoint_folder, columns_of
 from gd_lightning.io import shortest_decimal, write_csv_atomic, write_text_atomic
 
 
@@ -35,7 +35,7 @@ class ParameterReport(Callback):
         digits = shortest_decimal(pl_module.dtype)
         table = {
             target: {name: digits(value) for name, value in row.items()}
-            for target, row in coefficients(*column_names(trainer, pl_module)).items()
+            for target, row in coefficients(*columns_of(trainer, pl_module)).items()
         }
         rows = [
             (target, name, value) for target, row in table.items() for name, value in row.items()

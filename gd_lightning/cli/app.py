@@ -6,12 +6,12 @@ import importlib
 import importlib.util
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch
+from jsonargparse import Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
@@ -48,16 +48,12 @@ from gd_lightning.cli.checkpoints import (
 )
 from gd_lightning.cli.checks import (
     check_groups,
-    check_seeds,
+    check_seed,
     check_trainer_counts,
     check_writable,
 )
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
-from gd_lightning.cli.notices import (
-    CALLBACK_STATES_WARNING,
-    RESUMED_FOLDER_WARNING,
-    quiet_start,
-)
+from gd_lightning.cli.notices import quiet_start
 from gd_lightning.cli.run_folders import RemoveUnwrittenRun, claim_run_folders
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
@@ -178,8 +174,11 @@ class GDLightningCLI(LightningCLI):
             if model is not None:
                 parser.set_defaults({f"{subcommand}.model": model})
         failure = None
-        try:
-            super().parse_arguments(parser, args)
+        try:  # LightningCLI's parse, without its notice that args were given in Python
+            if isinstance(args, dict | Namespace):
+                self.config = parser.parse_object(args)
+            else:
+                self.config = parser.parse_args(args)
         except argparse.ArgumentError as err:
             if not isinstance(words, list | tuple):
                 raise
@@ -196,7 +195,7 @@ class GDLightningCLI(LightningCLI):
         file; that file read once, into the record every later check uses, and vetted;
         the data pointed at the columns of the checkpoint's model."""
         check_groups(config, ("trainer", *CALLBACK_OPTIONS))
-        check_seeds(config)
+        check_seed(config)
         model = config.get("model")
         named = _named_model(model)
         init_args = getattr(model, "init_args", None) or {}
@@ -323,8 +322,6 @@ class GDLightningCLI(LightningCLI):
             # config copy
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
         if self.subcommand in ("validate", "test", "predict"):
-            # the fit's callback states do not concern a run that only reads the weights
-            warnings.filterwarnings("ignore", message=CALLBACK_STATES_WARNING)
             kwargs = {"logger": False, "enable_checkpointing": False, **kwargs}
             self.save_config_callback = None
         own_checkpoint = any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -400,6 +397,14 @@ class GDLightningCLI(LightningCLI):
             resume = stage == "fit"
             max_epochs = self.trainer.max_epochs if resume else None
             check_checkpoint(*self._record, self.model, resume, max_epochs)
+            if not resume:
+                # the weights from the record, as Lightning's load_from_checkpoint loads
+                # them; the Trainer, given no checkpoint, neither reads the file again
+                # nor looks for the fit's callbacks (their states concern a fit only)
+                checkpoint = self._record[1]
+                self.model.on_load_checkpoint(checkpoint)
+                self.model.load_state_dict(checkpoint["state_dict"])
+                config["ckpt_path"] = None
         if stage == "fit":
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
             # curvature) before the Trainer makes the run's folder
@@ -422,8 +427,6 @@ class GDLightningCLI(LightningCLI):
         if self._last_checkpoint is not None:
             folder = self._last_checkpoint.parent
             print(f"continuing the run in {folder.parent} from its last checkpoint")
-            # the run continues in its own folder, on purpose
-            warnings.filterwarnings("ignore", message=RESUMED_FOLDER_WARNING)
         self.run_starts()  # the checks passed: Lightning's start-up lines show from here
 
     def _check_resumed_settings(self, path: Path, checkpoint: dict[str, Any]) -> None:
@@ -454,6 +457,7 @@ class GDLightningCLI(LightningCLI):
         writer.check_destination(target, inputs)
         check_writable(target.parent, what="the predictions", fix=fix)
         writer.check_keep_columns(self.datamodule, self.model)
+        writer.path = str(target)  # the file checked here (the Trainer gets no checkpoint)
 
     def _output_folders(self) -> list[Path]:
         """Where this run will write: its loggers' folders, the checkpoints', the root."""
@@ -548,10 +552,13 @@ def _checkpoint_option(args: ArgsType) -> tuple[str, Path, str | None] | None:
     parsing)."""
     if not isinstance(args, list | tuple) or not args or args[0] not in SUBCOMMANDS:
         return None
-    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    reader = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
     reader.add_argument("--ckpt_path")
     reader.add_argument("--model")
-    given = reader.parse_known_args([str(arg) for arg in args[1:]])[0]
+    try:
+        given = reader.parse_known_args([str(arg) for arg in args[1:]])[0]
+    except argparse.ArgumentError:  # an option without its value: the parse proper says so
+        return None
     if not given.ckpt_path or not Path(given.ckpt_path).is_file():
         return None
     return str(args[0]), Path(given.ckpt_path), given.model

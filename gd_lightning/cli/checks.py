@@ -39,21 +39,13 @@ def check_writable(
         raise InputError(f"cannot write {what} to {folder} ({problem}): {fix}")
 
 
-def check_seeds(config: Any) -> None:
-    """Refuse, in one line, a seed that Lightning or PyTorch cannot take, before it is
-    used (both raise a traceback)."""
+def check_seed(config: Any) -> None:
+    """Refuse, in one line, a ``seed_everything`` that Lightning cannot take, before it is
+    used (it raises a traceback); the data's seed is checked by the data module."""
     seed = config.get("seed_everything")
     if is_int(seed) and not MIN_SEED <= seed <= MAX_SEED:
         raise InputError(
             f"seed_everything must be between {MIN_SEED} and {MAX_SEED}, got {seed}: "
-            f"choose a smaller seed"
-        )
-    data = config.get("data")
-    init_args = getattr(data, "init_args", None) or {}
-    data_seed = init_args.get("seed") if hasattr(init_args, "get") else None
-    if is_int(data_seed) and not 0 <= data_seed < 1 << 64:
-        raise InputError(
-            f"data.seed must be between 0 and {(1 << 64) - 1} (a 64-bit seed), got {data_seed}: "
             f"choose a smaller seed"
         )
 

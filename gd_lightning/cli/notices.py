@@ -1,29 +1,14 @@
-"""Lightning's notices that do not concern the user's fit, left out while the command
-runs, and its start-up lines, quiet until the command's checks pass."""
+"""What the command shows of Lightning while it runs: not its notices that may be false
+positives, nor notices addressed to its own code; its start-up lines only once the
+command's checks pass."""
 
 import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-#: Lightning's notices that say nothing about the user's fit: a validation_step with
-#: no validation split is how this package's models meet data without one; the
-#: deprecation is Lightning's own use of a PyTorch name
-FRAMEWORK_WARNINGS = (
-    # cli(args) from Python in a process started with arguments of its own (a notebook's
-    # kernel): the args given are the ones used
-    "LightningCLI's args parameter is intended to run from within Python",
-    "You defined a `validation_step` but have no `val_dataloader`",
-    # fewer batches an epoch than log_every_n_steps: train/loss is still written every
-    # log_every_n_steps steps (counted across epochs), and each epoch's values every epoch
-    r"The number of training batches \(\d+\) is smaller than the logging interval",
-    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-)
-#: Lightning's notice, when a checkpoint's callbacks are not in the Trainer, that their
-#: states are not restored: a fit's checkpoint callback, absent from predict
-CALLBACK_STATES_WARNING = "Be aware that when using `ckpt_path`, callbacks used to create"
-#: ModelCheckpoint's notice that its folder holds files: a resumed run's own
-RESUMED_FOLDER_WARNING = "Checkpoint directory .* exists and is not empty"
+from lightning.pytorch.utilities import disable_possible_user_warnings
+
 #: Lightning's loggers of start-up lines ("Seed set to 0", "GPU available: ...", its
 #: tips): quiet while the command checks its input, so that a mistake is the only line
 STARTUP_LOGGERS = (
@@ -35,10 +20,20 @@ STARTUP_LOGGERS = (
 
 @contextmanager
 def quiet_start() -> Iterator[Callable[[], None]]:
-    """While the command runs, leave out Lightning's warnings that do not concern the fit
-    (:data:`FRAMEWORK_WARNINGS`), and keep its start-up lines quiet (its loggers' level
-    raised to WARNING, Python's public way) until the call it yields is made: the
-    checks passed and the run starts. Warnings and errors always show."""
+    """While the command runs, leave out two kinds of warnings, by category and never by
+    their wording, and keep Lightning's start-up lines quiet (its loggers' level raised
+    to WARNING, Python's public way) until the call it yields is made: the checks passed
+    and the run starts. Every other warning and every error shows.
+
+    - Lightning's ``PossibleUserWarning``, its category for notices that may be false
+      positives, left out with its public ``disable_possible_user_warnings``: for this
+      package they are (a ``validation_step`` with no validation split is how its models
+      meet data without one; tensors in memory need no loader workers; a config with
+      fewer batches an epoch than ``log_every_n_steps`` still logs every
+      ``log_every_n_steps`` steps, counted across epochs).
+    - A ``FutureWarning`` raised at a line of Lightning's own code: a library it calls
+      telling Lightning of a change ahead, which a user of this command cannot act on.
+    """
     loggers = [logging.getLogger(name) for name in STARTUP_LOGGERS]
     levels = [logger.level for logger in loggers]
 
@@ -47,8 +42,8 @@ def quiet_start() -> Iterator[Callable[[], None]]:
             logger.setLevel(level)
 
     with warnings.catch_warnings():
-        for message in FRAMEWORK_WARNINGS:
-            warnings.filterwarnings("ignore", message=message)
+        disable_possible_user_warnings()
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"lightning\.")
         for logger in loggers:
             logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
         try:

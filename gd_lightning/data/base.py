@@ -104,6 +104,11 @@ class TensorDataModule(LightningDataModule):
             )
         if num_workers < 0:
             raise InputError(f"num_workers must be 0 or more, got {num_workers}")
+        if not 0 <= seed < 1 << 64:
+            raise InputError(
+                f"seed must be between 0 and {(1 << 64) - 1} (a 64-bit seed), got {seed}: "
+                f"choose a smaller seed"
+            )
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.val_fraction = val_fraction
@@ -200,14 +205,14 @@ class TensorDataModule(LightningDataModule):
 
     def hand_over(self, model: Any) -> None:
         """Give ``model`` what it learns from the data, in one call: the columns' names
-        (``model.set_column_names``, kept in its hyperparameters and so in checkpoints)
+        (``model.use_columns``, kept in its hyperparameters and so in checkpoints)
         and the training split's standardization statistics (``model.set_standardization``;
         ``None`` when nothing is standardized). :meth:`setup` calls it as a fit starts,
         after the data is loaded; a model that cannot take statistics asked for is
         refused in one line."""
-        name = getattr(model, "set_column_names", None)
-        if name is not None:
-            name(self.feature_names, self.target_names)
+        use = getattr(model, "use_columns", None)
+        if use is not None:
+            use(self.feature_names, self.target_names)
         receive = getattr(model, "set_standardization", None)
         if receive is not None:
             receive(self.standardization)

@@ -142,9 +142,9 @@ class TabularDataModule(TensorDataModule):
         if self.csv_path is None:
             x_width, y_width = self._widths
             self._has_targets = self._labeled = y_width is not None
-            self.feature_names = _column_names(features, x_width, "x", "features")
+            self.feature_names = _columns_or_defaults(features, x_width, "x", "features")
             if y_width is not None:
-                self.target_names = _column_names(targets, y_width, "y", "targets")
+                self.target_names = _columns_or_defaults(targets, y_width, "y", "targets")
             else:
                 self.target_names = list(targets or [])
             self.full_set = None
@@ -630,7 +630,7 @@ def _open_npy(path: Path) -> np.ndarray:
     return array
 
 
-def _column_names(names: list[str] | None, count: int, stem: str, what: str) -> list[str]:
+def _columns_or_defaults(names: list[str] | None, count: int, stem: str, what: str) -> list[str]:
     if names is None:
         return [f"{stem}{i}" for i in range(count)]
     if len(names) != count:

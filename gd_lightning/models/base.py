@@ -110,7 +110,7 @@ class RegressionModule(LightningModule):
         # command line stores its config there instead)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         check_settings(in_features, out_features, lr, optimization, optimizer)
-        self.set_column_names(feature_names, target_names)
+        self.use_columns(feature_names, target_names)
         self.automatic_optimization = optimization == "automatic"
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -183,14 +183,14 @@ class RegressionModule(LightningModule):
         names = self.hparams.get("target_names")
         return list(names) if names else [f"y{k}" for k in range(self.out_features)]
 
-    def set_column_names(self, features: list[str] | None, targets: list[str] | None) -> None:
+    def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
         """Name the columns (kept in the hyperparameters, so in checkpoints); a model that
         has names already refuses other ones: it was trained on other columns."""
         for kind, names, count in (("feature", features, self.in_features),
                                    ("target", targets, self.out_features)):  # fmt: skip
             if names is not None:
                 known = self.hparams.get(f"{kind}_names")
-                self.hparams[f"{kind}_names"] = checked_names(kind, names, count, known)
+                self.hparams[f"{kind}_names"] = checked_columns(kind, names, count, known)
 
     def set_standardization(self, standardization: Standardization | None) -> None:
         """Fit in standardized units from now on (``None``: raw units)."""
@@ -438,7 +438,7 @@ def process_weight(trainer: Any, batch_size: int, device: torch.device) -> Tenso
     return trainer.world_size * rows / total
 
 
-def checked_names(kind: str, names: list[str], count: int, known: list[str] | None) -> list[str]:
+def checked_columns(kind: str, names: list[str], count: int, known: list[str] | None) -> list[str]:
     """``names`` for the model's ``count`` columns of ``kind``, if they are the ``known``
     ones (or none are known yet); else one line saying the data has other columns."""
     if len(names) != count or (known and list(known) != list(names)):
