@@ -55,7 +55,7 @@ class FitReference:
     ) -> "FitReference":
         """Build from the design matrix (n, p) and targets (n, K) the model is fitted to.
 
-        Example:
+        Examples:
             >>> t = torch.arange(5.0)
             >>> design = torch.stack([t, torch.ones(5)], dim=1)  # a line: [x, 1]
             >>> ref = FitReference.from_data(design, (2 * t + 1)[:, None])
@@ -113,7 +113,7 @@ class FitReference:
         curvature (the Hessian's extreme eigenvectors), the same direction for every
         target.
 
-        Example:
+        Examples:
             >>> t = torch.arange(5.0)
             >>> ref = FitReference.from_data(torch.stack([t, torch.ones(5)], 1), t[:, None])
             >>> ref.plane(["slope", "bias"]).axes
@@ -140,7 +140,7 @@ class FitReference:
         self, plane: "Plane", a: Tensor, b: Tensor, original_units: bool = False
     ) -> Tensor:
         """The loss over the grid of plane coordinates ``a`` (m,) by ``b`` (n,): shape
-        (n, m), exactly :meth:`losses` at those parameters (in the fitted units, the
+        (n, m), exactly `losses` at those parameters (in the fitted units, the
         ones the model logs, unless ``original_units``)."""
         grid_b, grid_a = torch.meshgrid(b.double(), a.double(), indexing="ij")
         thetas = plane.points(grid_a.flatten(), grid_b.flatten())
@@ -155,7 +155,7 @@ class FitReference:
         return self.losses(theta.unsqueeze(0), original_units)[0]
 
     def losses(self, thetas: Tensor, original_units: bool = True) -> list[float]:
-        """:meth:`loss` at each of several parameters ``thetas`` (count, p, K), at once."""
+        """`loss` at each of several parameters ``thetas`` (count, p, K), at once."""
         theta = thetas.double()
         per_target = (
             (theta * (self.gram @ theta)).sum(1) - 2 * (theta * self.cross).sum(1) + self.square
@@ -186,11 +186,11 @@ class FitReference:
         return self.loss(theta) - self.optimum_loss
 
     def relative(self, excess: float) -> float:
-        """An excess loss relative to the optimum (0.01 is 1%), or to :attr:`gap_floor`
+        """An excess loss relative to the optimum (0.01 is 1%), or to `gap_floor`
         where the optimum is smaller; where both are 0 (every target is 0, so the zero
         model is exact) any excess is infinitely far, and none is 0.
 
-        Example:
+        Examples:
             >>> ref = FitReference.from_data(torch.ones(3, 1), torch.zeros(3, 1))
             >>> ref.relative(0.0), ref.relative(1e-9)
             (0.0, inf)
@@ -237,7 +237,7 @@ class FitReference:
     @property
     def smallest_eigenvalue(self) -> float:
         """The smallest eigenvalue that is not zero (zeros come with rank deficiency);
-        0 when the loss is :attr:`flat`."""
+        0 when the loss is `flat`."""
         positive = self._positive
         return float(positive[0]) if len(positive) else 0.0
 
@@ -267,7 +267,7 @@ class FitReference:
         along each eigenvector of the Hessian shrinks by ``|1 - lr λ|`` per step.
         ``math.inf`` when the rate never gets there (``lr`` at or above the stable bound).
 
-        Example:
+        Examples:
             >>> design = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
             >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
             >>> start = torch.zeros(2, 1)
@@ -305,7 +305,7 @@ class FitReference:
 
     def fastest_lr(self, theta: Tensor, gap: float = 0.01) -> float:
         """The constant learning rate that full-batch gradient descent from ``theta`` is
-        predicted (:meth:`epochs_to_gap`) to bring within ``gap`` of the optimum soonest.
+        predicted (`epochs_to_gap`) to bring within ``gap`` of the optimum soonest.
 
         The candidates run from ``0.05 / λ_max`` to ``1.8 / λ_max`` (and
         ``2 / (λ_max + λ_min)`` when below that): never near the stable bound
@@ -314,7 +314,7 @@ class FitReference:
         Among rates predicted equally fast the smallest is taken.
         ``1 / λ_max`` when ``theta`` is within ``gap`` already.
 
-        Example:
+        Examples:
             >>> design = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
             >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
             >>> lr = ref.fastest_lr(torch.zeros(2, 1))
@@ -336,7 +336,7 @@ class FitReference:
     ) -> str:
         """A short block: the curvature, the optimum, and for plain gradient descent the
         learning rates it allows and the epochs predicted from ``theta`` at ``lr`` and at
-        :meth:`fastest_lr` (other optimizers follow other paths: no prediction)."""
+        `fastest_lr` (other optimizers follow other paths: no prediction)."""
         lines = [
             f"curvature of the MSE: λ_max {self.largest_eigenvalue:.4g}, "
             f"λ_min {self.smallest_eigenvalue:.4g}, condition number {self.condition_number:.4g}",
@@ -370,7 +370,7 @@ class FitReference:
     def summary(self, theta: Tensor) -> str:
         """How far the loss at ``theta`` is above the best possible, in words.
 
-        Example:
+        Examples:
             >>> design = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
             >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [3.0], [2.0]]))
             >>> ref.summary(ref.solution)
@@ -402,7 +402,7 @@ class Plane:
         """The coordinates (count, 2) of parameters ``thetas`` (count, p, K): of their
         projection onto the plane, for parameters off it.
 
-        Example:
+        Examples:
             >>> e = torch.eye(2)
             >>> plane = Plane(torch.zeros(2, 1), e[:, :1], e[:, 1:], ("a", "b"))
             >>> plane.coordinates(torch.tensor([[[3.0], [4.0]]]))
@@ -421,7 +421,7 @@ class Plane:
 def describe_loss(loss: float, optimum: float, exact_fit: bool) -> str:
     """``loss X; the best possible loss is Y ...: how much more``, in words a learner checks.
 
-    Example:
+    Examples:
         >>> describe_loss(0.4879, 0.4831, False)
         'loss 0.4879; the best possible loss is 0.4831 (least squares): 0.99% above it'
         >>> describe_loss(2e-3, 0.0, True)

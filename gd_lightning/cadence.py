@@ -16,7 +16,7 @@ def is_logged_step(trainer: "pl.Trainer", step: int, batch_idx: int) -> bool:
     Lightning counts them) and on each epoch's last batch (so whatever reads it as the
     epoch ends sees that epoch's). With ``log_every_n_steps=1`` that is every step.
 
-    Example:
+    Examples:
         >>> from lightning.pytorch import Trainer
         >>> trainer = Trainer(log_every_n_steps=5, logger=False, enable_progress_bar=False)
         >>> [is_logged_step(trainer, step, batch_idx=step) for step in range(6)]
@@ -33,7 +33,7 @@ def logs_loss_at(
 ) -> bool:
     """Whether ``pl_module`` logs ``train/loss`` at training step ``step``, batch
     ``batch_idx``: every step, unless its ``loss_logging`` is ``"written_steps"`` (then
-    the steps of :func:`is_logged_step`)."""
+    the steps of `is_logged_step`)."""
     if pl_module.hparams.get("loss_logging", "every_step") == "every_step":
         return True
     return is_logged_step(trainer, step, batch_idx)
@@ -43,7 +43,7 @@ def is_last_batch(trainer: "pl.Trainer", batch_idx: int) -> bool:
     """Whether ``batch_idx`` is its training epoch's last batch (never, for a loader
     without a length).
 
-    Example:
+    Examples:
         >>> from lightning.pytorch import Trainer
         >>> is_last_batch(Trainer(logger=False, enable_progress_bar=False), batch_idx=0)
         False

@@ -19,7 +19,7 @@ def check_argument(name: str, value: object, kind: type | tuple[type, ...], what
     """Refuse, in one line naming the argument, a ``value`` of the wrong type for
     ``name`` (``what`` says what it takes); ``True`` and ``False`` are no numbers here.
 
-    Example:
+    Examples:
         >>> check_argument("batch_size", 2.5, int, "a whole number of rows")
         Traceback (most recent call last):
         ...
@@ -35,7 +35,7 @@ def exception_chain(err: BaseException) -> Iterator[BaseException]:
     """``err`` and the exceptions it was raised from or while handling, outermost first
     (each once, even where the chain loops).
 
-    Example:
+    Examples:
         >>> try:
         ...     try:
         ...         raise KeyError("inner")

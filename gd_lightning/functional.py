@@ -18,7 +18,7 @@ def quadratic(t: Tensor, params: Tensor) -> Tensor:
     Computed in the tutorial's order, ``a*(t**2) + (b*t) + c``, so the floating
     point result is the tutorial's to the last bit.
 
-    Example:
+    Examples:
         >>> quadratic(torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, -2.0, 3.0]))
         tensor([3., 2., 3.])
     """
@@ -34,7 +34,7 @@ def mse(preds: Tensor, targets: Tensor) -> Tensor:
     Unlike ``F.mse_loss`` it refuses to broadcast: a prediction of shape (n,)
     against targets of shape (n, 1) is a bug, not an (n, n) comparison.
 
-    Example:
+    Examples:
         >>> mse(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [4.0]]))
         tensor(2.)
     """
@@ -49,7 +49,7 @@ def mse(preds: Tensor, targets: Tensor) -> Tensor:
 def linear_design_matrix(x: Tensor, bias: bool = True) -> Tensor:
     """``[x, 1]`` (or ``x`` alone without a bias): shape (rows, in_features [+ 1]).
 
-    Example:
+    Examples:
         >>> linear_design_matrix(torch.tensor([[2.0], [3.0]]))
         tensor([[2., 1.],
                 [3., 1.]])
@@ -62,7 +62,7 @@ def linear_design_matrix(x: Tensor, bias: bool = True) -> Tensor:
 def quadratic_design_matrix(t: Tensor) -> Tensor:
     """``[t**2, t, 1]`` for inputs of shape (rows, 1): shape (rows, 3).
 
-    Example:
+    Examples:
         >>> quadratic_design_matrix(torch.tensor([[2.0]]))
         tensor([[4., 2., 1.]])
     """
@@ -89,7 +89,7 @@ def linear_in_original_units(
     column of ones): ``feature_constant`` holds each column's constant value, 0
     where it varies (a column of zeros absorbs nothing). Everything is computed in float64.
 
-    Example:
+    Examples:
         >>> t = torch.tensor
         >>> w, b = linear_in_original_units(
         ...     t([[2.0]]), t([1.0]), t([10.0]), t([5.0]), t([100.0]), t([3.0]))
@@ -119,7 +119,7 @@ def quadratic_in_original_units(
     r"""``(a, b, c)`` of the quadratic in raw ``t`` that equals ``s_y q(z) + m_y``, with
     :math:`q(z) = a z^2 + b z + c` and :math:`z = (t - m) / s`; float64.
 
-    Example:
+    Examples:
         >>> params = quadratic_in_original_units(torch.tensor([1.0, 0.0, 0.0]), 1.0, 2.0, 0.0, 1.0)
         >>> params.round(decimals=6)
         tensor([ 0.2500, -0.5000,  0.2500], dtype=torch.float64)
@@ -142,7 +142,7 @@ def regression_sums(preds: Tensor, targets: Tensor, shift: Tensor) -> Tensor:
     ``c = shift`` (any constant per target; one near the targets' mean keeps R²'s
     precision). Sums of batches add up to the sums of their union.
 
-    Example:
+    Examples:
         >>> regression_sums(torch.tensor([[1.0], [2.0]]), torch.tensor([[1.0], [4.0]]),
         ...                 torch.tensor([0.0]))
         tensor([[ 4.],
@@ -156,11 +156,12 @@ def regression_sums(preds: Tensor, targets: Tensor, shift: Tensor) -> Tensor:
 
 
 def regression_metrics(sums: Tensor, rows: int) -> dict[str, Tensor]:
-    """MSE, RMSE, MAE and R² (averaged over targets) from :func:`regression_sums` of
+    """MSE, RMSE, MAE and R² (averaged over targets) from
+    [`regression_sums`][gd_lightning.regression_sums] of
     ``rows`` rows, as torchmetrics' ``MeanSquaredError``, ``MeanAbsoluteError`` and
     ``R2Score(multioutput="uniform_average")`` compute them.
 
-    Example:
+    Examples:
         >>> sums = torch.tensor([[2.0], [2.0], [0.0], [8.0]], dtype=torch.float64)
         >>> {k: round(float(v), 4) for k, v in regression_metrics(sums, 4).items()}
         {'mse': 0.5, 'rmse': 0.7071, 'mae': 0.5, 'r2': 0.75}

@@ -22,7 +22,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     block ends without an error (``os.replace`` is atomic on one file system); on an
     error or an interruption the temporary file is removed and ``path`` is untouched.
 
-    Example:
+    Examples:
         >>> folder = Path(tempfile.mkdtemp())
         >>> with atomic_path(folder / "out.txt") as tmp:
         ...     _ = tmp.write_text("done")
@@ -54,7 +54,7 @@ def write_csv_atomic(
 ) -> Path:
     """Write ``header`` and ``rows`` as CSV to ``path`` atomically; return the path.
 
-    Example:
+    Examples:
         >>> folder = Path(tempfile.mkdtemp())
         >>> print(write_csv_atomic(folder / "t.csv", ["a", "b"], [(1, 2.5)]).read_text(), end="")
         a,b
@@ -85,7 +85,7 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def shortest_float32(value: float) -> float:
     """The shortest decimal that reads back as the same float32 as ``value``.
 
-    Example:
+    Examples:
         >>> shortest_float32(3.051178216934204)
         3.0511782
     """
@@ -94,10 +94,10 @@ def shortest_float32(value: float) -> float:
 
 def shortest_decimal(dtype: torch.dtype | str) -> Callable[[float], float]:
     """How a value of ``dtype`` is written with every digit it holds and no more:
-    :func:`shortest_float32` for float32, the value itself (Python's shortest float64
+    `shortest_float32` for float32, the value itself (Python's shortest float64
     repr) for float64.
 
-    Example:
+    Examples:
         >>> shortest_decimal(torch.float32)(0.1), shortest_decimal(torch.float64)(0.1)
         (0.1, 0.1)
     """

@@ -25,7 +25,7 @@ class GradientDescent(Optimizer):
         params: the parameters (or parameter groups) to update.
         lr: the learning rate, a positive number.
 
-    Example:
+    Examples:
         >>> p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
         >>> p.grad = torch.tensor([10.0, -10.0])
         >>> GradientDescent([p], lr=0.1).step()
@@ -59,10 +59,11 @@ def build_optimizer(
     manual: bool,
     factory: Callable[..., Optimizer] | None = None,
 ) -> Optimizer:
-    """The optimizer of a fit: :class:`GradientDescent` in manual mode (the tutorials'
+    """The optimizer of a fit: [`GradientDescent`][gd_lightning.GradientDescent] in manual mode
+    (the tutorials'
     step), else ``factory(parameters, lr=lr)``, or ``torch.optim.SGD`` without one.
 
-    Example:
+    Examples:
         >>> p = torch.nn.Parameter(torch.zeros(2))
         >>> type(build_optimizer([p], 0.1, manual=True)).__name__
         'GradientDescent'
@@ -101,7 +102,7 @@ def optimizer_settings(optimizer: Optimizer) -> dict[str, Any]:
     are plain values; ``None``, PyTorch's own choice, as ``False``), as a checkpoint
     records them to compare a resumed fit's with.
 
-    Example:
+    Examples:
         >>> p = torch.nn.Parameter(torch.zeros(2))
         >>> optimizer_settings(torch.optim.SGD([p], lr=0.1, momentum=0.9))["momentum"]
         0.9

@@ -37,7 +37,7 @@ def single_input_column(x: Tensor) -> int | None:
     A column of ones (tutorial 2's bias column) does not vary, so a line fitted
     through it still has one input to draw against.
 
-    Example:
+    Examples:
         >>> single_input_column(torch.tensor([[0.5, 1.0], [-0.2, 1.0], [0.9, 1.0]]))
         0
         >>> single_input_column(torch.tensor([[1.0, 2.0], [3.0, 4.0]])) is None
@@ -50,7 +50,7 @@ def single_input_column(x: Tensor) -> int | None:
 def input_grid(x: Tensor, column: int, num: int = 200) -> Tensor:
     """``num`` inputs evenly along ``column``'s range; the other columns keep their value.
 
-    Example:
+    Examples:
         >>> input_grid(torch.tensor([[0.0, 1.0], [2.0, 1.0]]), column=0, num=3)
         tensor([[0., 1.],
                 [1., 1.],
@@ -233,7 +233,7 @@ def contour_levels(loss: np.ndarray, count: int = 12) -> np.ndarray:
     spaced evenly on a log scale of the loss above that lowest value (a quadratic's
     contours crowd near its rim otherwise).
 
-    Example:
+    Examples:
         >>> contour_levels(np.array([[1.0, 2.0], [5.0, 101.0]]), count=3).round(3).tolist()
         [2.0, 11.0, 101.0]
     """
@@ -255,7 +255,7 @@ def save_landscape_animation(
     max_frames: int = 40,
 ) -> None:
     """Write an animated GIF of the path growing on the landscape (arguments as
-    :func:`landscape_figure`'s; ``route`` is its ``path``), a frame per recorded point
+    `landscape_figure`'s; ``route`` is its ``path``), a frame per recorded point
     (at most ``max_frames``, evenly spread, the last always among them).
 
     The landscape is drawn once; each frame redraws only the path over it

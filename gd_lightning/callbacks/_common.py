@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 
 def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
     """All rows of the run's data as ``(features, targets)``: the ``full_set`` of a
-    :class:`~gd_lightning.data.base.TensorDataModule`; ``None`` for other data."""
+    [`TensorDataModule`][gd_lightning.TensorDataModule]; ``None`` for other data."""
     dataset = getattr(getattr(trainer, "datamodule", None), "full_set", None)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         return dataset.tensors[0], dataset.tensors[1]

@@ -23,7 +23,7 @@ class FitCheckpoint(ModelCheckpoint):
     (``monitor``, ``save_top_k``, ``save_last``, ``dirpath``, ``every_n_train_steps``,
     ...) is ``ModelCheckpoint``'s. A run stopped by an error (a diverged loss) saves
     nothing more: the checkpoints from before stay as they were (with a
-    :class:`~gd_lightning.ConvergenceMonitor`, which checks the parameters after each
+    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor], which checks the parameters after each
     epoch's update before any checkpoint of that epoch is saved, none of them holds
     blown-up parameters).
 

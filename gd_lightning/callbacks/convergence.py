@@ -27,11 +27,11 @@ class ConvergenceMonitor(Callback):
     design matrix; the minimum-norm solution when columns are collinear). With it
     this callback:
 
-    - at the start of a fit (``setup``), builds that reference (:attr:`reference`)
+    - at the start of a fit (``setup``), builds that reference (`reference`)
       from the DataModule's training split, and chooses the learning rate of a model
       whose ``lr`` is ``"auto"``: for full-batch gradient descent the constant rate
       predicted to bring the model's starting parameters within ``report_gap`` of the
-      optimum soonest (:meth:`~gd_lightning.FitReference.fastest_lr`, never near the
+      optimum soonest ([`fastest_lr`][gd_lightning.FitReference.fastest_lr], never near the
       stable bound), for minibatches ``1 / λ_max`` (half the stable bound);
     - prints the curvature of the loss (the Hessian's largest and smallest
       eigenvalue, condition number) and the optimum; for plain gradient descent also
@@ -49,7 +49,7 @@ class ConvergenceMonitor(Callback):
     - prints at the end how far the final loss is above the optimum;
     - stops a run whose logged ``train/loss`` becomes NaN or infinite, or grows above
       ``divergence_factor`` times its scale (the larger of the first step's loss and
-      the loss of predicting zero), by raising :class:`~gd_lightning.errors.DivergenceError`
+      the loss of predicting zero), by raising [`DivergenceError`][gd_lightning.DivergenceError]
       with one line naming the learning rate and the stable bound; the parameters
       after each epoch's last update (and every update, when checkpoints are saved
       after batches) are checked the same way, by their exact loss, before any
@@ -60,8 +60,8 @@ class ConvergenceMonitor(Callback):
     Lightning's ``EarlyStopping(monitor="train/epoch_mse", min_delta=tol,
     patience=n_iter_no_change)``.
 
-    The reference needs a :class:`~gd_lightning.TensorDataModule` holding its data
-    as tensors and a :class:`~gd_lightning.RegressionModule`; with other data or
+    The reference needs a [`TensorDataModule`][gd_lightning.TensorDataModule] holding its data
+    as tensors and a [`RegressionModule`][gd_lightning.RegressionModule]; with other data or
     models only the divergence guard works.
 
     Args:
@@ -253,11 +253,12 @@ def auto_lr(
 ) -> float:
     """The learning rate ``lr: auto`` stands for on the training split ``reference``
     describes, from the parameters ``theta``: for full batches the rate predicted to bring
-    them within ``gap`` of the optimum soonest (:meth:`FitReference.fastest_lr`), for
+    them within ``gap`` of the optimum soonest
+    ([`FitReference.fastest_lr`][gd_lightning.FitReference.fastest_lr]), for
     minibatches ``1 / λ_max``; refused in one line when it cannot be chosen (no
     reference, or a loss that does not depend on the parameters).
 
-    Example:
+    Examples:
         >>> from gd_lightning import CropYieldsDataModule, LinearRegression
         >>> dm = CropYieldsDataModule(num_regions=5)
         >>> model = LinearRegression(3, 2, lr="auto", init_weight=[[0.0] * 3] * 2, init_bias=[0, 0])
@@ -340,7 +341,7 @@ REFERENCE_BLOCK_ROWS = 1 << 13
 
 def _saves_after_batches(trainer: "pl.Trainer") -> bool:
     """Whether a checkpoint callback may save after a batch that ends no epoch (a
-    :class:`~gd_lightning.FitCheckpoint` says; any other ``ModelCheckpoint`` may)."""
+    [`FitCheckpoint`][gd_lightning.FitCheckpoint] says; any other ``ModelCheckpoint`` may)."""
     return any(getattr(c, "saves_after_batches", True) for c in trainer.checkpoint_callbacks)
 
 

@@ -37,8 +37,9 @@ class FitFigures(Callback):
       loggers, the end) and the optimum; for a model of two parameters (tutorial 2's
       slope and bias) over the parameters themselves, else over the plane through the
       optimum of the largest and smallest curvature, the path projected onto it
-      (:meth:`~gd_lightning.FitReference.plane`). Computed from the least-squares
-      reference's Gram matrix (a :class:`ConvergenceMonitor`'s, when the Trainer has
+      ([`plane`][gd_lightning.FitReference.plane]). Computed from the least-squares
+      reference's Gram matrix (a [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s, when
+      the Trainer has
       one) and the recorded parameters: no pass over the data.
 
     With ``animation=True`` it also writes ``fit.gif`` into the log folder: the
@@ -257,7 +258,7 @@ def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: in
     """The caption of a figure drawn after ``updates`` parameter updates in ``epochs``
     whole epochs (and its ``mse`` on the ``rows`` it draws, when given).
 
-    Example:
+    Examples:
         >>> print(figure_caption(100, 100, 0.5, 100))
         after 100 updates (100 epochs)
         MSE 0.5 on these 100 rows
@@ -274,7 +275,7 @@ def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: in
 
 class Landscape:
     """The loss over a plane of parameters with the path a fit took on it: what the
-    landscape figure draws, computed from a :class:`FitReference` alone."""
+    landscape figure draws, computed from a [`FitReference`][gd_lightning.FitReference] alone."""
 
     def __init__(self, plane: Plane, a: Tensor, b: Tensor, loss: Tensor, path: Tensor,
                  optimum: Tensor, in_parameters: bool, note: str) -> None:  # fmt: skip

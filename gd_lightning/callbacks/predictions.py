@@ -41,7 +41,7 @@ class PredictionWriter(Callback):
         with_inputs: put the input columns before the predictions.
         keep_columns: columns of the input CSV (any, by name, numbers or not) copied to
             the output as the file writes them, before everything else; the data must
-            be a :class:`~gd_lightning.TabularDataModule` reading a CSV file.
+            be a [`TabularDataModule`][gd_lightning.TabularDataModule] reading a CSV file.
     """
 
     def __init__(
@@ -68,7 +68,7 @@ class PredictionWriter(Callback):
         self._kept = datamodule.text_columns(self.keep_columns) if self.keep_columns else []
 
     def check_keep_columns(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
-        """Refuse :attr:`keep_columns` in one line, before predicting: for data that is not
+        """Refuse `keep_columns` in one line, before predicting: for data that is not
         a CSV file, for a column the file lacks, or for a name the output already gives
         another column (a target, or an input under ``with_inputs``)."""
         if not self.keep_columns:
@@ -137,11 +137,11 @@ class PredictionWriter(Callback):
         print(f"{start}wrote {len(rows)} {noun} to {self.written}{note}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
-        """Where the CSV goes in ``trainer``'s run: see :meth:`target`."""
+        """Where the CSV goes in ``trainer``'s run: see `target`."""
         return self.target(trainer.ckpt_path, run_folder(trainer))
 
     def target(self, checkpoint: str | Path | None, run_folder: Path) -> Path:
-        """:attr:`path`, or ``predictions.csv`` in the run folder of ``checkpoint`` (the
+        """`path`, or ``predictions.csv`` in the run folder of ``checkpoint`` (the
         folder holding its ``checkpoints/``), or in ``run_folder`` without one."""
         if self.path is not None:
             return Path(self.path)
@@ -199,7 +199,7 @@ def unused_name(path: Path) -> Path:
     """``path``, or when it exists the first of ``stem-2.ext``, ``stem-3.ext``, ... that
     does not.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> unused_name(folder / "p.csv").name

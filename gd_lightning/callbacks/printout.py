@@ -29,7 +29,7 @@ class LossPrintout(Callback):
             taken in the loss's own precision, as ``loss.sqrt().item()``). ``"{rmse}"``
             prints every digit, as ``print(loss.sqrt().item())`` does.
 
-    Example:
+    Examples:
         >>> LossPrintout(line="epoch {epoch}, loss {loss:.4f}").format(30, 31, 60, 2.5)
         'epoch 30, loss 2.5000'
     """

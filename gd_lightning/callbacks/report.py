@@ -51,7 +51,7 @@ class ParameterReport(Callback):
 def format_table(rows: list[tuple[str, str, float]], title: str) -> str:
     """A plain-text table of ``(target, parameter, value)`` rows.
 
-    Example:
+    Examples:
         >>> print(format_table([("y", "a", 0.5), ("y", "b", -12.25)], title="Learned"))
         Learned
         target  parameter       value

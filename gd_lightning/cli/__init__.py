@@ -1,18 +1,18 @@
 """The ``gd-lightning`` command: LightningCLI over this package's models and data.
 
-- :mod:`~gd_lightning.cli.app`: the command line itself (:class:`GDLightningCLI`,
-  :func:`cli`): the data's shape and column names linked into the model, the data
+- `app`: the command line itself (`GDLightningCLI`,
+  `cli`): the data's shape and column names linked into the model, the data
   checked before the Trainer writes anything, the callbacks every run gets;
-- :mod:`~gd_lightning.cli.checkpoints`: checkpoints read safely, and found for a resume;
-- :mod:`~gd_lightning.cli.config_files`: ``--config`` (a file, bounded before it is
+- `checkpoints`: checkpoints read safely, and found for a resume;
+- `config_files`: ``--config`` (a file, bounded before it is
   parsed, or a tutorial's name);
-- :mod:`~gd_lightning.cli.tutorials`: the tutorials' ready configs, packaged, by name;
-- :mod:`~gd_lightning.cli.checks`: settings Lightning would fail on later;
-- :mod:`~gd_lightning.cli.notices`: Lightning's notices that do not concern the fit;
-- :mod:`~gd_lightning.cli.exits`: how the command ends (one line, exit codes), through
-  :func:`main` (a module of another name than ``main``: importing it cannot shadow the
+- `tutorials`: the tutorials' ready configs, packaged, by name;
+- `checks`: settings Lightning would fail on later;
+- `notices`: Lightning's notices that do not concern the fit;
+- `exits`: how the command ends (one line, exit codes), through
+  `main` (a module of another name than ``main``: importing it cannot shadow the
   function);
-- :mod:`~gd_lightning.cli.entry`: the installed command's entry point, light on
+- `entry`: the installed command's entry point, light on
   purpose (the rest loads inside it).
 """
 

@@ -107,10 +107,13 @@ class GDLightningCLI(LightningCLI):
     them; the data is loaded and checked before the Trainer creates any log folder,
     so a bad file leaves no half-made run behind. Every fit is measured against the
     least-squares optimum and guarded against divergence by a
-    :class:`ConvergenceMonitor` (options under ``convergence``) and ends with a
-    :class:`ParameterReport` (``report``); every predict writes its CSV through a
-    :class:`PredictionWriter` (``predictions``). Checkpoints come from a
-    :class:`FitCheckpoint` (``checkpoint``): one at the end of the fit, and every
+    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor] (options under ``convergence``) and
+    ends with a
+    [`ParameterReport`][gd_lightning.ParameterReport] (``report``); every predict writes its CSV
+    through a
+    [`PredictionWriter`][gd_lightning.PredictionWriter] (``predictions``). Checkpoints come from a
+    [`FitCheckpoint`][gd_lightning.FitCheckpoint] (``checkpoint``): one at the end of the fit, and
+    every
     ``checkpoint.every_n_epochs`` epochs when set; a ``ModelCheckpoint`` of your own
     in ``trainer.callbacks`` takes its place, and ``trainer.enable_checkpointing:
     false`` turns checkpoints off.
@@ -125,7 +128,7 @@ class GDLightningCLI(LightningCLI):
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """LightningCLI's parser, its ``--config`` also taking a tutorial's name and
-        bounding the file before it is read (:class:`ConfigFileOrTutorial`)."""
+        bounding the file before it is read (`ConfigFileOrTutorial`)."""
         kwargs.setdefault("dump_header", [f"lightning.pytorch=={lightning.pytorch.__version__}"])
         # every text the parser loads as YAML is bounded and checked first
         kwargs.setdefault("parser_mode", register_parser_mode())
@@ -145,7 +148,8 @@ class GDLightningCLI(LightningCLI):
     def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """LightningCLI's trainer, model and data options, with two defaults: no model
         when ``--ckpt_path`` names a checkpoint file (LightningCLI then builds the one it
-        holds, with the settings it was saved with) and a :class:`TabularDataModule` for
+        holds, with the settings it was saved with) and a
+        [`TabularDataModule`][gd_lightning.TabularDataModule] for
         the data, so ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path
         new.csv`` is a whole command."""
         parser.add_lightning_class_args(self.trainer_class, "trainer")
@@ -157,7 +161,7 @@ class GDLightningCLI(LightningCLI):
         parser.set_defaults({"data": {"class_path": "gd_lightning.TabularDataModule"}})
 
     def parse_arguments(self, parser: Any, args: ArgsType) -> None:
-        """Parse, then check the settings (:meth:`_check_settings`). A checkpoint file
+        """Parse, then check the settings (`_check_settings`). A checkpoint file
         named by ``--ckpt_path`` on the command line is read first, once: when it holds
         one of this package's models, its class and settings become the defaults of
         ``--model`` (options given still override them), so a command that names the

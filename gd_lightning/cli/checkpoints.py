@@ -170,7 +170,7 @@ def checkpoint_model(
     """The model ``checkpoint`` holds, as ``--model`` takes it (``class_path`` and
     ``init_args``), where it is one of this package's models or the class ``named`` on
     the command line (by the same path), and its settings pass
-    :func:`check_saved_settings`; else ``None``, and nothing is imported for it."""
+    `check_saved_settings`; else ``None``, and nothing is imported for it."""
     settings = checkpoint.get("hyper_parameters")
     saved = settings.get(CLASS_PATH_KEY) if isinstance(settings, dict) else None
     if not isinstance(settings, dict) or not isinstance(saved, str):
@@ -188,7 +188,7 @@ def check_given_settings(
     """Refuse, in one line, a model option that differs from the checkpoint's setting of
     the same name: the command uses the model as it was saved (LightningCLI lays the
     checkpoint's settings over the options), so the option would be ignored without a
-    word; a fit ``resuming`` the run says so in the words of :func:`resume_refusal`."""
+    word; a fit ``resuming`` the run says so in the words of `resume_refusal`."""
     settings = checkpoint.get("hyper_parameters") or {}
     # a value equal to the class's default cannot be told from no value at all (a config
     # records the defaults; the data's shape and names are linked in later)
@@ -235,7 +235,7 @@ def check_checkpoint(
     type, shape or value: every entry a finite floating-point tensor, every scale of the
     standardization positive), or, to ``resume`` a fit, one without the training state
     (a weights-only checkpoint) or saved after more epochs than ``max_epochs``.
-    ``checkpoint`` is the file's content, as :func:`read_checkpoint` read it."""
+    ``checkpoint`` is the file's content, as `read_checkpoint` read it."""
     state = checkpoint["state_dict"]
     expected = model.state_dict()
     fix = "pass the config it was trained with (config.yaml in its run folder)"

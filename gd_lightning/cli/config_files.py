@@ -18,7 +18,7 @@ CONFIG_MAX_NODES = 100_000
 
 
 class ConfigFileOrTutorial(ActionConfigFile):
-    """``--config``: a YAML file of options, bounded by :func:`check_config_file` before
+    """``--config``: a YAML file of options, bounded by `check_config_file` before
     it is parsed, or a ready config by name (``line_fit``; ``gd-lightning tutorials``
     lists them), whichever way the option is spelled (``-cFILE``, ``--conf FILE``)."""
 
@@ -30,7 +30,7 @@ class ConfigFileOrTutorial(ActionConfigFile):
 
 def check_config_file(path: Path) -> None:
     """Refuse, in one line, a config file that is too large, not text, or not a YAML
-    mapping of options that :func:`check_config_text` accepts, before jsonargparse reads
+    mapping of options that `check_config_text` accepts, before jsonargparse reads
     it."""
     if not path.is_file():
         return  # jsonargparse names a missing file itself
@@ -65,7 +65,7 @@ def check_config_file(path: Path) -> None:
 def check_config_text(text: str, what: str) -> yaml.Node | None:
     """Refuse, in one line naming ``what`` (and the line), YAML text that is too large,
     not valid YAML, holds a key twice in one mapping, a tag other than YAML's plain ones
-    (``!!python/object``, ...), or aliases that expand beyond :data:`CONFIG_MAX_NODES`
+    (``!!python/object``, ...), or aliases that expand beyond `CONFIG_MAX_NODES`
     nodes; return its node graph (``None`` for no document), composed without expanding
     anything."""
     if len(text) > CONFIG_MAX_BYTES:
@@ -141,18 +141,18 @@ def _nodes(root: yaml.Node) -> Iterator[yaml.Node]:
 
 #: jsonargparse's parser mode for the command line: its YAML loading, every text
 #: (config files however given, included files, environment values, option values)
-#: checked by :func:`check_config_text` first
+#: checked by `check_config_text` first
 PARSER_MODE = "gd_lightning_yaml"
 
 
 def bounded_yaml(text: str) -> Any:
-    """Load ``text`` as jsonargparse's ``yaml`` mode does, after :func:`check_config_text`."""
+    """Load ``text`` as jsonargparse's ``yaml`` mode does, after `check_config_text`."""
     check_config_text(text, "a config (or an option's YAML value)")
     return get_loader("yaml")(text)
 
 
 def register_parser_mode() -> str:
-    """Register :data:`PARSER_MODE` with jsonargparse (its public ``set_loader``) and
+    """Register `PARSER_MODE` with jsonargparse (its public ``set_loader``) and
     return its name, for the command line's parsers."""
     set_loader(PARSER_MODE, bounded_yaml, exceptions=(yaml.YAMLError,))
     return PARSER_MODE
@@ -161,7 +161,7 @@ def register_parser_mode() -> str:
 def _expanded_nodes(root: yaml.Node) -> int:
     """How many nodes the YAML graph ``root`` stands for with every alias expanded,
     counted without expanding it (a shared node's count is reused), capped just above
-    :data:`CONFIG_MAX_NODES`; an alias inside the node it names counts as the cap."""
+    `CONFIG_MAX_NODES`; an alias inside the node it names counts as the cap."""
     cap = CONFIG_MAX_NODES + 1
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()  # on the current path from the root

@@ -10,7 +10,7 @@ from types import FrameType
 
 def command() -> None:
     """The installed ``gd-lightning`` (and ``python -m gd_lightning``): load the command
-    line, run :func:`~gd_lightning.cli.exits.main`, then exit quickly. The process ends
+    line, run `main`, then exit quickly. The process ends
     right after, so the objects its imports made (torch's and Lightning's, millions) are
     moved out of the garbage collector's sight (``gc.freeze``) instead of being traversed
     once more on the way out, which took about a second."""

@@ -90,7 +90,7 @@ def interrupted_exit_code(err: BaseException) -> int | None:
 
 def option_error(message: str) -> str:
     """jsonargparse's report of a wrong option, as a line (the command line names the
-    option itself where it can, :func:`~gd_lightning.cli.app.refused_option`)."""
+    option itself where it can, `refused_option`)."""
     return f"{' '.join(message.split())} (gd-lightning <subcommand> --help lists the options)"
 
 

@@ -17,7 +17,7 @@ TUTORIALS = ("quadratic_speed", "line_fit", "crop_yields", "linear_arange", "cro
 def tutorial_configs() -> dict[str, Path]:
     """Every ready config by name: the five tutorials, then ``fast/<name>`` for each.
 
-    Example:
+    Examples:
         >>> list(tutorial_configs())[:2], list(tutorial_configs())[5]
         (['quadratic_speed', 'line_fit'], 'fast/quadratic_speed')
     """
@@ -31,7 +31,7 @@ def config_source(value: str) -> str:
     given inline), else the ready config of that name (``line_fit``, ``fast/line_fit``,
     with or without ``.yaml``); anything else is refused in one line listing the names.
 
-    Example:
+    Examples:
         >>> Path(config_source("fast/line_fit.yaml")).parts[-2:]
         ('fast', 'line_fit.yaml')
     """

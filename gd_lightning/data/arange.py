@@ -22,9 +22,10 @@ class ArangeDataModule(TensorDataModule):
     batches of one row, shuffled.
 
     Args:
-        **kwargs: batching and splitting options of :class:`TensorDataModule`.
+        **kwargs: batching and splitting options of
+            [`TensorDataModule`][gd_lightning.TensorDataModule].
 
-    Example:
+    Examples:
         >>> x, y = ArangeDataModule().load()
         >>> x.shape, y.shape
         (torch.Size([10, 6]), torch.Size([10, 1]))

@@ -24,7 +24,7 @@ def dtype_for(precision: str | int | None) -> torch.dtype:
     """The data's dtype for a Trainer's ``precision``: float64 for ``"64-true"`` (or
     ``64``), float32 otherwise.
 
-    Example:
+    Examples:
         >>> dtype_for("64-true"), dtype_for("bf16-mixed"), dtype_for(None)
         (torch.float64, torch.float32, torch.float32)
     """
@@ -36,7 +36,7 @@ class TensorDataModule(LightningDataModule):
 
     A subclass sets ``feature_names`` and ``target_names`` in its ``__init__``
     (so ``in_features`` and ``out_features`` are known before any data is read)
-    and implements :meth:`load`. This class checks the data, splits it and serves
+    and implements `load`. This class checks the data, splits it and serves
     ``TensorDataset``/``DataLoader`` pairs: batches are ``(x, y)`` with ``x`` of
     shape (batch, in_features) and ``y`` of shape (batch, out_features), float32.
 
@@ -146,7 +146,7 @@ class TensorDataModule(LightningDataModule):
 
     @property
     def data_dtype(self) -> torch.dtype:
-        """:attr:`dtype`, or the Trainer's: float64 under ``precision="64-true"``."""
+        """`dtype`, or the Trainer's: float64 under ``precision="64-true"``."""
         if self.dtype is not None:
             return self.dtype
         return dtype_for(self.trainer.precision if self.trainer is not None else None)
@@ -158,13 +158,14 @@ class TensorDataModule(LightningDataModule):
 
     def load(self) -> tuple[Tensor, Tensor]:
         """Return all rows as ``(features, targets)``, tensors of 2 dimensions (float32,
-        or :attr:`data_dtype`); without targets, ``targets`` has 0 columns."""
+        or `data_dtype`); without targets, ``targets`` has 0 columns."""
         raise NotImplementedError(f"{type(self).__name__} must implement load()")
 
     def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
         """Serve these columns from now on (a trained model's, to validate, test or
         predict): here, the data's own columns only; other ones are refused in one line.
-        :class:`TabularDataModule` reads the columns it is given, by name."""
+        [`TabularDataModule`][gd_lightning.TabularDataModule] reads the columns it is given, by
+        name."""
         features = self.feature_names if features is None else features
         targets = self.target_names if targets is None else targets
         if (features, targets) != (self.feature_names, self.target_names):
@@ -176,7 +177,7 @@ class TensorDataModule(LightningDataModule):
 
     def use_columns_of(self, model: Any) -> None:
         """Serve the columns a trained ``model`` reads, where its hyperparameters name
-        them (:meth:`use_columns`); a model without names leaves the columns as they are."""
+        them (`use_columns`); a model without names leaves the columns as they are."""
         known = getattr(model, "hparams", {}).get("feature_names")
         if not known:
             return
@@ -207,7 +208,7 @@ class TensorDataModule(LightningDataModule):
         """Give ``model`` what it learns from the data, in one call: the columns' names
         (``model.use_columns``, kept in its hyperparameters and so in checkpoints)
         and the training split's standardization statistics (``model.set_standardization``;
-        ``None`` when nothing is standardized). :meth:`setup` calls it as a fit starts,
+        ``None`` when nothing is standardized). `setup` calls it as a fit starts,
         after the data is loaded; a model that cannot take statistics asked for is
         refused in one line."""
         use = getattr(model, "use_columns", None)

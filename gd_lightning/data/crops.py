@@ -41,9 +41,10 @@ class CropYieldsDataModule(TensorDataModule):
 
     Args:
         num_regions: how many regions, from 1 to 15, in table order.
-        **kwargs: batching and splitting options of :class:`TensorDataModule`.
+        **kwargs: batching and splitting options of
+            [`TensorDataModule`][gd_lightning.TensorDataModule].
 
-    Example:
+    Examples:
         >>> x, y = CropYieldsDataModule(num_regions=5).load()
         >>> x[0], y[0]
         (tensor([73., 67., 43.]), tensor([56., 70.]))

@@ -28,9 +28,10 @@ class NoisyLineDataModule(TensorDataModule):
         noise: the width of the uniform noise; 0 gives points exactly on the line.
         bias_column: include the column of ones as a second feature.
         seed: seeds the draws, the split and the shuffling.
-        **kwargs: batching and splitting options of :class:`TensorDataModule`.
+        **kwargs: batching and splitting options of
+            [`TensorDataModule`][gd_lightning.TensorDataModule].
 
-    Example:
+    Examples:
         >>> x, y = NoisyLineDataModule(num_points=4, noise=0.0, seed=0).load()
         >>> torch.equal(y, 3 * x[:, :1] + 2 * x[:, 1:])
         True

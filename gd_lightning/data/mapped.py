@@ -27,7 +27,7 @@ class MappedDataset(Dataset):
         rows: the file rows this dataset serves, in order (``None``: all of them).
         dtype: the batches' dtype, float32 or float64.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> folder = pathlib.Path(tempfile.mkdtemp())
         >>> np.save(folder / "x.npy", np.arange(10.0).reshape(5, 2))
@@ -89,7 +89,7 @@ class MappedDataset(Dataset):
         )
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """All rows in order, :attr:`block_rows` at a time (reads the files once, in order)."""
+        """All rows in order, `block_rows` at a time (reads the files once, in order)."""
         size = self.block_rows
         for start in range(0, len(self), size):
             yield self[slice(start, min(start + size, len(self)))]

@@ -14,10 +14,11 @@ def epoch_permutation(num_rows: int, seed: int, epoch: int) -> Tensor:
 
 
 class EpochBatchSampler(DistributedSampler):
-    """Whole batches of row indices for a :class:`GatherDataset`, one process's share of each.
+    """Whole batches of row indices for a [`GatherDataset`][gd_lightning.GatherDataset], one
+    process's share of each.
 
     Each element is one batch: from a shuffled epoch, a tensor of row indices (the
-    epoch's :func:`epoch_permutation` cut into batches, moved to ``device`` once per
+    epoch's `epoch_permutation` cut into batches, moved to ``device`` once per
     epoch); in order, a ``slice`` (served as views, without copying). Used as a
     ``DataLoader``'s ``sampler`` with ``batch_size=None``, so the dataset gathers a
     batch with one indexing operation instead of one ``__getitem__`` per row.
@@ -26,7 +27,7 @@ class EpochBatchSampler(DistributedSampler):
     same rows as with one process, split into ``num_replicas`` nearly equal,
     contiguous shares, of which this process takes share ``rank``. Being a
     ``DistributedSampler``, Lightning leaves it in place instead of putting in its
-    own, and calls :meth:`set_epoch` before every epoch, so the order depends only
+    own, and calls `set_epoch` before every epoch, so the order depends only
     on ``(seed, epoch)``: a resumed run sees the same batches as an uninterrupted one.
 
     Args:
@@ -38,7 +39,7 @@ class EpochBatchSampler(DistributedSampler):
         rank: this process's index among them.
         device: where the index tensors go (where the data is).
 
-    Example:
+    Examples:
         >>> [b.tolist() for b in EpochBatchSampler(5, batch_size=2, shuffle=True, seed=0)]
         [[4, 0], [1, 3], [2]]
         >>> list(EpochBatchSampler(5, batch_size=2, shuffle=False))
@@ -101,11 +102,12 @@ class GatherDataset(TensorDataset):
     and metrics such as torchmetrics' ``view`` them): ``reshape`` the features
     rather than ``view`` them, or call ``.contiguous()``.
 
-    A DataLoader with a :class:`EpochBatchSampler` as ``sampler``, ``batch_size=None``
-    and :func:`batch_as_is` as ``collate_fn`` fetches each batch with one indexing
+    A DataLoader with a [`EpochBatchSampler`][gd_lightning.EpochBatchSampler] as ``sampler``,
+    ``batch_size=None``
+    and `batch_as_is` as ``collate_fn`` fetches each batch with one indexing
     operation instead of one ``__getitem__`` per row.
 
-    Example:
+    Examples:
         >>> data = GatherDataset(torch.arange(10.0).reshape(5, 2), torch.arange(5.0)[:, None])
         >>> data[torch.tensor([3, 0])]
         (tensor([[6., 7.],
@@ -147,7 +149,7 @@ def side_by_side(tensors: tuple[Tensor, ...]) -> Tensor | None:
     """The row-major table whose consecutive column blocks ``tensors`` (2-D, same rows,
     dtype and device) are, or ``None`` when they are not laid out so.
 
-    Example:
+    Examples:
         >>> table = torch.arange(6.0).reshape(2, 3)
         >>> side_by_side((table[:, :2], table[:, 2:])).data_ptr() == table.data_ptr()
         True
@@ -173,7 +175,8 @@ def side_by_side(tensors: tuple[Tensor, ...]) -> Tensor | None:
 
 
 def batch_as_is(batch: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """The ``collate_fn`` for batches a :class:`GatherDataset` already assembled."""
+    """The ``collate_fn`` for batches a [`GatherDataset`][gd_lightning.GatherDataset] already
+    assembled."""
     return batch
 
 
@@ -185,7 +188,7 @@ class FullBatch:
     one 100 µs step, that alone cost as much as the step. Used with one process
     and no worker processes; otherwise the ``DataLoader`` serves.
 
-    Example:
+    Examples:
         >>> loader = FullBatch(torch.zeros(3, 2), torch.ones(3, 1))
         >>> len(loader), [[list(t.shape) for t in batch] for batch in loader]
         (1, [[[3, 2], [3, 1]]])

@@ -23,9 +23,10 @@ class SpeedDataModule(TensorDataModule):
     Args:
         num_points: the number of time steps.
         seed: seeds the noise (2021, as in the tutorial), the split and the shuffling.
-        **kwargs: batching and splitting options of :class:`TensorDataModule`.
+        **kwargs: batching and splitting options of
+            [`TensorDataModule`][gd_lightning.TensorDataModule].
 
-    Example:
+    Examples:
         >>> dm = SpeedDataModule()
         >>> x, y = dm.load()
         >>> x.shape, y.shape, round(y[0].item(), 4)

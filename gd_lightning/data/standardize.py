@@ -37,7 +37,7 @@ class Standardization:
     ) -> "Standardization":
         """Means and standard deviations of the training rows ``x`` (n, in) and ``y`` (n, out).
 
-        Example:
+        Examples:
             >>> x = torch.tensor([[1.0, 1.0], [3.0, 1.0]])
             >>> s = Standardization.from_training(x, x[:, :1], features=True, targets=False)
             >>> s.feature_shift, s.feature_scale, s.target_scale
@@ -71,7 +71,7 @@ class Standardization:
     def identity(cls, in_features: int, out_features: int) -> "Standardization":
         """Statistics that change nothing: shifts 0, scales 1, no constant column (0).
 
-        Example:
+        Examples:
             >>> Standardization.identity(2, 1).features
             False
         """
@@ -94,7 +94,7 @@ class Standardization:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, Tensor]) -> "Standardization":
-        """Statistics from :meth:`as_tensors`' form (a model's buffers)."""
+        """Statistics from `as_tensors`' form (a model's buffers)."""
         return cls(**{name: tensors[name] for name in cls.names()})
 
     @property

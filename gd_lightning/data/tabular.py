@@ -39,15 +39,15 @@ class TabularDataModule(TensorDataModule):
 
     The file's header or array shapes are read at construction, so mistakes
     (a missing file, an unknown column) surface at once and ``in_features`` and
-    ``out_features`` are known; the values are read in :meth:`setup`, as float64
+    ``out_features`` are known; the values are read in `setup`, as float64
     under ``Trainer(precision="64-true")`` and float32 otherwise (see
-    :attr:`~gd_lightning.TensorDataModule.dtype`). A cell that is not a number
+    `dtype`). A cell that is not a number
     (``#`` is an ordinary character, not a comment), an empty cell, NaN or an infinity
     is refused in one line naming its row and column.
 
     With ``memory_map=True`` the ``.npy`` files are never loaded whole: they stay
     memory-mapped (NumPy's ``mmap_mode="r"``), each batch is gathered from the maps
-    (see :class:`~gd_lightning.data.mapped.MappedDataset`), and the checks for
+    (see `MappedDataset`), and the checks for
     missing values and the standardization statistics read the files a block at a
     time. Memory then holds batches, not the data, for files bigger than memory.
     It needs a ``batch_size`` and both files. The least-squares reference of the
@@ -60,9 +60,10 @@ class TabularDataModule(TensorDataModule):
         features: input column names.
         targets: target column names (a fit needs them; predict does not).
         memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
-        **kwargs: batching and splitting options of :class:`TensorDataModule`.
+        **kwargs: batching and splitting options of
+            [`TensorDataModule`][gd_lightning.TensorDataModule].
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "houses.csv"
         >>> _ = path.write_text("area,rooms,price\\n50,2,100\\n80,3,160\\n120,4,230\\n")
@@ -126,7 +127,7 @@ class TabularDataModule(TensorDataModule):
     def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
         """Read these columns (by name from a CSV; in order from ``.npy`` files) from now
         on; one line for a name that is missing, repeated, or both feature and target.
-        Names are compared as :func:`same_name` gives them."""
+        Names are compared as `same_name` gives them."""
         features = None if features is None else [same_name(name) for name in features]
         targets = None if targets is None else [same_name(name) for name in targets]
         for names, what in ((features, "features"), (targets, "targets")):
@@ -198,7 +199,7 @@ class TabularDataModule(TensorDataModule):
         list per data row, in file order (the order predictions come in), each cell
         exactly as the file holds it (an id, a date, a word).
 
-        Example:
+        Examples:
             >>> import tempfile, pathlib
             >>> path = pathlib.Path(tempfile.mkdtemp()) / "new.csv"
             >>> _ = path.write_text("id,area\\nA17,50\\nB02,80\\n")
@@ -245,7 +246,8 @@ class TabularDataModule(TensorDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        """As :meth:`TensorDataModule.setup`; predicting reads the features alone (the
+        """As [`TensorDataModule.setup`][gd_lightning.TensorDataModule.setup]; predicting reads the
+        features alone (the
         targets, present or not, filled in or blank, are not read)."""
         reads_targets = self._has_targets and (stage != "predict" or self.memory_map)
         if reads_targets != self._labeled:
@@ -419,7 +421,7 @@ def plain_table(text: str, width: int, columns: list[int]) -> np.ndarray | None:
     way and every cell read is a plain number; ``None`` otherwise (then the ``csv``
     module reads it).
 
-    Example:
+    Examples:
         >>> plain_table("a,b\\n1,2\\n3,4\\n", 2, [1]).T
         array([[2., 4.]])
         >>> plain_table('a,b\\n"1",2\\n', 2, [1]) is None  # quoted: the csv module's
@@ -444,7 +446,7 @@ def plain_table(text: str, width: int, columns: list[int]) -> np.ndarray | None:
 def _read_by_csv_module(
     path: Path, header: list[str], names: list[str], columns: list[int], dtype: type, text: str
 ) -> np.ndarray:
-    """:func:`read_csv_columns` through the ``csv`` module, cell by cell, over the file's
+    """`read_csv_columns` through the ``csv`` module, cell by cell, over the file's
     ``text``, naming the line of the first problem."""
     picked: list[list[str]] = []
     lines: list[int] = []  # the file line each data row ends on
@@ -525,7 +527,7 @@ def unfit_cell(table: np.ndarray, dtype: type) -> tuple[int, int, str] | None:
 
 def check_fits(table: np.ndarray, dtype: type, where: Callable[[int, int], str]) -> None:
     """Refuse, naming the cell (``where(row, column)``), the first value of the float64
-    ``table`` that ``dtype`` cannot hold (:func:`unfit_cell`)."""
+    ``table`` that ``dtype`` cannot hold (`unfit_cell`)."""
     found = unfit_cell(table, dtype)
     if found is not None:
         row, column, why = found

@@ -3,10 +3,10 @@
 Everything is logged with ``self.log``, in original units: ``train/loss`` (the batch's
 MSE before its update; in the progress bar) on every training step (with
 ``loss_logging="written_steps"``, only on the steps the Trainer writes to its loggers
-and each epoch's last: :func:`~gd_lightning.cadence.is_logged_step`);
+and each epoch's last: `is_logged_step`);
 ``train/epoch_{mse,rmse,mae,r2}`` over each
 epoch's batches, each measured before its update (running sums,
-:func:`~gd_lightning.functional.regression_sums`, logged ``on_epoch`` at the epoch's
+[`regression_sums`][gd_lightning.regression_sums], logged ``on_epoch`` at the epoch's
 last batch: its loader needs a length); ``{val,test}/{loss,mse,rmse,mae,r2}`` per
 epoch (torchmetrics). Lightning writes ``train/loss`` of step ``s`` at step ``s`` (the
 parameters after ``s`` updates), and an epoch's values at the step of its last batch.
@@ -59,22 +59,23 @@ def metric_collection(prefix: str) -> MetricCollection:
 class RegressionModule(LightningModule):
     """Base class of the regression models: MSE loss, metrics, and the two ways to step.
 
-    A subclass defines its parameters as a linear model: :meth:`predict_fitted_units`,
-    :meth:`design_matrix`, :meth:`theta`, :meth:`parameters_in_original_units`. Both
+    A subclass defines its parameters as a linear model: `predict_fitted_units`,
+    `design_matrix`, `theta`, `parameters_in_original_units`. Both
     modes share one step and log the same keys (see the module's docstring):
     ``"automatic"``, Lightning drives ``optimizer``; ``"manual"``, ``manual_backward``
-    then :class:`~gd_lightning.optim.GradientDescent`'s ``p -= lr * p.grad``.
+    then [`GradientDescent`][gd_lightning.GradientDescent]'s ``p -= lr * p.grad``.
 
     The data's column names and standardization are part of the model (and of every
-    checkpoint): a :class:`~gd_lightning.TensorDataModule` hands them over at the start
-    of each fit. :meth:`forward` maps raw inputs, in the order of :attr:`feature_names`,
+    checkpoint): a [`TensorDataModule`][gd_lightning.TensorDataModule] hands them over at the start
+    of each fit. `forward` maps raw inputs, in the order of `feature_names`,
     to predictions in original units.
 
     Args:
         in_features: number of inputs.
         out_features: number of targets.
         lr: the learning rate, a positive number, or ``"auto"``: the rate a
-            :class:`~gd_lightning.ConvergenceMonitor` predicts reaches its ``report_gap``
+            [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor] predicts reaches its
+            ``report_gap``
             soonest, chosen at the start of a fit (the command line always adds one).
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written step).
         optimizer: automatic mode only; ``None`` means ``torch.optim.SGD`` at ``lr``.
@@ -172,7 +173,7 @@ class RegressionModule(LightningModule):
 
     @property
     def feature_names(self) -> list[str]:
-        """The input columns' names, in the order :meth:`forward` reads them (``x0, x1,
+        """The input columns' names, in the order `forward` reads them (``x0, x1,
         ...`` until the model has met named data)."""
         names = self.hparams.get("feature_names")
         return list(names) if names else [f"x{i}" for i in range(self.in_features)]
@@ -373,7 +374,7 @@ def same_setting(value: Any, saved: Any) -> bool:
     """Whether a setting's ``value`` equals a checkpoint's ``saved`` plain value (a list
     and a tuple of equal items are the same; so are 1 and 1.0).
 
-    Example:
+    Examples:
         >>> same_setting([1, 2.0], (1.0, 2)), same_setting(0.1, 0.01)
         (True, False)
     """
@@ -388,7 +389,7 @@ def changed_settings(
     """The settings (name, saved value, current value) that differ between a checkpoint's
     ``saved`` ones and the ``current`` ones, leaving out the ``free`` names.
 
-    Example:
+    Examples:
         >>> changed_settings({"lr": 0.01, "bias": True}, {"lr": 0.1, "bias": True})
         [('lr', 0.01, 0.1)]
     """

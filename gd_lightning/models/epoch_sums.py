@@ -8,7 +8,7 @@ from gd_lightning.functional import regression_metrics, regression_sums
 
 
 class EpochSums:
-    """:func:`~gd_lightning.functional.regression_sums` of an epoch's batches.
+    """[`regression_sums`][gd_lightning.regression_sums] of an epoch's batches.
 
     A new epoch (of a Trainer, so a new fit starts afresh and an epoch cut short
     leaves nothing behind) starts from zero; the targets' shift is chosen once a

@@ -15,12 +15,12 @@ class LinearRegression(RegressionModule):
 
     Its parameters are those of the ``nn.Linear`` child ``linear`` (``weight`` of
     shape (out_features, in_features), ``bias`` of shape (out_features,)), in the
-    units the model is fitted in. :meth:`to_linear` gives a stand-alone
+    units the model is fitted in. `to_linear` gives a stand-alone
     ``nn.Linear`` in original units, with any standardization folded in: use it
     to take the model elsewhere. (``model.linear`` is the layer in fitted units, and
     the model's own ``state_dict`` also holds the standardization buffers, so
     ``nn.Linear.load_state_dict(model.state_dict())`` refuses it.) The columns the
-    model reads, by name, are :attr:`feature_names`.
+    model reads, by name, are `feature_names`.
 
     Args:
         in_features: number of inputs; the command line links it from the data.
@@ -28,9 +28,10 @@ class LinearRegression(RegressionModule):
         bias: learn a bias; ``False`` when the data carries its own column of ones
             (tutorial 2).
         lr: the learning rate, a positive number, or ``"auto"`` to set it from the
-            curvature of the loss at the start of a fit; see :class:`RegressionModule`.
+            curvature of the loss at the start of a fit; see
+            [`RegressionModule`][gd_lightning.RegressionModule].
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written
-            ``p -= lr * p.grad`` step); see :class:`RegressionModule`.
+            ``p -= lr * p.grad`` step); see [`RegressionModule`][gd_lightning.RegressionModule].
         optimizer: automatic mode only; ``None`` means SGD at ``lr``.
         scheduler: a learning-rate scheduler, stepped once per epoch.
         init_weight: the initial weight, ``out_features`` rows of ``in_features``
@@ -43,9 +44,9 @@ class LinearRegression(RegressionModule):
             command line and the DataModules hand them over from the data.
         target_names: the targets' names, likewise.
         loss_logging: ``"every_step"`` or ``"written_steps"``; see
-            :class:`RegressionModule`.
+            [`RegressionModule`][gd_lightning.RegressionModule].
 
-    Example:
+    Examples:
         >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
         >>> model(torch.tensor([[1.0, 1.0], [0.0, -1.0]]))
         tensor([[ 6.],
@@ -136,7 +137,7 @@ class LinearRegression(RegressionModule):
         arithmetic, stored in this model's dtype), so it can be used or exported on
         its own. (``model.linear`` is the layer in the units it was fitted in.)
 
-        Example:
+        Examples:
             >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
             >>> model.to_linear()(torch.tensor([[1.0, 1.0]]))
             tensor([[6.]], grad_fn=<AddmmBackward0>)
@@ -161,12 +162,12 @@ class LinearRegression(RegressionModule):
         """``{target: {feature: weight, ..., "bias": bias}}``, one entry per target, in
         original units.
 
-        Names default to the model's :attr:`feature_names` and :attr:`target_names`; the
+        Names default to the model's `feature_names` and `target_names`; the
         bias is called ``(bias)`` when a feature is already called ``bias`` (and
         ``((bias))`` when one is called ``(bias)`` too: every parameter keeps a name of
         its own).
 
-        Example:
+        Examples:
             >>> model = LinearRegression(2, 1, lr=0.1, init_weight=[[3.0, 2.0]], init_bias=[1.0])
             >>> model.coefficients(["area", "rooms"], ["price"])
             {'price': {'area': 3.0, 'rooms': 2.0, 'bias': 1.0}}

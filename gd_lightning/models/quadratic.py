@@ -18,9 +18,10 @@ class QuadraticRegression(RegressionModule):
 
     Args:
         lr: the learning rate, a positive number, or ``"auto"`` to set it from the
-            curvature of the loss at the start of a fit; see :class:`RegressionModule`.
+            curvature of the loss at the start of a fit; see
+            [`RegressionModule`][gd_lightning.RegressionModule].
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written
-            ``p -= lr * p.grad`` step); see :class:`RegressionModule`.
+            ``p -= lr * p.grad`` step); see [`RegressionModule`][gd_lightning.RegressionModule].
         optimizer: automatic mode only; ``None`` means SGD at ``lr``.
         scheduler: a learning-rate scheduler, stepped once per epoch.
         init_params: the initial ``(a, b, c)``; ``None`` draws ``torch.randn(3)``
@@ -30,9 +31,9 @@ class QuadraticRegression(RegressionModule):
         feature_names: the input's name (one); handed over from the data.
         target_names: the target's name (one); handed over from the data.
         loss_logging: ``"every_step"`` or ``"written_steps"``; see
-            :class:`RegressionModule`.
+            [`RegressionModule`][gd_lightning.RegressionModule].
 
-    Example:
+    Examples:
         >>> model = QuadraticRegression(lr=1e-5, init_params=[1.0, -2.0, 3.0])
         >>> model(torch.tensor([[0.0], [1.0], [2.0]]))
         tensor([[3.],
@@ -105,7 +106,7 @@ class QuadraticRegression(RegressionModule):
     ) -> dict[str, dict[str, float]]:
         """``{target: {"a": a, "b": b, "c": c}}``, in original units.
 
-        Example:
+        Examples:
             >>> QuadraticRegression(lr=0.1, init_params=[0.5, -1.0, 2.0]).coefficients()
             {'y0': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
         """
@@ -116,7 +117,7 @@ class QuadraticRegression(RegressionModule):
 class Quadratic(nn.Module):
     """``a*t**2 + b*t + c`` with one parameter tensor ``params = (a, b, c)``.
 
-    Example:
+    Examples:
         >>> Quadratic(torch.tensor([1.0, 0.0, -1.0]))(torch.tensor([[2.0]]))
         tensor([[3.]], grad_fn=<AddBackward0>)
     """

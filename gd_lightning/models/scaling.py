@@ -11,13 +11,13 @@ from gd_lightning.errors import InputError
 class Scaling(nn.Module):
     """Maps raw values to the units a model is fitted in, and its predictions back.
 
-    The statistics (:class:`~gd_lightning.data.standardize.Standardization`) are
+    The statistics ([`Standardization`][gd_lightning.Standardization]) are
     buffers, so they move with the model to its device and dtype and are part of its
     ``state_dict`` (and so of every checkpoint). Whether anything is scaled at all is
-    decided when they change (:meth:`set`, or loading a state dict), not at every
+    decided when they change (`set`, or loading a state dict), not at every
     step: a scaling that changes nothing would still cost two passes over each batch.
 
-    Example:
+    Examples:
         >>> import torch
         >>> scaling = Scaling(1, 1)
         >>> scaling.set(Standardization.from_training(
