@@ -82,6 +82,7 @@ def same_line(shown: str, printed: str) -> bool:
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
 def test_every_output_shown_is_a_walkthroughs(page: Path) -> None:
+    assert not re.search(r"^ +```", page.read_text(), flags=re.MULTILINE), "an indented block"
     blocks = fences(page)
     for i, (language, body) in enumerate(blocks):
         if language == "text":
@@ -103,13 +104,15 @@ def test_every_command_shown_parses(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each ``gd-lightning`` command parses (``--print_config``: every option and value
-    is one the command takes); each script a page runs is in the repository."""
+    is one the command takes; a help option prints and exits); each script a page runs
+    is in the repository."""
     monkeypatch.chdir(tmp_path)
     for words in parsed_commands(page):
         args = words[1:]
         if args[0] in SUBCOMMANDS:
+            helps = any(word == "--help" or word.endswith(".help") for word in args)
             with pytest.raises(SystemExit) as done:
-                main([*args, "--print_config"])
+                main([*args] if helps else [*args, "--print_config"])
             assert done.value.code == 0, (words, capsys.readouterr().err)
         else:
             assert main(args) in (0, None), words
