@@ -50,3 +50,20 @@ def checkpoint_folder(trainer: "pl.Trainer") -> Path:
     callback = trainer.checkpoint_callback
     dirpath = getattr(callback, "dirpath", None)
     return Path(dirpath) if dirpath else run_folder(trainer)
+
+
+def shown_path(path: Path) -> Path:
+    """``path`` as a message shows it: relative to the current folder when it lies
+    inside it (as a config's relative ``save_dir`` gives it), else as it is.
+
+    Examples:
+        >>> import os
+        >>> shown_path(Path(os.getcwd()) / "lightning_logs" / "version_0")
+        PosixPath('lightning_logs/version_0')
+        >>> shown_path(Path("/elsewhere/run"))
+        PosixPath('/elsewhere/run')
+    """
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path

@@ -5,7 +5,7 @@ import json
 import lightning.pytorch as pl
 from lightning.pytorch import Callback
 
-from gd_lightning.callbacks._common import checkpoint_folder, columns_of
+from gd_lightning.callbacks._common import checkpoint_folder, columns_of, shown_path
 from gd_lightning.io import shortest_decimal, write_csv_atomic, write_text_atomic
 
 
@@ -45,7 +45,11 @@ class ParameterReport(Callback):
         write_text_atomic(folder / "parameters.json", json.dumps(report, indent=2) + "\n")
         write_csv_atomic(folder / "parameters.csv", ["target", "parameter", "value"], rows)
         if self.print_table:
-            print(format_table(rows, title=f"Learned parameters ({folder / 'parameters.json'})"))
+            print(
+                format_table(
+                    rows, title=f"Learned parameters ({shown_path(folder / 'parameters.json')})"
+                )
+            )
 
 
 def format_table(rows: list[tuple[str, str, float]], title: str) -> str:
