@@ -223,7 +223,8 @@ class ConvergenceMonitor(Callback):
             trainer.should_stop = True
             rank_zero_info(
                 f"within {self.target_gap:.2%} of the best possible loss after "
-                f"{trainer.global_step} steps: stopping at the end of epoch "
+                f"{trainer.global_step} step{'' if trainer.global_step == 1 else 's'}: "
+                f"stopping at the end of epoch "
                 f"{trainer.current_epoch + 1}"
             )
 

@@ -294,9 +294,9 @@ NPY_MAGIC = b"\x93NUMPY"
 NPY_BLOCK_ROWS = 1 << 16
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, option: str) -> None:
     if not path.is_file():
-        raise InputError(f"no such file: {path}; check the path in the config")
+        raise InputError(f"no such file: {path}; check {option}")
 
 
 @contextmanager
@@ -304,7 +304,7 @@ def open_text(path: Path) -> Iterator[Any]:
     """``path`` opened as UTF-8 text (a byte-order mark, as Excel's "CSV UTF-8" writes,
     is dropped); a file that cannot be read, or is not UTF-8 text, or is not a CSV file
     at all, is refused in one line."""
-    _check_file(path)
+    _check_file(path, "data.csv_path")
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:
             yield file
@@ -603,7 +603,7 @@ def check_npy_widths(
 
 def _open_npy(path: Path) -> np.ndarray:
     """The array in ``path``, memory-mapped: only its header is read here."""
-    _check_file(path)
+    _check_file(path, "data.features_path and data.targets_path")
     try:
         with path.open("rb") as file:
             start = file.read(24)
