@@ -157,8 +157,8 @@ def regression_sums(preds: Tensor, targets: Tensor, shift: Tensor) -> Tensor:
 
 def regression_metrics(sums: Tensor, rows: int) -> dict[str, Tensor]:
     """MSE, RMSE, MAE and R² (averaged over targets) from
-    [`regression_sums`][gd_lightning.regression_sums] of
-    ``rows`` rows, as torchmetrics' ``MeanSquaredError``, ``MeanAbsoluteError`` and
+    [`regression_sums`][gd_lightning.regression_sums] of ``rows`` rows, as torchmetrics'
+    ``MeanSquaredError``, ``MeanAbsoluteError`` and
     ``R2Score(multioutput="uniform_average")`` compute them.
 
     Examples:

@@ -60,8 +60,8 @@ def build_optimizer(
     factory: Callable[..., Optimizer] | None = None,
 ) -> Optimizer:
     """The optimizer of a fit: [`GradientDescent`][gd_lightning.GradientDescent] in manual mode
-    (the tutorials'
-    step), else ``factory(parameters, lr=lr)``, or ``torch.optim.SGD`` without one.
+    (the tutorials' step), else ``factory(parameters, lr=lr)``, or ``torch.optim.SGD``
+    without one.
 
     Examples:
         >>> p = torch.nn.Parameter(torch.zeros(2))

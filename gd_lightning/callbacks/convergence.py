@@ -255,8 +255,8 @@ def auto_lr(
     """The learning rate ``lr: auto`` stands for on the training split ``reference``
     describes, from the parameters ``theta``: for full batches the rate predicted to bring
     them within ``gap`` of the optimum soonest
-    ([`FitReference.fastest_lr`][gd_lightning.FitReference.fastest_lr]), for
-    minibatches ``1 / λ_max``; refused in one line when it cannot be chosen (no
+    ([`FitReference.fastest_lr`][gd_lightning.FitReference.fastest_lr]), for minibatches
+    ``1 / λ_max``; refused in one line when it cannot be chosen (no
     reference, or a loss that does not depend on the parameters).
 
     Examples:

@@ -38,9 +38,8 @@ class FitFigures(Callback):
       slope and bias) over the parameters themselves, else over the plane through the
       optimum of the largest and smallest curvature, the path projected onto it
       ([`plane`][gd_lightning.FitReference.plane]). Computed from the least-squares
-      reference's Gram matrix (a [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s, when
-      the Trainer has
-      one) and the recorded parameters: no pass over the data.
+      reference's Gram matrix (a [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s,
+      when the Trainer has one) and the recorded parameters: no pass over the data.
 
     With ``animation=True`` it also writes ``fit.gif`` into the log folder: the
     fitted curve moving as the model learns, one frame before training and one

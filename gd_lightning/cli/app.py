@@ -107,14 +107,12 @@ class GDLightningCLI(LightningCLI):
     them; the data is loaded and checked before the Trainer creates any log folder,
     so a bad file leaves no half-made run behind. Every fit is measured against the
     least-squares optimum and guarded against divergence by a
-    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor] (options under ``convergence``) and
-    ends with a
-    [`ParameterReport`][gd_lightning.ParameterReport] (``report``); every predict writes its CSV
-    through a
-    [`PredictionWriter`][gd_lightning.PredictionWriter] (``predictions``). Checkpoints come from a
-    [`FitCheckpoint`][gd_lightning.FitCheckpoint] (``checkpoint``): one at the end of the fit, and
-    every
-    ``checkpoint.every_n_epochs`` epochs when set; a ``ModelCheckpoint`` of your own
+    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor] (options under ``convergence``)
+    and ends with a [`ParameterReport`][gd_lightning.ParameterReport] (``report``); every
+    predict writes its CSV through a [`PredictionWriter`][gd_lightning.PredictionWriter]
+    (``predictions``). Checkpoints come from a
+    [`FitCheckpoint`][gd_lightning.FitCheckpoint] (``checkpoint``): one at the end of the
+    fit, and every ``checkpoint.every_n_epochs`` epochs when set; a ``ModelCheckpoint`` of your own
     in ``trainer.callbacks`` takes its place, and ``trainer.enable_checkpointing:
     false`` turns checkpoints off.
     """
@@ -149,9 +147,9 @@ class GDLightningCLI(LightningCLI):
         """LightningCLI's trainer, model and data options, with two defaults: no model
         when ``--ckpt_path`` names a checkpoint file (LightningCLI then builds the one it
         holds, with the settings it was saved with) and a
-        [`TabularDataModule`][gd_lightning.TabularDataModule] for
-        the data, so ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path
-        new.csv`` is a whole command."""
+        [`TabularDataModule`][gd_lightning.TabularDataModule] for the data, so
+        ``gd-lightning predict --ckpt_path model.ckpt --data.csv_path new.csv`` is a whole
+        command."""
         parser.add_lightning_class_args(self.trainer_class, "trainer")
         parser.set_defaults({f"trainer.{k}": v for k, v in self.trainer_defaults.items()
                              if k != "callbacks"})  # fmt: skip
@@ -371,7 +369,8 @@ class GDLightningCLI(LightningCLI):
 
     def _prepare(self, stage: str) -> None:
         """Check the data, the shapes given by hand and the checkpoint before the Trainer
-        writes anything."""
+        writes anything; for validate, test and predict, load the checkpoint's weights
+        from the record read once."""
         # float64 data under --trainer.precision 64-true, read before the Trainer runs
         self.datamodule.dtype = dtype_for(self.trainer.precision)
         check_trainer_counts(self.trainer)

@@ -103,9 +103,8 @@ class GatherDataset(TensorDataset):
     rather than ``view`` them, or call ``.contiguous()``.
 
     A DataLoader with a [`EpochBatchSampler`][gd_lightning.EpochBatchSampler] as ``sampler``,
-    ``batch_size=None``
-    and `batch_as_is` as ``collate_fn`` fetches each batch with one indexing
-    operation instead of one ``__getitem__`` per row.
+    ``batch_size=None`` and `batch_as_is` as ``collate_fn`` fetches each batch with one
+    indexing operation instead of one ``__getitem__`` per row.
 
     Examples:
         >>> data = GatherDataset(torch.arange(10.0).reshape(5, 2), torch.arange(5.0)[:, None])

@@ -246,9 +246,9 @@ class TabularDataModule(TensorDataModule):
             )
 
     def setup(self, stage: str | None = None) -> None:
-        """As [`TensorDataModule.setup`][gd_lightning.TensorDataModule.setup]; predicting reads the
-        features alone (the
-        targets, present or not, filled in or blank, are not read)."""
+        """As [`TensorDataModule.setup`][gd_lightning.TensorDataModule.setup]; predicting
+        reads the features alone (the targets, present or not, filled in or blank, are not
+        read)."""
         reads_targets = self._has_targets and (stage != "predict" or self.memory_map)
         if reads_targets != self._labeled:
             self._labeled = reads_targets

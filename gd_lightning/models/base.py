@@ -75,8 +75,8 @@ class RegressionModule(LightningModule):
         out_features: number of targets.
         lr: the learning rate, a positive number, or ``"auto"``: the rate a
             [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor] predicts reaches its
-            ``report_gap``
-            soonest, chosen at the start of a fit (the command line always adds one).
+            ``report_gap`` soonest, chosen at the start of a fit (the command line always
+            adds one).
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written step).
         optimizer: automatic mode only; ``None`` means ``torch.optim.SGD`` at ``lr``.
         scheduler: a learning-rate scheduler, stepped once per epoch
