@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from gd_lightning.analysis import FitReference
+from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, FitReference, fraction
 from gd_lightning.cadence import is_last_batch, is_logged_step
 from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.optim import GradientDescent
@@ -30,22 +30,27 @@ class ConvergenceMonitor(Callback):
     - at the start of a fit (``setup``), builds that reference (`reference`)
       from the DataModule's training split, and chooses the learning rate of a model
       whose ``lr`` is ``"auto"``: for full-batch gradient descent the constant rate
-      predicted to bring the model's starting parameters within ``report_gap`` of the
-      optimum soonest ([`fastest_lr`][gd_lightning.FitReference.fastest_lr], never near the
-      stable bound), for minibatches ``1 / λ_max`` (half the stable bound);
+      predicted to bring the model's starting parameters within ``target_gap`` (or,
+      without one, ``report_gap``) of the optimum soonest
+      ([`fastest_lr`][gd_lightning.FitReference.fastest_lr], never near the stable
+      bound), for minibatches ``1 / λ_max`` (half the stable bound);
     - prints the curvature of the loss (the Hessian's largest and smallest
       eigenvalue, condition number) and the optimum; for plain gradient descent also
       the largest stable and the fastest learning rate from the starting point, and
-      the predicted number of epochs to come within ``report_gap`` of the optimum
-      (other optimizers get no prediction); and warns in one line when the learning
-      rate is at or above the stable bound;
+      the predicted number of epochs to come within that gap of the optimum
+      (other optimizers get no prediction); names a badly scaled design (columns in
+      very different units) with its condition number and the fix; says so when
+      ``target_gap`` is below what the fit's float precision resolves (and stops at
+      that smallest gap); and warns in one line when the learning rate is at or above
+      the stable bound;
     - logs ``train/excess_loss`` (the training split's loss minus the optimum's) and
       ``train/gap`` (that excess relative to the optimum) once an epoch, measured
       with the parameters of the epoch's last step before its update, the step
       Lightning writes the epoch's values at (logged ``on_epoch``, so every callback
       sees them as the epoch ends);
     - stops the fit at the end of the first epoch whose last update brings the gap to
-      at most ``target_gap``;
+      at most ``target_gap``, the gap measured in float64 at the parameters the
+      epoch ends with;
     - prints at the end how far the final loss is above the optimum;
     - stops a run whose logged ``train/loss`` becomes NaN or infinite, or grows above
       ``divergence_factor`` times its scale (the larger of the first step's loss and
@@ -64,10 +69,17 @@ class ConvergenceMonitor(Callback):
     as tensors and a [`RegressionModule`][gd_lightning.RegressionModule]; with other data or
     models only the divergence guard works.
 
+    A gap is the excess loss as a fraction of the optimum's loss; where the data can be
+    fitted exactly (the optimum's loss is rounding at the fit's precision), a
+    fraction of the loss of predicting zero, and the lines say so
+    ([`FitReference.gap_scale`][gd_lightning.FitReference.gap_scale]).
+
     Args:
         target_gap: stop once the loss is within this fraction of the optimum (0.01
-            is 1%); ``None`` never stops early.
-        report_gap: the gap the start-of-fit prediction counts epochs to.
+            is 1%); ``None`` never stops early. ``lr: auto`` and the start-of-fit
+            prediction aim at it when it is given.
+        report_gap: the gap the start-of-fit prediction (and ``lr: auto``) aim at when
+            no ``target_gap`` is given.
         divergence_factor: how many times its scale the loss may grow before the run
             counts as diverged.
         verbose: print the start and end blocks.
@@ -101,7 +113,7 @@ class ConvergenceMonitor(Callback):
         self.verbose = verbose
         #: the least-squares facts of the current fit's training split
         self.reference: FitReference | None = None
-        #: full-batch epochs to within ``report_gap`` predicted at the start of the last fit
+        #: full-batch epochs to within `aim` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         self._scale: float | None = None
         self._prepared: tuple[Any, Any] | None = None
@@ -122,7 +134,13 @@ class ConvergenceMonitor(Callback):
             check_loss_fits(self.reference, _theta(pl_module), _dtype(pl_module))
         if pl_module.hparams.get("lr") == "auto":
             model = cast("RegressionModule", pl_module)
-            model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.report_gap)
+            model.auto_lr = auto_lr(self.reference, datamodule, _theta(model), self.aim)
+
+    @property
+    def aim(self) -> float:
+        """The gap ``lr: auto`` and the start-of-fit prediction aim at: ``target_gap``
+        when given, else ``report_gap``."""
+        return self.report_gap if self.target_gap is None else self.target_gap
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage != "fit":
@@ -142,9 +160,30 @@ class ConvergenceMonitor(Callback):
         theta = _theta(pl_module)
         plain = _is_plain_descent(trainer)
         if plain:
-            self.predicted_epochs = reference.epochs_to_gap(theta, lr, self.report_gap)
+            self.predicted_epochs = reference.epochs_to_gap(theta, lr, self.aim)
         if self.verbose and trainer.is_global_zero:
-            print(reference.describe(lr, theta, self.report_gap, gradient_descent=plain))
+            print(reference.describe(lr, theta, self.aim, gradient_descent=plain))
+            standardized = getattr(pl_module, "standardization", None) is not None
+            if reference.badly_scaled and not standardized:
+                print(
+                    f"the design is badly scaled: its columns' sizes differ so much that the "
+                    f"curvature's condition number is {reference.condition_number:.3g} "
+                    f"({reference.condition_equal_columns:.3g} with columns of equal size); "
+                    f"gradient descent crawls along the flat directions: standardize the "
+                    f"features (--data.standardize_features true)"
+                )
+            if self.target_gap is not None and self.target_gap < reference.smallest_gap:
+                print(
+                    f"convergence.target_gap {self.target_gap:g} is below what "
+                    f"{_precision(reference)} resolves on this data: a loss within "
+                    f"{fraction(reference.smallest_gap)} of {reference.gap_of} is rounding, "
+                    f"so the fit stops there"
+                    + (
+                        "; --trainer.precision 64-true resolves smaller gaps"
+                        if reference.epsilon > torch.finfo(torch.float64).eps
+                        else ""
+                    )
+                )
         if lr >= reference.stable_lr and plain:
             rank_zero_warn(
                 f"lr {lr:.4g} is at or above {reference.stable_lr:.4g}, the largest stable "
@@ -190,7 +229,7 @@ class ConvergenceMonitor(Callback):
         """Stop the run at a loss that is not finite or has blown up."""
         if self._scale is None:
             reference = self.reference
-            zero_model = reference.loss(torch.zeros_like(reference.solution)) if reference else 0
+            zero_model = reference.zero_loss if reference else 0
             self._scale = max(value, zero_model) if math.isfinite(value) else 1.0
         if not math.isfinite(value) or value > self.divergence_factor * self._scale:
             bound = (
@@ -219,12 +258,15 @@ class ConvergenceMonitor(Callback):
         """Stop once the parameters the epoch ends with are within the target."""
         if self.reference is None or self.target_gap is None:
             return
-        if self.reference.gap(_theta(pl_module)) <= self.target_gap:
+        reference = self.reference
+        gap = reference.gap(_theta(pl_module))
+        if gap <= reference.reachable_gap(self.target_gap):
             trainer.should_stop = True
+            steps = trainer.global_step
             rank_zero_info(
-                f"within {self.target_gap:.2%} of the best possible loss after "
-                f"{trainer.global_step} step{'' if trainer.global_step == 1 else 's'}: "
-                f"stopping at the end of epoch "
+                f"within {fraction(gap)} of {reference.gap_of} (the target: "
+                f"{fraction(reference.reachable_gap(self.target_gap))}) after {steps} "
+                f"step{'' if steps == 1 else 's'}: stopping at the end of epoch "
                 f"{trainer.current_epoch + 1}"
             )
 
@@ -235,18 +277,13 @@ class ConvergenceMonitor(Callback):
         theta = _theta(pl_module)
         print(reference.summary(theta))
         scaled = getattr(pl_module, "standardization", None) is not None
-        far = reference.gap(theta) > max(self.report_gap, 1.0)  # twice the optimum or more
+        far = reference.gap(theta) > max(self.aim, 1.0)  # twice the optimum or more
         if far and not scaled and reference.condition_number > CONDITION_TO_STANDARDIZE:
             print(
                 f"the curvature's condition number is {reference.condition_number:.3g}: on "
                 f"standardized data (data.standardize_features true) gradient descent gets "
-                f"within {self.report_gap:.0%} in far fewer epochs"
+                f"within {fraction(self.aim)} in far fewer epochs"
             )
-
-
-#: a condition number above which the end of a fit far from the optimum suggests
-#: standardizing (the standardized tutorials' are all below 100)
-CONDITION_TO_STANDARDIZE = 1e3
 
 
 def auto_lr(
@@ -317,11 +354,22 @@ def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReferen
     tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
     if tensors is None or not hasattr(pl_module, "design_matrix"):
         return None
-    model = cast("RegressionModule", pl_module)
-    x, y = tensors[0], tensors[1]
+    blocks = DesignBlocks(cast("RegressionModule", pl_module), tensors[0], tensors[1])
+    with torch.no_grad():
+        return FitReference.from_blocks(blocks, blocks.model.scaling.target_scale)
 
-    def blocks() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        # bounded temporaries, whatever the data's size
+
+class DesignBlocks:
+    """The model's design matrix and fitted targets of the rows ``x`` (n, in) and ``y``
+    (n, out), a block of rows at a time, as the model computes them in its steps: an
+    iterable that starts over each time (so the reference can refine its optimum in a
+    second pass), with bounded temporaries whatever the data's size."""
+
+    def __init__(self, model: "RegressionModule", x: torch.Tensor, y: torch.Tensor) -> None:
+        self.model, self.x, self.y = model, x, y
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        model, x, y = self.model, self.x, self.y
         for start in range(0, len(x), REFERENCE_BLOCK_ROWS):
             rows = slice(start, start + REFERENCE_BLOCK_ROWS)
             inputs = model.scaling.fitted_inputs(x[rows].to(model.device))
@@ -329,9 +377,6 @@ def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReferen
                 model.design_matrix(inputs),
                 model.scaling.fitted_targets(y[rows].to(model.device)),
             )
-
-    with torch.no_grad():
-        return FitReference.from_blocks(blocks(), model.scaling.target_scale)
 
 
 #: rows of the design matrix built at a time for the reference: blocks small enough to
@@ -350,6 +395,11 @@ def _dtype(pl_module: "pl.LightningModule") -> torch.dtype:
     """The module's floating-point dtype (float32 unless trained under 64-true)."""
     dtype = pl_module.dtype
     return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+
+def _precision(reference: FitReference) -> str:
+    """The fit's float type, by name."""
+    return "float64" if reference.epsilon <= torch.finfo(torch.float64).eps else "float32"
 
 
 def _lr(trainer: "pl.Trainer") -> float:
