@@ -5,7 +5,8 @@ its design as NIST states it (raw) and with the columns but the constant standar
 (the solution mapped back to the raw coefficients): the fewest significant digits over
 the coefficients (NIST's log relative error, 0 to 15) of the package's `FitReference`,
 NumPy's ``lstsq``, statsmodels' ``OLS`` (where installed) and scikit-learn's
-``LinearRegression(fit_intercept=False)``, each with its defaults. Prints a Markdown
+``LinearRegression(fit_intercept=False)``, each with its defaults, and, for
+comparison, the normal equations solved as they stand. Prints a Markdown
 table; takes a second or two.
 
     python benchmarks/certified.py
@@ -30,8 +31,17 @@ def reference(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     return FitReference.from_data(torch.tensor(a), torch.tensor(y)[:, None]).solution[:, 0].numpy()
 
 
+def normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``AᵀA θ = Aᵀy`` solved as it stands: what not to do, for comparison."""
+    return np.linalg.solve(a.T @ a, a.T @ y)
+
+
 def main() -> None:
-    solvers = {"gd-lightning FitReference": reference, **baselines()}
+    solvers = {
+        "gd-lightning FitReference": reference,
+        **baselines(),
+        "normal equations": normal_equations,
+    }
     header = ["problem", "NIST level", "design", "κ(design)", *solvers]
     print(f"NIST StRD linear least squares: fewest correct digits (LRE) over the coefficients, "
           f"{datetime.date.today().isoformat()}\n")  # fmt: skip

@@ -91,7 +91,10 @@ class FitReference:
 
     @classmethod
     def from_blocks(
-        cls, blocks: Iterable[tuple[Tensor, Tensor]], target_scale: Tensor | None = None
+        cls,
+        blocks: Iterable[tuple[Tensor, Tensor]],
+        target_scale: Tensor | None = None,
+        epsilon: float | None = None,
     ) -> "FitReference":
         """Build from the design matrix and targets given a block of rows at a time: one
         pass, with memory for one block and a (p + K) square triangle.
@@ -105,24 +108,33 @@ class FitReference:
 
         A reference built per process (each on its share of the rows) combines with
         another by one more QR of the two triangles stacked (`combined`).
+
+        ``epsilon`` is the machine epsilon of the numbers the fit computes with: by
+        default the blocks' own dtype's.
         """
         triangle: Tensor | None = None
         scale: Tensor | None = None
-        rows, epsilon, width = 0, 0.0, 0
+        rows, seen, width = 0, 0.0, 0
         for design, targets in blocks:
             for part in (design, targets):
                 if part.is_floating_point():
-                    epsilon = max(epsilon, torch.finfo(part.dtype).eps)
-            table = torch.cat([design.detach().double(), targets.detach().double()], 1).cpu()
-            width = design.shape[1]
+                    seen = max(seen, torch.finfo(part.dtype).eps)
+            width, top = design.shape[1], 0 if triangle is None else len(triangle)
+            # [R; block] in one float64 buffer, each part copied (and converted) once
+            stacked = torch.empty(top + len(design), width + targets.shape[1], dtype=torch.float64)
+            if triangle is not None:
+                stacked[:top] = triangle
+            stacked[top:, :width] = design.detach()
+            stacked[top:, width:] = targets.detach()
             if scale is None:
-                scale = _power_of_two_scale(table)
-            scaled = table * scale  # (rows, p + K), exact: powers of two
-            stacked = scaled if triangle is None else torch.cat([triangle, scaled])
-            triangle = torch.linalg.qr(stacked, mode="r").R
-            rows += len(table)
+                scale = _power_of_two_scale(stacked)
+            stacked[top:] *= scale  # exact: powers of two
+            factored, _ = torch.geqrf(stacked)  # R in the upper triangle of the top rows
+            triangle = factored[: stacked.shape[1]].triu()
+            rows += len(design)
         if triangle is None or scale is None or rows == 0:
             raise ValueError("no rows to build the least-squares reference from")
+        epsilon = seen if epsilon is None else epsilon
         reference = cls.from_triangle(triangle / scale, rows, width, target_scale, epsilon)
         small = rows * (width + reference.target_scale.numel()) <= REFINE_VALUES
         hard = reference.condition_equal_columns > REFINE_ABOVE**2
@@ -704,9 +716,9 @@ def fraction(value: float) -> str:
 
 
 def _count(epochs: float) -> str:
-    """An epoch count as said: in full up to ten million, then its power of ten."""
+    """An epoch count as said: in full up to a billion, then its power of ten."""
     if math.isinf(epochs):
         return "never"
-    if epochs >= 1e7:
+    if epochs >= 1e9:
         return f"about 10^{round(math.log10(epochs))}"
     return f"{int(epochs):,}"

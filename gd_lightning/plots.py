@@ -57,7 +57,8 @@ def input_grid(x: Tensor, column: int, num: int = 200) -> Tensor:
                 [2., 1.]])
     """
     grid = x[:1].repeat(num, 1)  # (num, in_features)
-    grid[:, column] = torch.linspace(float(x[:, column].min()), float(x[:, column].max()), num)
+    low, high = float(x[:, column].min()), float(x[:, column].max())
+    grid[:, column] = torch.linspace(low, high, num, dtype=x.dtype)  # float64 data keeps its digits
     return grid
 
 

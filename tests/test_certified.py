@@ -30,13 +30,15 @@ HARDER = [name for name in problems() if name not in CERTIFIED]
 # numbers 1.4e13 and 4.9e9, squared).
 MIN_DIGITS = 9.0
 # Equally stable algorithms round differently, and on the HARDER problems that moves the
-# digits they get by up to 1: a plain Householder QR (torch.linalg.qr) gets 7.24 on
-# standardized Filip where NumPy's and statsmodels' solvers get 8.21, 9.44 on raw Wampler1
-# against 9.93, 9.40 on raw Wampler3 against 9.96; QR with column pivoting gets more than
-# both on others. One digit (a factor of 10 in the error) admits all of these and still
-# fails the normal equations by 2 digits or more on all HARDER problems but Wampler5
-# standardized (0.3 short there) and raw Filip (where every solver compared gets none).
-SOLVER_SLACK = 1.0
+# digits they get by a fraction of one. The reference refines its optimum in extended
+# precision on data this small, and gets more digits than NumPy's, statsmodels' and
+# scikit-learn's solvers on 9 of the 12 HARDER cases (benchmarks/certified.py); on
+# standardized Filip it gets 8.1 where NumPy's gelsd gets 8.2 (torch's gelsd, the same
+# LAPACK routine, 7.2): the standardized columns, rounded to float64 with a condition
+# number of 3.8e9, carry about 8 digits of the raw problem's answer and no solver keeps
+# more but by chance. A quarter of a digit admits that and fails the normal equations by
+# on every HARDER case but raw Filip, where no solver compared gets any digit.
+SOLVER_SLACK = 0.25
 # The certified residual standard deviation (15 digits) fixes the loss at the optimum to
 # about 1e-15; the loss is stationary there, so a solution right to 9 digits or more moves
 # it by 1e-18. What remains is how the loss is evaluated: a sum of squared residuals costs

@@ -208,9 +208,11 @@ def test_npy_pair_one_and_two_dimensional(tmp_path) -> None:
         targets=["price"],
     )
     assert dm.feature_names == ["x0", "x1"] and dm.target_names == ["price"]
-    x, y = dm.load()
-    assert x.dtype == torch.float32 and x.shape == (6, 2) and y.shape == (6, 1)
+    x, y = dm.load()  # float64 and int64 files: read with every digit
+    assert x.dtype == torch.float64 and x.shape == (6, 2) and y.shape == (6, 1)
     assert y[:, 0].tolist() == list(range(6))
+    dm.setup("fit")  # float32 carries these values: held as float32, as the model computes
+    assert all(t.dtype == torch.float32 for t in dm.full_set.tensors)
 
 
 @pytest.mark.parametrize(

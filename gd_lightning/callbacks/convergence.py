@@ -166,11 +166,11 @@ class ConvergenceMonitor(Callback):
             standardized = getattr(pl_module, "standardization", None) is not None
             if reference.badly_scaled and not standardized:
                 print(
-                    f"the design is badly scaled: its columns' sizes differ so much that the "
-                    f"curvature's condition number is {reference.condition_number:.3g} "
-                    f"({reference.condition_equal_columns:.3g} with columns of equal size); "
-                    f"gradient descent crawls along the flat directions: standardize the "
-                    f"features (--data.standardize_features true)"
+                    f"the design is badly scaled: the curvature's condition number is "
+                    f"{reference.condition_number:.3g}, and "
+                    f"{reference.condition_equal_columns:.3g} with its columns rescaled to "
+                    f"equal size; gradient descent crawls along the flattest directions: "
+                    f"standardize the features (--data.standardize_features true)"
                 )
             if self.target_gap is not None and self.target_gap < reference.smallest_gap:
                 print(
@@ -346,6 +346,17 @@ def check_loss_fits(reference: FitReference, theta: torch.Tensor, dtype: torch.d
         )
 
 
+def run_reference(trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> FitReference | None:
+    """The least-squares reference of the fit ``trainer`` runs: its
+    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s when it has one, else built
+    now from its DataModule (`reference_of`); ``None`` where none can be built."""
+    monitors = [c for c in trainer.callbacks if isinstance(c, ConvergenceMonitor)]  # type: ignore[attr-defined]
+    reference = monitors[0].reference if monitors else None
+    if reference is None:
+        reference = reference_of(getattr(trainer, "datamodule", None), pl_module)
+    return reference
+
+
 def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReference | None:
     """The least-squares facts of ``datamodule``'s training split (after its
     ``setup("fit")``) for the model ``pl_module``, in the units the model is fitted in
@@ -354,28 +365,34 @@ def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReferen
     tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
     if tensors is None or not hasattr(pl_module, "design_matrix"):
         return None
-    blocks = DesignBlocks(cast("RegressionModule", pl_module), tensors[0], tensors[1])
+    # the fit's dtype (float64 under precision="64-true"): the model turns float64 only
+    # once the Trainer's precision plugin converts it, after every setup hook
+    dtype = getattr(datamodule, "data_dtype", None)
+    dtype = dtype if isinstance(dtype, torch.dtype) else _dtype(pl_module)
+    blocks = DesignBlocks(cast("RegressionModule", pl_module), tensors[0], tensors[1], dtype)
     with torch.no_grad():
         return FitReference.from_blocks(blocks, blocks.model.scaling.target_scale)
 
 
 class DesignBlocks:
     """The model's design matrix and fitted targets of the rows ``x`` (n, in) and ``y``
-    (n, out), a block of rows at a time, as the model computes them in its steps: an
-    iterable that starts over each time (so the reference can refine its optimum in a
-    second pass), with bounded temporaries whatever the data's size."""
+    (n, out), a block of rows at a time, as the model computes them in its steps in
+    ``dtype``: an iterable that starts over each time (so the reference can refine its
+    optimum in a second pass), with bounded temporaries whatever the data's size."""
 
-    def __init__(self, model: "RegressionModule", x: torch.Tensor, y: torch.Tensor) -> None:
-        self.model, self.x, self.y = model, x, y
+    def __init__(
+        self, model: "RegressionModule", x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype
+    ) -> None:
+        self.model, self.x, self.y, self.dtype = model, x, y, dtype
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        model, x, y = self.model, self.x, self.y
+        model, x, y, dtype = self.model, self.x, self.y, self.dtype
         for start in range(0, len(x), REFERENCE_BLOCK_ROWS):
             rows = slice(start, start + REFERENCE_BLOCK_ROWS)
-            inputs = model.scaling.fitted_inputs(x[rows].to(model.device))
+            inputs = model.scaling.fitted_inputs(x[rows].to(model.device), dtype)
             yield (
                 model.design_matrix(inputs),
-                model.scaling.fitted_targets(y[rows].to(model.device)),
+                model.scaling.fitted_targets(y[rows].to(model.device), dtype),
             )
 
 

@@ -14,7 +14,7 @@ from gd_lightning import plots
 from gd_lightning.analysis import FitReference, Plane
 from gd_lightning.cadence import is_logged_step
 from gd_lightning.callbacks._common import columns_of, run_folder, run_tensors
-from gd_lightning.callbacks.convergence import ConvergenceMonitor, reference_of
+from gd_lightning.callbacks.convergence import run_reference
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
 
@@ -38,8 +38,9 @@ class FitFigures(Callback):
       slope and bias) over the parameters themselves, else over the plane through the
       optimum of the largest and smallest curvature, the path projected onto it
       ([`plane`][gd_lightning.FitReference.plane]). Computed from the least-squares
-      reference's Gram matrix (a [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s,
-      when the Trainer has one) and the recorded parameters: no pass over the data.
+      reference's triangular factor (a
+      [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s, when the Trainer has
+      one) and the recorded parameters: no pass over the data.
 
     With ``animation=True`` it also writes ``fit.gif`` into the log folder: the
     fitted curve moving as the model learns, one frame before training and one
@@ -229,11 +230,7 @@ class FitFigures(Callback):
         least-squares reference (another kind of model or data) or nothing to draw."""
         if not self.landscape or len(self._path) < 2:
             return None
-        callbacks = trainer.callbacks  # type: ignore[attr-defined]
-        monitors = [c for c in callbacks if isinstance(c, ConvergenceMonitor)]
-        reference = monitors[0].reference if monitors else None
-        if reference is None:
-            reference = reference_of(getattr(trainer, "datamodule", None), pl_module)
+        reference = run_reference(trainer, pl_module)
         if reference is None or reference.flat:
             return None
         coefficients = getattr(pl_module, "coefficients", None)

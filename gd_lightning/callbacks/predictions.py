@@ -21,11 +21,12 @@ class PredictionWriter(Callback):
     order, for this package's DataModules. ``keep_columns`` names columns of the input
     CSV to copy through unchanged, first (an id, a date, text: what identifies a row);
     with ``with_inputs`` the model's input columns (under their names, the values the
-    model read) come next. Values are
-    written with every digit they hold: the shortest decimal that reads back as the
-    same float32, or float64 under ``precision="64-true"``. The file is written once,
-    at the end, atomically: an interrupted run leaves no half-written file (and an
-    earlier file of the same name stays as it was).
+    model read) come next. Values are written with every digit they hold: the shortest
+    decimal that reads back as the same float32, or float64 under
+    ``precision="64-true"`` (and for inputs the data keeps in float64, such as
+    timestamps the model standardizes). The file is written once, at the end,
+    atomically: an interrupted run leaves no half-written file (and an earlier file of
+    the same name stays as it was).
 
     Nothing the user keeps is replaced: the predictions never go to a file this
     predict reads (the data, the checkpoint), and the default file never replaces an
@@ -112,12 +113,14 @@ class PredictionWriter(Callback):
             return
         predictions = torch.cat(self._predictions)
         features, targets = columns_of(trainer, pl_module)
-        header, columns = list(targets), [predictions]
+        header, blocks = list(targets), [predictions]
         if self.with_inputs:
-            header, columns = features + header, [torch.cat(self._inputs), predictions]
-        table = torch.cat([c.to(predictions.dtype) for c in columns], dim=1)
-        digits = shortest_decimal(table.dtype)
-        rows: list[list[object]] = [[digits(v) for v in row] for row in table.tolist()]
+            header, blocks = features + header, [torch.cat(self._inputs), predictions]
+        rows: list[list[object]] = [[] for _ in range(len(predictions))]
+        for block in blocks:  # each with every digit its dtype holds
+            digits = shortest_decimal(block.dtype)
+            for row, values in zip(rows, block.tolist(), strict=True):
+                row.extend(digits(value) for value in values)
         if self.keep_columns:
             if len(self._kept) != len(rows):
                 raise InputError(

@@ -370,12 +370,22 @@ class GDLightningCLI(LightningCLI):
     def _prepare(self, stage: str) -> None:
         """Check the data, the shapes given by hand and the checkpoint before the Trainer
         writes anything; for validate, test and predict, load the checkpoint's weights
-        from the record read once."""
+        from the record read once, then read the data for that model."""
         # float64 data under --trainer.precision 64-true, read before the Trainer runs
         self.datamodule.dtype = dtype_for(self.trainer.precision)
         check_trainer_counts(self.trainer)
+        config = self.config_init[self.subcommand]
+        if self._record is not None and stage != "fit":
+            check_checkpoint(*self._record, self.model)
+            # the weights from the record, as Lightning's load_from_checkpoint loads
+            # them; the Trainer, given no checkpoint, neither reads the file again
+            # nor looks for the fit's callbacks (their states concern a fit only)
+            checkpoint = self._record[1]
+            self.model.on_load_checkpoint(checkpoint)
+            self.model.load_state_dict(checkpoint["state_dict"])
         if stage != "fit":
-            self.datamodule.use_columns_of(self.model)  # read the data by the model's columns
+            # the data read by the model's columns, with the digits its statistics need
+            self.datamodule.read_for(self.model)
         self.datamodule.setup(stage)
         if stage in ("fit", "predict"):
             for folder in self._output_folders():
@@ -386,7 +396,6 @@ class GDLightningCLI(LightningCLI):
             check_fresh_folder(Path(dirpath), resuming)
         if stage == "predict":
             self._check_predictions_path()
-        config = self.config_init[self.subcommand]
         for name, value in self._given_shapes.items():
             actual = getattr(self.datamodule, name)
             if value is not None and value != actual:
@@ -396,18 +405,10 @@ class GDLightningCLI(LightningCLI):
                     f"model.{name} is {value} but the data has {actual} "
                     f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
                 )
-        if self._record is not None:
-            resume = stage == "fit"
-            max_epochs = self.trainer.max_epochs if resume else None
-            check_checkpoint(*self._record, self.model, resume, max_epochs)
-            if not resume:
-                # the weights from the record, as Lightning's load_from_checkpoint loads
-                # them; the Trainer, given no checkpoint, neither reads the file again
-                # nor looks for the fit's callbacks (their states concern a fit only)
-                checkpoint = self._record[1]
-                self.model.on_load_checkpoint(checkpoint)
-                self.model.load_state_dict(checkpoint["state_dict"])
-                config["ckpt_path"] = None
+        if self._record is not None and stage == "fit":
+            check_checkpoint(*self._record, self.model, True, self.trainer.max_epochs)
+        elif self._record is not None:
+            config["ckpt_path"] = None  # the weights are loaded
         if stage == "fit":
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
             # curvature) before the Trainer makes the run's folder

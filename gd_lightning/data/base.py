@@ -1,16 +1,23 @@
 """What every DataModule here shares: splits, shuffling and loaders over in-memory tensors."""
 
+from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from gd_lightning.data.mapped import MappedDataset
 from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
-from gd_lightning.data.standardize import Standardization
+from gd_lightning.data.standardize import (
+    ColumnMoments,
+    Standardization,
+    float32_carries,
+    float32_rounding,
+)
 from gd_lightning.errors import InputError, check_argument
 
 #: rows checked at a time
@@ -38,7 +45,21 @@ class TensorDataModule(LightningDataModule):
     (so ``in_features`` and ``out_features`` are known before any data is read)
     and implements `load`. This class checks the data, splits it and serves
     ``TensorDataset``/``DataLoader`` pairs: batches are ``(x, y)`` with ``x`` of
-    shape (batch, in_features) and ``y`` of shape (batch, out_features), float32.
+    shape (batch, in_features) and ``y`` of shape (batch, out_features), float32
+    (float64 under ``Trainer(precision="64-true")``).
+
+    Precision is never lost silently. Data whose source holds more digits than float32
+    (a CSV file, a float64 array) is read in float64, and its statistics come from those
+    float64 values; a fit in float32 then checks every column against
+    [`float32_carries`][gd_lightning.data.standardize.float32_carries] (float32's
+    rounding of the column's largest value against its standard deviation over the
+    training rows). Ordinary data is stored in float32, as the model computes. A
+    feature column float32 cannot carry keeps its float64 values when features are
+    standardized (the model standardizes them in float64 and rounds only the
+    standardized values), and is refused in one line naming it otherwise; so is such a
+    target column, whose predictions float32 could not carry either. Validate, test and
+    predict keep float64 features where the trained model's standardization needs
+    them (`read_for`).
 
     The rows not held out for validation or testing form the training split, in
     their original order. The predict loader serves every row, in order. The
@@ -125,6 +146,19 @@ class TensorDataModule(LightningDataModule):
         if test_fraction > 0:
             self.test_dataloader = self._test_loader  # type: ignore[method-assign]
         self.standardization: Standardization | None = None
+        #: the trained model's standardization, which validate, test and predict read
+        #: the inputs for (`read_for`)
+        self.reader_standardization: Standardization | None = None
+        #: per feature column, its largest magnitude over all rows, where the source
+        #: holds more digits than the data's dtype (``None`` otherwise: nothing to judge)
+        self._magnitude: Tensor | None = None
+        #: the feature and target columns float32 does not carry against their training
+        #: rows' spread (judged only where the source holds more digits)
+        self._misfits: list[int] = []
+        self._target_misfits: list[int] = []
+        self._spread: Tensor | None = None
+        self._target_spread: Tensor | None = None
+        self._target_magnitude: Tensor | None = None
         #: the data's dtype: ``None`` follows the Trainer's precision (float64 under
         #: ``"64-true"``, float32 otherwise); the command line sets it before loading
         self.dtype: torch.dtype | None = None
@@ -157,8 +191,10 @@ class TensorDataModule(LightningDataModule):
         return True
 
     def load(self) -> tuple[Tensor, Tensor]:
-        """Return all rows as ``(features, targets)``, tensors of 2 dimensions (float32,
-        or `data_dtype`); without targets, ``targets`` has 0 columns."""
+        """Return all rows as ``(features, targets)``, tensors of 2 dimensions; without
+        targets, ``targets`` has 0 columns. Float32, `data_dtype`, or float64 where the
+        source holds more digits than float32 (this class narrows them where that
+        loses nothing a fit needs)."""
         raise NotImplementedError(f"{type(self).__name__} must implement load()")
 
     def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
@@ -185,22 +221,35 @@ class TensorDataModule(LightningDataModule):
         if (list(known), targets) != (self.feature_names, self.target_names):
             self.use_columns(list(known), targets)
 
+    def read_for(self, model: Any) -> None:
+        """Read the data as a trained ``model`` reads it, to validate, test or predict: its
+        columns (`use_columns_of`), and, for the inputs it standardizes, every digit its
+        statistics need (features float32 cannot carry against the model's scales stay
+        float64). `setup` calls it with the Trainer's model, and the loaders again once
+        Lightning has loaded a checkpoint's weights (``ckpt_path``) into it."""
+        self.use_columns_of(model)
+        self.reader_standardization = getattr(model, "standardization", None)
+
     def check_labeled(self, stage: str) -> None:
         """Refuse to fit, validate or test on data without its targets."""
         if not self.labeled:
             raise InputError(f"the data has no targets: {stage} needs them (predict does not)")
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, check and split the data (later calls reuse the first result); read the
-        columns a trained model reads; at the start of a fit, hand the data's column
+        """Load, check and split the data (later calls reuse the first result, unless the
+        columns or the precision a trained model needs change it); read the data for a
+        trained model (`read_for`); refuse, for a fit in float32, a column float32 cannot
+        carry that is not standardized; at the start of a fit, hand the data's column
         names and standardization statistics to the model."""
         model = self.trainer.lightning_module if self.trainer is not None else None
         if model is not None:
-            self.use_columns_of(model)
+            self.read_for(model)
         if stage in ("fit", "validate", "test"):
             self.check_labeled(stage)
-        if self.full_set is None:
-            self._load_and_split()
+        if self.full_set is None or self._needs_more_digits(stage):
+            self._load_and_split(stage)
+        if stage == "fit":
+            self._refuse_misfits()
         if stage == "fit" and model is not None:
             self.hand_over(model)
 
@@ -224,21 +273,133 @@ class TensorDataModule(LightningDataModule):
                 f"data.standardize_targets to false, or use a gd_lightning model"
             )
 
-    def _load_and_split(self) -> None:
+    def _load_and_split(self, stage: str | None = None) -> None:
+        """Load, check and split the data; compute the standardization from the training
+        rows as loaded (float64 where the source holds more digits); store the rows in
+        the data's dtype, but for features the fit or the model reading them for
+        ``stage`` needs in float64 (`_features_in_float64`)."""
         x, y = self.load()
-        dtype = self.data_dtype
-        x, y = x.to(dtype), y.to(dtype)  # the tutorials' float32 is exact in float64
         self._check(x, y)
         train_rows, val_rows, test_rows = self._split(len(x))
-        self.full_set = GatherDataset(x, y)
+        self._judge(x, y, train_rows)
+        dtype = self.data_dtype
+        x = x.to(torch.float64 if self._features_in_float64(stage) else dtype)
+        # targets in the model's dtype: a target float32 cannot carry is refused for a fit
+        self.full_set = GatherDataset(x, y.to(dtype))
         # without held-out rows the training split is the data itself, not a copy
         self.train_set = self.full_set if train_rows is None else self.full_set.subset(train_rows)
         self.val_set = self.full_set.subset(val_rows)
         self.test_set = self.full_set.subset(test_rows)
-        if self.labeled and (self.standardize_features or self.standardize_targets):
-            train_x, train_y = self.train_set.tensors
-            self.standardization = Standardization.from_training(
-                train_x, train_y, self.standardize_features, self.standardize_targets
+
+    def _judge(self, x: Tensor, y: Tensor, train_rows: Tensor | None) -> None:
+        """The training rows' statistics (the standardization, when asked for) and, for
+        data loaded with more digits than the data's dtype keeps, the columns float32
+        does not carry; ``x`` and ``y`` are all rows, as loaded."""
+
+        def training_blocks() -> Iterator[tuple[Tensor, Tensor]]:
+            count = len(x) if train_rows is None else len(train_rows)
+            for start in range(0, count, BLOCK_ROWS):  # bounded temporaries
+                if train_rows is None:
+                    yield x[start : start + BLOCK_ROWS], y[start : start + BLOCK_ROWS]
+                else:
+                    rows = train_rows[start : start + BLOCK_ROWS]
+                    yield x.index_select(0, rows), y.index_select(0, rows)
+
+        def magnitude(values: Tensor) -> Tensor:
+            blocks = [values[i : i + BLOCK_ROWS].abs().amax(0).double()
+                      for i in range(0, len(values), BLOCK_ROWS)]  # fmt: skip
+            return torch.stack(blocks).amax(0)
+
+        self._judge_moments(training_blocks, magnitude(x) if len(x) else None,
+                            magnitude(y) if len(y) and y.shape[1] else None,
+                            x.dtype, y.dtype)  # fmt: skip
+
+    def _judge_moments(
+        self,
+        training_blocks: Callable[[], Iterable[tuple[Tensor, Tensor]]],
+        magnitude: Tensor | None,
+        target_magnitude: Tensor | None,
+        x_dtype: torch.dtype,
+        y_dtype: torch.dtype,
+    ) -> None:
+        """`_judge` from the training rows given block by block (``training_blocks()``
+        reads them again at each call) and every row's largest magnitudes."""
+        self.standardization = None
+        self._magnitude = self._spread = None
+        self._target_magnitude = self._target_spread = None
+        self._misfits, self._target_misfits = [], []
+        standardizing = self.labeled and (self.standardize_features or self.standardize_targets)
+        narrowed = self.data_dtype != torch.float64
+        judged_x = narrowed and x_dtype == torch.float64
+        judged_y = narrowed and y_dtype == torch.float64 and self.labeled
+        if not (standardizing or judged_x or judged_y):
+            return
+        x_moments, y_moments = ColumnMoments.of_chunks(training_blocks())
+        if standardizing:
+            self.standardization = Standardization.from_moments(
+                x_moments, y_moments, self.standardize_features, self.standardize_targets
+            )
+        if judged_x and magnitude is not None:
+            self._magnitude, self._spread = magnitude, x_moments.spread
+            self._misfits = _misfits(magnitude, x_moments)
+        if judged_y and target_magnitude is not None:
+            self._target_magnitude, self._target_spread = target_magnitude, y_moments.spread
+            self._target_misfits = _misfits(target_magnitude, y_moments)
+
+    def _features_in_float64(self, stage: str | None) -> bool:
+        """Whether the features are kept in float64 though the data's dtype is float32:
+        to fit (or with no stage), where a column float32 does not carry is standardized
+        here; to validate, test or predict, where the trained model's standardization
+        (`read_for`) needs more digits than float32 holds."""
+        if self.data_dtype == torch.float64 or self._magnitude is None:
+            return False
+        if stage in (None, "fit"):
+            return bool(self._misfits) and self.standardize_features
+        reader = self.reader_standardization
+        if reader is None or not reader.features:
+            return False
+        shift, scale = reader.feature_shift.cpu(), reader.feature_scale.cpu()
+        standardized = (shift != 0) | (scale != 1)
+        return bool((standardized & ~float32_carries(self._magnitude, scale)).any())
+
+    def _needs_more_digits(self, stage: str | None) -> bool:
+        """Whether the rows as stored lack digits ``stage`` needs (a run in another
+        precision than the one they were read for, a model whose statistics need float64
+        features): then they are read again."""
+        full_set = self.full_set
+        if isinstance(full_set, TensorDataset):
+            stored = [tensor.dtype for tensor in full_set.tensors[:2]]
+        else:
+            stored = list(getattr(full_set, "dtypes", ()))
+        wide = self.data_dtype == torch.float64
+        wanted = [wide or self._features_in_float64(stage), wide]
+        pairs = zip(wanted, stored, strict=False)
+        return any(need and dtype != torch.float64 for need, dtype in pairs)
+
+    def _refuse_misfits(self) -> None:
+        """For a fit in float32, refuse in one line a feature column float32 cannot carry
+        that is not standardized, and any such target column."""
+        fixes = "--data.standardize_features true"
+        for kind, misfits, names, magnitude, spread in (
+            ("column", self._misfits, self.feature_names, self._magnitude, self._spread),
+            ("target column", self._target_misfits, self.target_names, self._target_magnitude,
+             self._target_spread),
+        ):  # fmt: skip
+            if not misfits or (kind == "column" and self.standardize_features):
+                continue
+            assert magnitude is not None and spread is not None
+            column = misfits[0]
+            largest, std = float(magnitude[column]), float(spread[column])
+            fix = (
+                f"standardize it ({fixes}), or train with --trainer.precision 64-true"
+                if kind == "column"
+                else "train with --trainer.precision 64-true (its predictions need float64 "
+                "too), or subtract a constant from the column"
+            )
+            raise InputError(
+                f"{kind} {names[column]!r} varies by {std:.3g} (its standard deviation) "
+                f"at values up to {largest:.10g}, where float32 rounds by up to "
+                f"{float32_rounding(largest):.3g}: float32 cannot carry it; {fix}"
             )
 
     def _check(self, x: Tensor, y: Tensor, first_row: int = 0) -> None:
@@ -357,11 +518,13 @@ class TensorDataModule(LightningDataModule):
     def _validation_loader(self) -> Any:
         """The validation split's loader: this DataModule's ``val_dataloader`` when
         ``val_fraction`` is above 0."""
+        self._read_for_restored("validate")
         return self._loader(self.val_set)
 
     def _test_loader(self) -> Any:
         """The test split's loader: this DataModule's ``test_dataloader`` when
         ``test_fraction`` is above 0."""
+        self._read_for_restored("test")
         return self._loader(self.test_set)
 
     def predict_dataloader(self) -> DataLoader:
@@ -370,4 +533,25 @@ class TensorDataModule(LightningDataModule):
                 "predict writes one CSV from one process: run it with --trainer.devices 1 "
                 "(and no --trainer.strategy ddp)"
             )
+        self._read_for_restored("predict")
         return self._loader(self.full_set)
+
+    def _read_for_restored(self, stage: str) -> None:
+        """Outside a fit, read the data again for the Trainer's model (`read_for`) where
+        it changed since `setup`: Lightning loads a checkpoint given as ``ckpt_path``
+        after ``setup``, and before it asks for the loaders."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn == TrainerFn.FITTING:
+            return
+        model = trainer.lightning_module
+        if model is not None:
+            self.read_for(model)
+        if self.full_set is None or self._needs_more_digits(stage):
+            self._load_and_split(stage)
+
+
+def _misfits(magnitude: Tensor, moments: ColumnMoments) -> list[int]:
+    """The columns float32 does not carry: values up to ``magnitude`` (every row's)
+    against the training rows' spread, constant columns aside."""
+    carried = float32_carries(magnitude, moments.spread) | moments.constant
+    return [int(column) for column in (~carried).nonzero().flatten()]

@@ -16,16 +16,18 @@ class MappedDataset(Dataset):
 
     Nothing is loaded whole: ``dataset[index_tensor]`` or ``dataset[slice]`` gathers
     one batch from the maps (one NumPy fancy-indexing operation per file), as
-    float32 tensors of shape (batch, columns). The operating system pages the rows
-    in as they are read and may drop them again, so memory holds the batches, not
-    the file. The maps are opened lazily, so the dataset travels to ``DataLoader``
-    worker processes as two paths and row numbers, not as the data.
+    tensors of shape (batch, columns) in `dtypes` (float32 unless asked otherwise).
+    The operating system pages the rows in as they are read and may drop them again,
+    so memory holds the batches, not the file. The maps are opened lazily, so the
+    dataset travels to ``DataLoader`` worker processes as two paths and row numbers,
+    not as the data.
 
     Args:
         features_path: the features array, shape (rows,) or (rows, columns).
         targets_path: the targets array, with as many rows.
-        rows: the file rows this dataset serves, in order (``None``: all of them).
         dtype: the batches' dtype, float32 or float64.
+        rows: the file rows this dataset serves, in order (``None``: all of them).
+        target_dtype: the targets' dtype, when it differs from the features' (``dtype``).
 
     Examples:
         >>> import tempfile, pathlib
@@ -48,9 +50,11 @@ class MappedDataset(Dataset):
         targets_path: str | Path,
         dtype: torch.dtype = torch.float32,
         rows: Tensor | None = None,
+        target_dtype: torch.dtype | None = None,
     ) -> None:
         self.paths = (Path(features_path), Path(targets_path))
-        self.dtype = dtype
+        #: the features' and the targets' dtype
+        self.dtypes = (dtype, target_dtype or dtype)
         self.rows = rows
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -65,7 +69,7 @@ class MappedDataset(Dataset):
     def subset(self, rows: Tensor | None) -> "MappedDataset":
         """The dataset of ``rows`` (``None``: all), sharing this one's maps: one mapping
         of each file, however many splits read it."""
-        subset = MappedDataset(*self.paths, dtype=self.dtype, rows=rows)
+        subset = MappedDataset(*self.paths, self.dtypes[0], rows, self.dtypes[1])
         subset._maps = self._maps
         return subset
 
@@ -81,12 +85,16 @@ class MappedDataset(Dataset):
             positions = index.cpu().numpy()
         else:
             positions = index
-        dtype = np.float64 if self.dtype == torch.float64 else np.float32
         return tuple(  # type: ignore[return-value]
             # a run of rows is a read-only view of the map: copied (requirements "W")
-            torch.from_numpy(np.require(array[positions], dtype, requirements="W"))
-            for array in self.maps
+            torch.from_numpy(np.require(array[positions], _numpy(dtype), requirements="W"))
+            for array, dtype in zip(self.maps, self.dtypes, strict=True)
         )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The features' dtype."""
+        return self.dtypes[0]
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
         """All rows in order, `block_rows` at a time (reads the files once, in order)."""
@@ -96,3 +104,7 @@ class MappedDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_maps": None}  # a worker opens its own maps
+
+
+def _numpy(dtype: torch.dtype) -> type:
+    return np.float64 if dtype == torch.float64 else np.float32

@@ -92,15 +92,16 @@ class GatherDataset(TensorDataset):
     """A ``TensorDataset`` that also serves a whole batch at once.
 
     The tensors (of 2 dimensions, as the DataModules hold them) are kept side by
-    side in one table, so ``dataset[index_tensor]`` gathers a batch's features and
-    targets with a single ``index_select``: gathering random rows costs about the
-    same for one column as for 32 (each row is a cache miss), so one gather instead
-    of two halves the time. ``dataset[slice]`` serves a run of rows; a single
-    ``int`` still gives one row. ``tensors`` are views of the table. A batch's
-    features are a view of the block gathered for it (copying them out would cost
-    more than the gather itself), its other tensors are copied out (they are narrow,
-    and metrics such as torchmetrics' ``view`` them): ``reshape`` the features
-    rather than ``view`` them, or call ``.contiguous()``.
+    side in one table when they share a dtype (features kept in float64 beside float32
+    targets are gathered each on their own), so ``dataset[index_tensor]`` gathers a
+    batch's features and targets with a single ``index_select``: gathering random rows
+    costs about the same for one column as for 32 (each row is a cache miss), so one
+    gather instead of two halves the time. ``dataset[slice]`` serves a run of rows; a
+    single ``int`` still gives one row. ``tensors`` are views of the table. A batch's
+    features are a view of the block gathered for it (copying them out would cost more
+    than the gather itself), its other tensors are copied out (they are narrow, and
+    metrics such as torchmetrics' ``view`` them): ``reshape`` the features rather than
+    ``view`` them, or call ``.contiguous()``.
 
     A DataLoader with a [`EpochBatchSampler`][gd_lightning.EpochBatchSampler] as ``sampler``,
     ``batch_size=None`` and `batch_as_is` as ``collate_fn`` fetches each batch with one
@@ -116,7 +117,8 @@ class GatherDataset(TensorDataset):
 
     def __init__(self, *tensors: Tensor) -> None:
         self.widths: list[int] | None = None
-        if len(tensors) > 1 and all(t.ndim == 2 for t in tensors):
+        same_dtype = all(t.dtype == tensors[0].dtype for t in tensors)
+        if len(tensors) > 1 and same_dtype and all(t.ndim == 2 for t in tensors):
             self.widths = [t.shape[1] for t in tensors]
             # already side by side (a DataModule's load() may return the columns of one
             # table): that table, without a copy of the whole data

@@ -15,7 +15,6 @@ from torch import Tensor
 
 from gd_lightning.data.base import TensorDataModule
 from gd_lightning.data.mapped import MappedDataset
-from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError
 
 
@@ -39,18 +38,20 @@ class TabularDataModule(TensorDataModule):
 
     The file's header or array shapes are read at construction, so mistakes
     (a missing file, an unknown column) surface at once and ``in_features`` and
-    ``out_features`` are known; the values are read in `setup`, as float64
-    under ``Trainer(precision="64-true")`` and float32 otherwise (see
-    `dtype`). A cell that is not a number
+    ``out_features`` are known; the values are read in `setup`, in float64 (a
+    float32 array in float32), and kept as float64 under
+    ``Trainer(precision="64-true")`` and as float32 otherwise (see `dtype`), but for
+    the columns float32 cannot carry: see
+    [`TensorDataModule`][gd_lightning.TensorDataModule]. A cell that is not a number
     (``#`` is an ordinary character, not a comment), an empty cell, NaN or an infinity
     is refused in one line naming its row and column.
 
     With ``memory_map=True`` the ``.npy`` files are never loaded whole: they stay
     memory-mapped (NumPy's ``mmap_mode="r"``), each batch is gathered from the maps
-    (see `MappedDataset`), and the checks for
-    missing values and the standardization statistics read the files a block at a
-    time. Memory then holds batches, not the data, for files bigger than memory.
-    It needs a ``batch_size`` and both files. The least-squares reference of the
+    (see `MappedDataset`), and the checks for missing values and the standardization
+    statistics (in float64) read the files a block at a time. Memory then holds
+    batches, not the data, for files bigger than memory. It needs a ``batch_size`` and
+    both files. The least-squares reference of the
     convergence monitor, ``lr: auto`` and the figures need the data in memory and are off.
 
     Args:
@@ -70,8 +71,11 @@ class TabularDataModule(TensorDataModule):
         >>> dm = TabularDataModule(csv_path=str(path), targets=["price"])
         >>> dm.feature_names, dm.in_features, dm.out_features
         (['area', 'rooms'], 2, 1)
-        >>> dm.load()[1].T
-        tensor([[100., 160., 230.]])
+        >>> dm.load()[1].T  # read with every digit the file holds
+        tensor([[100., 160., 230.]], dtype=torch.float64)
+        >>> dm.setup("fit")  # held in float32, which carries these columns
+        >>> dm.full_set.tensors[1].dtype
+        torch.float32
     """
 
     def __init__(
@@ -223,27 +227,48 @@ class TabularDataModule(TensorDataModule):
             if same_name(name) not in self.header:
                 raise InputError(f"{option}: {self._not_in_file(name)}")
 
-    def _setup_mapped(self) -> None:
-        """The memory-mapped splits: row numbers into the files, checked block by block."""
-        full = MappedDataset(str(self.features_path), str(self.targets_path), self.data_dtype)
+    def _load_and_split(self, stage: str | None = None) -> None:
+        """As [`TensorDataModule`][gd_lightning.TensorDataModule]'s, or, with
+        ``memory_map``, the memory-mapped splits (`_setup_mapped`)."""
+        if self.memory_map:
+            self._setup_mapped(stage)
+        else:
+            super()._load_and_split(stage)
+
+    def _setup_mapped(self, stage: str | None) -> None:
+        """The memory-mapped splits: row numbers into the files, checked block by block,
+        served in the data's dtype (features in float64 where `_load_and_split`'s rule
+        keeps them so)."""
         narrow = np.float64 if self.data_dtype == torch.float64 else np.float32
-        for path, array in zip((self.features_path, self.targets_path), full.maps, strict=True):
+        paths = (self.features_path, self.targets_path)
+        full = MappedDataset(str(self.features_path), str(self.targets_path), self.data_dtype)
+        # arrays holding more digits than the data's dtype are read in float64 to judge them
+        wide = [not np.can_cast(array.dtype, narrow) for array in full.maps]
+        full.dtypes = (torch.float64,) * 2 if any(wide) else full.dtypes
+        for path, array in zip(paths, full.maps, strict=True):
             for start in range(0, len(array), MappedDataset.block_rows):
                 block = array[start : start + MappedDataset.block_rows]
                 check_block_fits(block, narrow, path, start)
         first = 0
+        magnitudes: list[list[Tensor]] = [[], []]
         for x, y in full.chunks():
             self._check(x, y, first_row=first)
             first += len(x)
+            for found, values, is_wide in zip(magnitudes, (x, y), wide, strict=True):
+                if is_wide:
+                    found.append(values.abs().amax(0).double())
         train_rows, val_rows, test_rows = self._split(len(full))
+        training = full.subset(train_rows)
+        x_magnitude, y_magnitude = (torch.stack(found).amax(0) if found else None
+                                    for found in magnitudes)  # fmt: skip
+        dtypes = [torch.float64 if is_wide else self.data_dtype for is_wide in wide]
+        self._judge_moments(training.chunks, x_magnitude, y_magnitude, *dtypes)
+        full.dtypes = (torch.float64 if self._features_in_float64(stage) else self.data_dtype,
+                       self.data_dtype)  # fmt: skip
         self.full_set = full
         self.train_set = full.subset(train_rows)
         self.val_set = full.subset(val_rows)
         self.test_set = full.subset(test_rows)
-        if self.standardize_features or self.standardize_targets:
-            self.standardization = Standardization.from_chunks(
-                self.train_set.chunks(), self.standardize_features, self.standardize_targets
-            )
 
     def setup(self, stage: str | None = None) -> None:
         """As [`TensorDataModule.setup`][gd_lightning.TensorDataModule.setup]; predicting
@@ -253,13 +278,14 @@ class TabularDataModule(TensorDataModule):
         if reads_targets != self._labeled:
             self._labeled = reads_targets
             self.full_set = None  # read again, with or without the targets
-        if self.memory_map and self.full_set is None:
-            self._setup_mapped()
         super().setup(stage)
 
     def load(self) -> tuple[Tensor, Tensor]:
         """The features and targets (rows, 0 columns when the data has none), as the
-        column blocks of one table (so the dataset built on them needs no copy of its own)."""
+        column blocks of one table (so the dataset built on them needs no copy of its
+        own): float64 from a CSV file or from arrays float32 does not hold exactly
+        (float64, 32- and 64-bit integers), float32 otherwise. Every value must fit the
+        data's dtype (`data_dtype`)."""
         dtype = np.float64 if self.data_dtype == torch.float64 else np.float32
         if self.csv_path is not None:
             names = self.feature_names + (self.target_names if self.labeled else [])
@@ -271,12 +297,15 @@ class TabularDataModule(TensorDataModule):
 
     def _load_npy_table(self, dtype: type) -> np.ndarray:
         """The ``.npy`` arrays side by side (rows, in_features [+ out_features]), copied a
-        block at a time from their memory maps straight into the table."""
+        block at a time from their memory maps straight into the table: float64 where
+        an array holds values ``dtype`` does not hold exactly, else ``dtype``; every value
+        checked to fit ``dtype``."""
         paths = [self.features_path] + ([self.targets_path] if self.labeled else [])
         arrays = [_open_npy(Path(str(path))) for path in paths]
         rows = len(arrays[0])
         widths = [self.in_features, self.out_features][: len(arrays)]
-        table: np.ndarray = np.empty((rows, sum(widths)), dtype=dtype)
+        exact = all(np.can_cast(array.dtype, dtype) for array in arrays)
+        table: np.ndarray = np.empty((rows, sum(widths)), dtype=dtype if exact else np.float64)
         for start in range(0, rows, NPY_BLOCK_ROWS):
             block = slice(start, start + NPY_BLOCK_ROWS)
             first = 0
@@ -397,22 +426,24 @@ def data_rows(
 
 
 def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
-    """The columns ``names`` of the CSV file ``path`` (by name), (rows, len(names)), as
-    ``dtype``, read as the ``csv`` module reads it (quoting in every column, used or not):
-    one line for a row of the wrong length, a quote left open, or the first cell that is
-    not a plain finite number ``dtype`` holds.
+    """The columns ``names`` of the CSV file ``path`` (by name), (rows, len(names)), read
+    as the ``csv`` module reads it (quoting in every column, used or not): one line for a
+    row of the wrong length, a quote left open, or the first cell that is not a plain
+    finite number ``dtype`` holds.
 
-    The file is read once. A plain table (no quotes, no carriage returns, every row of
-    the header's length, every cell a plain number) is parsed by NumPy's C reader, which
-    splits it as the ``csv`` module would; anything else goes through the ``csv`` module
-    itself, which also names the first problem and its line."""
+    The values are returned in float64, with every digit the file holds, checked
+    against ``dtype``, the precision they will be computed in. The file is read once.
+    A plain table (no quotes, no carriage returns, every row of the header's length,
+    every cell a plain number) is parsed by NumPy's C reader, which splits it as the
+    ``csv`` module would; anything else goes through the ``csv`` module itself, which
+    also names the first problem and its line."""
     columns = [header.index(name) for name in names]
     with open_text(path) as file:
         text = file.read()
     table = plain_table(text, len(header), columns)
     if table is None or unfit_cell(table, dtype) is not None:
         table = _read_by_csv_module(path, header, names, columns, dtype, text)
-    return table.astype(dtype, copy=False)
+    return table
 
 
 def plain_table(text: str, width: int, columns: list[int]) -> np.ndarray | None:

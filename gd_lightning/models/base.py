@@ -21,10 +21,12 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from gd_lightning.cadence import is_last_batch, logs_loss_at
+from gd_lightning.data.base import dtype_for
 from gd_lightning.data.standardize import Standardization
 from gd_lightning.errors import InputError, check_argument
 from gd_lightning.functional import mse
@@ -75,8 +77,8 @@ class RegressionModule(LightningModule):
         out_features: number of targets.
         lr: the learning rate, a positive number, or ``"auto"``: the rate a
             [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor] predicts reaches its
-            ``report_gap`` soonest, chosen at the start of a fit (the command line always
-            adds one).
+            ``target_gap`` (or ``report_gap``) soonest, chosen at the start of a fit (the
+            command line always adds one).
         optimization: ``"automatic"`` or ``"manual"`` (the hand-written step).
         optimizer: automatic mode only; ``None`` means ``torch.optim.SGD`` at ``lr``.
         scheduler: a learning-rate scheduler, stepped once per epoch
@@ -157,8 +159,9 @@ class RegressionModule(LightningModule):
         """The parameters as ``theta`` of shape (parameters per target, targets), detached."""
         raise NotImplementedError(f"{type(self).__name__} must implement theta()")
 
-    def parameters_in_original_units(self) -> dict[str, Tensor]:
-        """The parameters with the standardization folded in, by ``state_dict`` name, float64."""
+    def parameters_in_original_units(self, theta: Tensor | None = None) -> dict[str, Tensor]:
+        """The parameters with the standardization folded in, by ``state_dict`` name, float64:
+        the model's own, or those of ``theta`` (in `theta`'s layout and fitted units)."""
         raise NotImplementedError(f"{type(self).__name__} must implement parameters_in_...()")
 
     # --- what the model knows of its data ----------------------------------------------
@@ -203,15 +206,23 @@ class RegressionModule(LightningModule):
         return self.scaling.standardization
 
     def forward(self, x: Tensor) -> Tensor:
-        """Predictions in original units, shape (batch, out_features), from raw inputs."""
+        """Predictions in original units, shape (batch, out_features), from raw inputs,
+        float32 or float64. Give float64 inputs where float32 cannot carry them (see
+        [`float32_carries`][gd_lightning.data.standardize.float32_carries]), such as
+        timestamps: the model standardizes float64 inputs in float64 and rounds only the
+        standardized values to its own dtype."""
         return self.scaling.original_targets(
             self.predict_fitted_units(self.scaling.fitted_inputs(x))
         )
 
     def unstandardized(self) -> "RegressionModule":
         """A copy whose parameters are in original units and that applies no scaling;
-        its predictions equal this model's (up to float rounding)."""
+        its predictions equal this model's (up to float rounding). Float64 where float32
+        cannot carry the inputs' or targets' shifts (timestamps): original-unit
+        parameters of such data need float64's digits."""
         twin = copy.deepcopy(self)
+        if self.scaling.wide:
+            twin.compute_in(torch.float64)
         with torch.no_grad():
             for name, value in self.parameters_in_original_units().items():
                 twin.get_parameter(name).copy_(value)
@@ -219,11 +230,19 @@ class RegressionModule(LightningModule):
         return twin
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """A fit resumed from ``checkpoint`` (``trainer.fit(model, ckpt_path=...)``) with
+        """A checkpoint whose parameters are float64 (saved under ``precision="64-true"``)
+        makes this model float64 before its weights are loaded, so every digit arrives
+        (``load_from_checkpoint``, the command line, a Trainer's ``ckpt_path``); a Trainer
+        of another precision rounds them to float32 as its run starts, and says so in one
+        line (`follow_trainer_precision`).
+
+        A fit resumed from ``checkpoint`` (``trainer.fit(model, ckpt_path=...)``) with
         settings other than the ones it was saved with is refused in one line: Lightning
         would restore the optimizer's state, its learning rate included, and the run would
         record one rate and train at another. (``load_from_checkpoint`` outside a fit
         takes the settings it is given, as Lightning documents.)"""
+        if saved_dtype(checkpoint, self) == torch.float64 and self.dtype != torch.float64:
+            self.compute_in(torch.float64)
         try:
             fitting = self.trainer.state.fn == TrainerFn.FITTING
         except RuntimeError:  # not attached to a Trainer: load_from_checkpoint
@@ -270,6 +289,44 @@ class RegressionModule(LightningModule):
         except RuntimeError:  # saved outside a Trainer
             return
         checkpoint[OPTIMIZER_SETTINGS_KEY] = [optimizer_settings(o) for o in optimizers]
+
+    # --- precision --------------------------------------------------------------------
+
+    def compute_in(self, dtype: torch.dtype) -> None:
+        """Convert the parameters (and everything that follows the model's dtype, as
+        ``double()`` and ``float()`` do) to ``dtype``, float32 or float64; the
+        standardization's statistics stay float64."""
+        kept = self.scaling.standardization
+        if dtype == torch.float64:
+            self.double()
+        else:
+            self.float()
+        self.scaling.set(kept)
+
+    def follow_trainer_precision(self) -> None:
+        """Round float64 parameters (a float64 checkpoint's) to float32 when the Trainer
+        computes in another precision than ``"64-true"``, in one line saying so: its data
+        and steps are float32."""
+        if self.dtype != torch.float64 or dtype_for(self.trainer.precision) == torch.float64:
+            return
+        rank_zero_warn(
+            f"the parameters are float64 (a checkpoint saved under --trainer.precision "
+            f"64-true) and this run computes in {self.trainer.precision}: they are rounded "
+            f"to float32; --trainer.precision 64-true keeps every digit"
+        )
+        self.compute_in(torch.float32)
+
+    def on_fit_start(self) -> None:
+        self.follow_trainer_precision()
+
+    def on_validation_start(self) -> None:
+        self.follow_trainer_precision()
+
+    def on_test_start(self) -> None:
+        self.follow_trainer_precision()
+
+    def on_predict_start(self) -> None:
+        self.follow_trainer_precision()
 
     # --- steps ------------------------------------------------------------------------
 
@@ -422,6 +479,25 @@ def shown_setting(value: Any) -> str:
     else:
         text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def saved_dtype(checkpoint: dict[str, Any], model: torch.nn.Module) -> torch.dtype | None:
+    """The dtype of ``model``'s parameters as ``checkpoint`` holds them (float64 when any
+    is), or ``None`` where it holds none of them.
+
+    Examples:
+        >>> layer = torch.nn.Linear(1, 1)
+        >>> saved_dtype({"state_dict": layer.double().state_dict()}, layer)
+        torch.float64
+    """
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict):
+        return None
+    saved = [state.get(name) for name, _ in model.named_parameters()]
+    dtypes = {value.dtype for value in saved if isinstance(value, Tensor)}
+    if not dtypes:
+        return None
+    return torch.float64 if torch.float64 in dtypes else dtypes.pop()
 
 
 def class_path_of(cls: type) -> str:

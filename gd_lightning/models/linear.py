@@ -120,11 +120,18 @@ class LinearRegression(RegressionModule):
                 )
         super().set_standardization(standardization)
 
-    def parameters_in_original_units(self) -> dict[str, Tensor]:
-        """``linear.weight`` and ``linear.bias`` with the standardization folded in, float64."""
-        bias = None if self.linear.bias is None else self.linear.bias.detach().cpu()
+    def parameters_in_original_units(self, theta: Tensor | None = None) -> dict[str, Tensor]:
+        """``linear.weight`` and ``linear.bias`` with the standardization folded in, float64:
+        the model's own, or those of ``theta`` (in `theta`'s layout and fitted units,
+        such as the least-squares optimum)."""
+        if theta is None:
+            weight = self.linear.weight.detach().cpu()
+            bias = None if self.linear.bias is None else self.linear.bias.detach().cpu()
+        else:
+            weight = theta[: self.in_features].T.double().cpu()
+            bias = None if self.linear.bias is None else theta[self.in_features].double().cpu()
         weight, bias = linear_in_original_units(
-            self.linear.weight.detach().cpu(),
+            weight,
             bias,
             *(self.scaling.get_buffer(name).cpu() for name in Standardization.names()),
         )
@@ -134,7 +141,8 @@ class LinearRegression(RegressionModule):
         """An ``nn.Linear`` that predicts what this model predicts, from raw inputs.
 
         The standardization, if any, is folded into its weight and bias (float64
-        arithmetic, stored in this model's dtype), so it can be used or exported on
+        arithmetic, stored in this model's dtype, or in float64 where float32 cannot
+        carry the inputs' shifts, as for timestamps), so it can be used or exported on
         its own. (``model.linear`` is the layer in the units it was fitted in.)
 
         Examples:
@@ -148,7 +156,7 @@ class LinearRegression(RegressionModule):
             self.in_features,
             self.out_features,
             bias="linear.bias" in values,
-            dtype=self.linear.weight.dtype,
+            dtype=torch.float64 if self.scaling.wide else self.linear.weight.dtype,
         )
         with torch.no_grad():
             layer.weight.copy_(values["linear.weight"])
@@ -157,10 +165,14 @@ class LinearRegression(RegressionModule):
         return layer
 
     def coefficients(
-        self, feature_names: list[str] | None = None, target_names: list[str] | None = None
+        self,
+        feature_names: list[str] | None = None,
+        target_names: list[str] | None = None,
+        theta: Tensor | None = None,
     ) -> dict[str, dict[str, float]]:
         """``{target: {feature: weight, ..., "bias": bias}}``, one entry per target, in
-        original units.
+        original units: the model's parameters, or those of ``theta`` (fitted units, in
+        `theta`'s layout: the least-squares optimum's, for instance).
 
         Names default to the model's `feature_names` and `target_names`; the
         bias is called ``(bias)`` when a feature is already called ``bias`` (and
@@ -180,7 +192,7 @@ class LinearRegression(RegressionModule):
                 f"{len(features)} feature and {len(targets)} target names for a model of "
                 f"{in_features} inputs and {out_features} targets"
             )
-        original = self.parameters_in_original_units()
+        original = self.parameters_in_original_units(theta)
         bias_name = "bias"
         while bias_name in features:
             bias_name = f"({bias_name})"

@@ -92,25 +92,28 @@ class QuadraticRegression(RegressionModule):
         """``(a, b, c)`` as a column: shape (3, 1)."""
         return self.quadratic.params.detach()[:, None]
 
-    def parameters_in_original_units(self) -> dict[str, Tensor]:
-        """``quadratic.params``: the quadratic in ``z = (t - m) / s`` expanded in ``t``."""
+    def parameters_in_original_units(self, theta: Tensor | None = None) -> dict[str, Tensor]:
+        """``quadratic.params``: the quadratic in ``z = (t - m) / s`` expanded in ``t``; the
+        model's own, or those of ``theta`` (shape (3, 1), fitted units)."""
         stats = [float(self.scaling.get_buffer(name)[0]) for name in Standardization.names()[:4]]
-        return {
-            "quadratic.params": quadratic_in_original_units(
-                self.quadratic.params.detach().cpu(), *stats
-            )
-        }
+        params = self.quadratic.params.detach() if theta is None else theta[:, 0].double()
+        return {"quadratic.params": quadratic_in_original_units(params.cpu(), *stats)}
 
     def coefficients(
-        self, feature_names: list[str] | None = None, target_names: list[str] | None = None
+        self,
+        feature_names: list[str] | None = None,
+        target_names: list[str] | None = None,
+        theta: Tensor | None = None,
     ) -> dict[str, dict[str, float]]:
-        """``{target: {"a": a, "b": b, "c": c}}``, in original units.
+        """``{target: {"a": a, "b": b, "c": c}}``, in original units: the model's
+        parameters, or those of ``theta`` (fitted units: the least-squares optimum's, for
+        instance).
 
         Examples:
             >>> QuadraticRegression(lr=0.1, init_params=[0.5, -1.0, 2.0]).coefficients()
             {'y0': {'a': 0.5, 'b': -1.0, 'c': 2.0}}
         """
-        a, b, c = self.parameters_in_original_units()["quadratic.params"].tolist()
+        a, b, c = self.parameters_in_original_units(theta)["quadratic.params"].tolist()
         return {(target_names or self.target_names)[0]: {"a": a, "b": b, "c": c}}
 
 
