@@ -200,14 +200,18 @@ class FitReference:
         if rank == p and p:
             # scaled back substitution: each parameter's digits, whatever its column's units
             solution = torch.linalg.solve_triangular(equal, c, upper=True) / unit[:, None]
-            # the smallest singular value of a graded R, from its inverse: one of the
-            # scaled triangle's (accurate) over the column lengths
-            inverse = (
-                torch.linalg.solve_triangular(equal, torch.eye(p, dtype=torch.float64), upper=True)
-                / unit[:, None]
-            )
-            values = values.clone()
-            values[-1] = 1 / torch.linalg.matrix_norm(inverse, ord=2)
+            if float(unit.max() / unit.min()) > GRADED:
+                # the smallest singular value of a graded R (columns of very different
+                # lengths), from its inverse: one of the scaled triangle's (accurate)
+                # over the column lengths; an SVD of R itself keeps only its absolute size
+                inverse = (
+                    torch.linalg.solve_triangular(
+                        equal, torch.eye(p, dtype=torch.float64), upper=True
+                    )
+                    / unit[:, None]
+                )
+                values = values.clone()
+                values[-1] = 1 / torch.linalg.matrix_norm(inverse, ord=2)
         else:
             # collinear columns: the minimum-norm optimum, from the directions in the rank
             kept = values[:rank]
@@ -605,6 +609,11 @@ class FitReference:
             resolution=self.resolution,
         )
 
+
+#: a ratio of the design's longest column to its shortest above which the smallest
+#: singular value is computed again from the triangle's inverse (a graded triangle's SVD
+#: gets it only to within ε σ_max)
+GRADED = 16.0
 
 #: a design condition number (columns of equal size) above which the optimum is refined
 #: whatever the data's size: float64 QR keeps about ``16 - log10(κ)`` digits, ten from
