@@ -363,15 +363,26 @@ class FitReference:
     @property
     def gap_scale(self) -> float:
         """What a gap is a fraction of: the optimum's loss; where the data can be fitted
-        exactly (`exact_fit`), the loss of predicting zero."""
-        return self.zero_loss if self.exact_fit else self.optimum_loss
+        exactly (`exact_fit`), a fraction of 0 means nothing, and a gap is absolute: the
+        loss above the optimum itself, in the targets' squared units (scale 1)."""
+        return 1.0 if self.exact_fit else self.optimum_loss
 
     @property
     def gap_of(self) -> str:
-        """What a gap is a fraction of, in words."""
+        """What a gap is measured against, in words."""
         if self.exact_fit:
-            return "the loss of predicting zero (the data can be fitted exactly)"
+            return "the best possible loss, absolute (the data can be fitted exactly)"
         return "the best possible loss"
+
+    def in_words(self, gap: float) -> str:
+        """A gap as the lines print it: a fraction with its digits (`fraction`), or the
+        absolute loss above the optimum where the data can be fitted exactly.
+
+        Examples:
+            >>> FitReference.from_data(torch.ones(3, 1), torch.ones(3, 1)).in_words(0.01)
+            '0.01'
+        """
+        return f"{gap:.2g}" if self.exact_fit else fraction(gap)
 
     @property
     def smallest_gap(self) -> float:
@@ -393,14 +404,13 @@ class FitReference:
         return float(per_target.mean())
 
     def relative(self, excess: float) -> float:
-        """An excess loss relative to `gap_scale` (0.01 is 1%); where that is 0 (every
-        target is 0, so the zero model is exact) any excess is infinitely far, and none
-        is 0.
+        """An excess loss relative to `gap_scale` (0.01 is 1%): the excess itself where
+        the data can be fitted exactly.
 
         Examples:
             >>> ref = FitReference.from_data(torch.ones(3, 1), torch.zeros(3, 1))
             >>> ref.relative(0.0), ref.relative(1e-9)
-            (0.0, inf)
+            (0.0, 1e-09)
         """
         scale = self.gap_scale
         if scale <= 0:
@@ -562,7 +572,8 @@ class FitReference:
             lines += [
                 f"learning rate: {lr:.4g}; stable below {self.stable_lr:.4g}; fastest from "
                 f"this start {fastest:.4g}",
-                f"full-batch epochs to within {fraction(aim)} of the optimum: "
+                f"full-batch epochs to within {self.in_words(aim)} of the optimum"
+                f"{' (absolute)' if self.exact_fit else ''}: "
                 f"{_count(self.epochs_to_gap(theta, lr, gap))} at lr {lr:.4g}"
                 + (
                     ""
@@ -576,8 +587,8 @@ class FitReference:
             f"best possible loss {self.optimum_loss:.6g} (least squares)"
             + (
                 f": the data can be fitted exactly (a loss below {self.resolution:.2g} is "
-                f"rounding at this precision), so gaps are fractions of the loss of "
-                f"predicting zero, {self.zero_loss:.4g}"
+                f"rounding at this precision), so gaps are absolute: the loss above it, in "
+                f"the targets' squared units"
                 if self.exact_fit
                 else ""
             )

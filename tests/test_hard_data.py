@@ -5,7 +5,6 @@ aiming at the gap asked for."""
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +98,7 @@ def test_standardized_pontius_stops_within_the_gap_it_says(
     out = capsys.readouterr().out
     predicted = int(out.split("epochs to within 1e-09 of the optimum: ")[1].split(" ")[0])
     # full batches in float64: the run stops where the curvature said it would
-    assert f"(the target: 1e-09) after {predicted} steps: stopping" in caplog.text
+    assert f"after {predicted} steps (the target: 1e-09): stopping" in caplog.text
     assert "0%" not in out + caplog.text
     x, y, _, _ = load("Pontius")
     a, b, c = report["parameters"]["y"].values()
@@ -122,17 +121,19 @@ def test_a_gap_below_float32s_resolution_is_said_and_met(
     assert "--trainer.precision 64-true resolves smaller gaps" in out
 
 
-def test_an_exact_fit_measures_gaps_against_the_zero_model() -> None:
-    """y = 2x + 5 exactly: the optimum's loss is rounding, said so, and gaps are fractions
-    of the loss of predicting zero (a fraction of 0 would make every gap infinite)."""
+def test_an_exact_fit_measures_gaps_absolutely() -> None:
+    """y = 2x + 5 exactly: the optimum's loss is rounding, said so, and a gap is the loss
+    above it itself (a fraction of 0 would make every gap infinite)."""
     t = torch.arange(10, dtype=torch.float64)
     design = torch.stack([t, torch.ones(10, dtype=torch.float64)], 1)
     reference = FitReference.from_data(design, (2 * t + 5)[:, None])
-    assert reference.exact_fit and reference.gap_scale == reference.zero_loss
-    assert "the data can be fitted exactly" in reference.describe(0.01, torch.zeros(2, 1))
+    assert reference.exact_fit and reference.gap_scale == 1
+    described = reference.describe(0.01, torch.zeros(2, 1))
+    assert "the data can be fitted exactly" in described and "gaps are absolute" in described
+    assert "epochs to within 0.01 of the optimum (absolute)" in described
     theta = torch.tensor([[2.0], [5.0 + 1e-6]], dtype=torch.float64)
-    assert reference.gap(theta) == pytest.approx(1e-12 / reference.zero_loss, rel=1e-6)
-    assert math.isfinite(reference.gap(theta))
+    assert reference.gap(theta) == pytest.approx(1e-12, rel=1e-6)
+    assert reference.in_words(reference.gap(theta)) == "1e-12"
 
 
 def test_the_excess_loss_has_its_digits_where_the_loss_does_not() -> None:

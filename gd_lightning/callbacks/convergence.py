@@ -70,8 +70,8 @@ class ConvergenceMonitor(Callback):
     models only the divergence guard works.
 
     A gap is the excess loss as a fraction of the optimum's loss; where the data can be
-    fitted exactly (the optimum's loss is rounding at the fit's precision), a
-    fraction of the loss of predicting zero, and the lines say so
+    fitted exactly (the optimum's loss is rounding at the fit's precision), the excess
+    itself, absolute, and the lines say so
     ([`FitReference.gap_scale`][gd_lightning.FitReference.gap_scale]).
 
     Args:
@@ -176,7 +176,8 @@ class ConvergenceMonitor(Callback):
                 print(
                     f"convergence.target_gap {self.target_gap:g} is below what "
                     f"{_precision(reference)} resolves on this data: a loss within "
-                    f"{fraction(reference.smallest_gap)} of {reference.gap_of} is rounding, "
+                    f"{reference.in_words(reference.smallest_gap)} of {reference.gap_of} is "
+                    f"rounding, "
                     f"so the fit stops there"
                     + (
                         "; --trainer.precision 64-true resolves smaller gaps"
@@ -264,9 +265,10 @@ class ConvergenceMonitor(Callback):
             trainer.should_stop = True
             steps = trainer.global_step
             rank_zero_info(
-                f"within {fraction(gap)} of {reference.gap_of} (the target: "
-                f"{fraction(reference.reachable_gap(self.target_gap))}) after {steps} "
-                f"step{'' if steps == 1 else 's'}: stopping at the end of epoch "
+                f"within {reference.in_words(gap)} of {reference.gap_of} after {steps} "
+                f"step{'' if steps == 1 else 's'} (the target: "
+                f"{reference.in_words(reference.reachable_gap(self.target_gap))}): "
+                f"stopping at the end of epoch "
                 f"{trainer.current_epoch + 1}"
             )
 
