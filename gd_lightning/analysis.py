@@ -165,9 +165,7 @@ class FitReference:
             pulled += a.T @ (y - a @ theta)  # (p, K)
         p = self.num_parameters
         r = self.triangle[:p, :p]
-        lengths = r.norm(dim=0)
-        unit = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
-        equal = r / unit
+        equal, unit = _equal_columns(r)
         # RᵀR δ = g with R = E diag(unit): EᵀE (unit δ) = g / unit
         g = torch.from_numpy(pulled.astype(np.float64)) / unit[:, None]
         w = torch.linalg.solve_triangular(equal.T, g, upper=False)
@@ -190,9 +188,7 @@ class FitReference:
         triangle = triangle.double().triu()
         p, k = num_parameters, size - num_parameters
         r, c = triangle[:p, :p], triangle[:p, p:]
-        lengths = r.norm(dim=0)  # the design's column lengths (Q keeps them)
-        unit = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
-        equal = r / unit  # the design with columns of length 1 (or 0)
+        equal, unit = _equal_columns(r)
         singular = torch.linalg.svdvals(equal)  # descending
         tolerance = max(rows, p) * torch.finfo(torch.float64).eps * float(singular[0])
         rank = int((singular > tolerance).sum()) if p else 0
@@ -639,6 +635,15 @@ REFINE_VALUES = 1 << 18
 #: a condition number above which gradient descent on data left raw is told to
 #: standardize (the standardized tutorials' are all below 100)
 CONDITION_TO_STANDARDIZE = 1e3
+
+
+def _equal_columns(r: Tensor) -> tuple[Tensor, Tensor]:
+    """The triangle ``r`` (p, p) with its columns scaled to length 1 (a column of zeros
+    left as it is), and the lengths it was divided by: the design's column lengths, which
+    Q keeps."""
+    lengths = r.norm(dim=0)
+    unit = torch.where(lengths > 0, lengths, torch.ones_like(lengths))
+    return r / unit, unit
 
 
 def _power_of_two_scale(table: Tensor) -> Tensor:

@@ -156,16 +156,13 @@ class Scaling(nn.Module):
         the model's, or statistics float32 cannot carry."""
         self._follow_dtype()
         dtype = self.cast_dtype
-        if not scaled:
-            return values.to(dtype)
-        shift, scale = (self.get_buffer(f"{kind}_{name}") for name in ("shift", "scale"))
-        if values.dtype == dtype and not wide:
+        if scaled and values.dtype == dtype and not wide:
             cast_shift, cast_scale = (self.get_buffer(cast_name(f"{kind}_{name}"))
                                       for name in ("shift", "scale"))  # fmt: skip
             return (values - cast_shift) / cast_scale
         # float64 values, or statistics float32 cannot carry: standardized in float64,
         # then rounded once
-        return ((values.double() - shift.double()) / scale.double()).to(dtype)
+        return self._fitted_in(values, kind, scaled, dtype)
 
     def _follow_dtype(self) -> None:
         """Make the cast copies again where the model's dtype changed (``double()``,
