@@ -1,6 +1,7 @@
 """Writing files so that an interruption never leaves a half-written one."""
 
 import csv
+import errno
 import io
 import os
 import tempfile
@@ -13,14 +14,28 @@ import numpy as np
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from gd_lightning.stops import raise_if_stopped, stops_held
+
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step.
+def atomic_path(
+    path: str | os.PathLike[str], overwrite: bool = True, stoppable: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it becomes ``path`` in one step.
 
     Whatever is written to the temporary path appears under ``path`` only when the
     block ends without an error (``os.replace`` is atomic on one file system); on an
     error or an interruption the temporary file is removed and ``path`` is untouched.
+    While the command line runs, a stop signal received before that step refuses it
+    (`gd_lightning.stops`): nothing is committed after Ctrl+C or SIGTERM.
+
+    Args:
+        path: the file to write.
+        overwrite: with ``False``, never replace an existing ``path``: the step that
+            names the file fails with ``FileExistsError`` if it exists by then (which
+            makes claiming a free name race-free).
+        stoppable: with ``False``, a file begun before a stop signal is still
+            committed once whole (a checkpoint: the state it holds is the run's to keep).
 
     Examples:
         >>> folder = Path(tempfile.mkdtemp())
@@ -28,31 +43,75 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         ...     _ = tmp.write_text("done")
         >>> (folder / "out.txt").read_text(), sorted(p.name for p in folder.iterdir())
         ('done', ['out.txt'])
+        >>> try:
+        ...     with atomic_path(folder / "out.txt", overwrite=False) as tmp:
+        ...         _ = tmp.write_text("again")
+        ... except FileExistsError:
+        ...     print((folder / "out.txt").read_text(), sorted(p.name for p in folder.iterdir()))
+        done ['out.txt']
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    # keep the extension: some writers (an image library) choose the format by it
-    fd, name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(name)
+    tmp: Path | None = None
     try:
+        with stops_held():  # a stop between creating the file and naming it would lose it
+            tmp = _new_temporary(target)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it a file's usual mode
-        os.replace(tmp, target)
+        # held: a stop must not leave _commit_new's claim bare, nor its hard link's source
+        with stops_held():
+            if stoppable:
+                raise_if_stopped()
+            if overwrite:
+                os.replace(tmp, target)
+            else:
+                _commit_new(tmp, target)
     except OSError as err:
         if err.filename is None:  # a failed write names no file: name the one being written
             raise OSError(err.errno, err.strerror, str(target)) from err
         raise
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with stops_held():
+                tmp.unlink(missing_ok=True)
+
+
+def _new_temporary(target: Path) -> Path:
+    """A new empty file beside ``target`` to write it in, hidden and marked temporary."""
+    # keep the extension: some writers (an image library) choose the format by it
+    fd, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}"
+    )
+    os.close(fd)
+    return Path(name)
+
+
+def _commit_new(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the name ``target`` unless ``target`` exists, in one step."""
+    try:
+        os.link(tmp, target)  # fails if target exists: no other writer can slip in between
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target)) from None
+    except OSError:
+        # a file system without hard links (FAT, some network shares): claim the name,
+        # then rename over our own empty claim, still in one step
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.close(descriptor)
+        os.replace(tmp, target)
+        return
+    tmp.unlink()  # now, while a stop is held (`atomic_path`), not after
 
 
 def write_csv_atomic(
-    path: str | os.PathLike[str], header: Sequence[str], rows: Iterable[Sequence[object]]
+    path: str | os.PathLike[str],
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    overwrite: bool = True,
 ) -> Path:
     """Write ``header`` and ``rows`` as CSV to ``path`` atomically; return the path.
+
+    With ``overwrite=False`` an existing ``path`` is left alone and ``FileExistsError``
+    raised (`atomic_path`).
 
     Examples:
         >>> folder = Path(tempfile.mkdtemp())
@@ -64,7 +123,7 @@ def write_csv_atomic(
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return write_text_atomic(path, text.getvalue())
+    return write_text_atomic(path, text.getvalue(), overwrite=overwrite)
 
 
 def _umask() -> int:
@@ -73,9 +132,13 @@ def _umask() -> int:
     return mask
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` atomically; return the path."""
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as file:
+def write_text_atomic(path: str | os.PathLike[str], text: str, overwrite: bool = True) -> Path:
+    """Write ``text`` to ``path`` atomically; return the path.
+
+    With ``overwrite=False`` an existing ``path`` is left alone and ``FileExistsError``
+    raised (`atomic_path`).
+    """
+    with atomic_path(path, overwrite=overwrite) as tmp, tmp.open("w", newline="") as file:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
@@ -124,7 +187,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         target = Path(path)
         # through a Python file, so that a failed write (a full disk) is an OSError
-        with atomic_path(target) as tmp, tmp.open("wb") as file:
+        # a checkpoint begun before a stop signal is kept: it is what the run resumes from
+        with atomic_path(target, stoppable=False) as tmp, tmp.open("wb") as file:
             torch.save(checkpoint, file)
         # a run killed mid-save left its temporary file behind: the save is whole now
         for stale in target.parent.glob(f".{target.stem}.*.tmp{target.suffix}"):

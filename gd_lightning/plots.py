@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from gd_lightning.io import atomic_path
+from gd_lightning.stops import raise_if_stopped
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -170,6 +171,7 @@ def save_fit_animation(
         axes.set_ylabel(target_names[k])
 
     def draw(index: int) -> list:
+        raise_if_stopped()  # a stop signal came: no frame more (nothing is kept of the GIF)
         title, grid_preds = frames[index]
         for k, curve in enumerate(curves):
             curve.set_ydata(grid_preds[:, k])
@@ -277,6 +279,7 @@ def save_landscape_animation(
                     for i in range(min(count, max_frames))})  # fmt: skip
     frames = []
     for index in shown:
+        raise_if_stopped()  # a stop signal came: no frame more (nothing is kept of the GIF)
         canvas.restore_region(background)  # type: ignore[attr-defined]
         line.set_data(route[: index + 1, 0], route[: index + 1, 1])
         title.set_text(f"the path after {index} of {count - 1} recorded steps")

@@ -240,9 +240,9 @@ CASES = [
     ("resumed standardized", {"data.csv": GOOD},
      fit_csv("--ckpt_path", "model.ckpt", "--data.standardize_features", "true",
              "--trainer.max_epochs", "4"), "data.standardize_features is true"),
-    ("resumed on other data", {"data.csv": GOOD, "other.csv": GOOD},
+    ("resumed on other data", {"data.csv": GOOD, "other.csv": GOOD.replace("56", "57")},
      fit_csv("--ckpt_path", "model.ckpt", "--data.csv_path", "other.csv",
-             "--trainer.max_epochs", "4"), "data.csv_path is other.csv"),
+             "--trainer.max_epochs", "4"), "other.csv is not the data this run started on"),
     # --- trainer counts Lightning does not check --------------------------------------------
     ("no batches per update", {"data.csv": GOOD}, fit_csv("--trainer.accumulate_grad_batches", "0"),
      "trainer.accumulate_grad_batches must be 1 or more"),

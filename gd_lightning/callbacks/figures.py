@@ -17,6 +17,7 @@ from gd_lightning.callbacks._common import columns_of, run_folder, run_tensors
 from gd_lightning.callbacks.convergence import run_reference
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
+from gd_lightning.stops import raise_if_stopped
 
 
 class FitFigures(Callback):
@@ -156,7 +157,7 @@ class FitFigures(Callback):
             self._logged_step = trainer.global_step
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        if not self._active:
+        if not self._active or _stop_received(trainer):
             return
         folder = run_folder(trainer)
         self._record(trainer, pl_module)  # the end
@@ -168,12 +169,16 @@ class FitFigures(Callback):
             )
         # the fit has ended: the Trainer counts every epoch run, a stopped one too
         for tag, figure in figures.items():
+            if _stop_received(trainer):
+                return
             name = tag.split("/")[-1]
             with atomic_path(folder / f"{name}.png") as tmp:
                 figure.savefig(tmp, dpi=100)
             if tag == "figures/landscape" or trainer.global_step != self._logged_step:
                 self._log(trainer, tag, figure)
         column = self._column
+        if _stop_received(trainer):
+            return
         if self._animating and column is not None and len(self._frames) > 1:
             plots.save_fit_animation(
                 folder / "fit.gif",
@@ -185,6 +190,8 @@ class FitFigures(Callback):
                 self._targets,
                 fps=self.fps,
             )
+        if _stop_received(trainer):
+            return
         if self.animation and landscape is not None and landscape.in_parameters:
             landscape.save_animation(folder / "landscape.gif", self.fps)
 
@@ -248,6 +255,14 @@ class FitFigures(Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)
+
+
+def _stop_received(trainer: "pl.Trainer") -> bool:
+    """Whether a stop signal came, before a figure is started: the command line's stop
+    is raised here (`raise_if_stopped`), the run ending with it; Lightning's flag
+    (a SIGTERM to a Trainer run from Python) says to draw nothing more."""
+    raise_if_stopped()
+    return trainer.received_sigterm
 
 
 def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: int = 0) -> str:

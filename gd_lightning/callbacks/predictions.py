@@ -10,8 +10,10 @@ from lightning.pytorch import Callback
 from torch import Tensor
 
 from gd_lightning.callbacks._common import columns_of, run_folder
+from gd_lightning.data.tabular import check_names, same_name
 from gd_lightning.errors import InputError
 from gd_lightning.io import shortest_decimal, write_csv_atomic
+from gd_lightning.stops import raise_if_stopped
 
 
 class PredictionWriter(Callback):
@@ -31,8 +33,14 @@ class PredictionWriter(Callback):
     Nothing the user keeps is replaced: the predictions never go to a file this
     predict reads (the data, the checkpoint), and the default file never replaces an
     earlier one (a second predict in the same folder writes ``predictions-2.csv``,
-    then ``-3``, ...). A file named with ``path`` is replaced, and the line that
-    reports the predictions says so.
+    then ``-3``, ...). The default name is claimed as the file is written, in one
+    step: predicts started together in one folder write a file each, and each
+    reports the one it wrote. A file named with ``path`` is replaced, and the line
+    that reports the predictions says so.
+
+    Column names are compared as the data compares them (``same_name`` in
+    ``gd_lightning.data.tabular``: spaces around them dropped, Unicode's composed
+    form), in ``keep_columns`` as in the file's header.
 
     Args:
         path: the CSV file to write (replaced if it exists). By default
@@ -41,8 +49,11 @@ class PredictionWriter(Callback):
             checkpoint, numbered when that name is taken.
         with_inputs: put the input columns before the predictions.
         keep_columns: columns of the input CSV (any, by name, numbers or not) copied to
-            the output as the file writes them, before everything else; the data must
-            be a [`TabularDataModule`][gd_lightning.TabularDataModule] reading a CSV file.
+            the output as the file holds them (quotes decoded, spaces and leading zeros
+            kept: see ``cells_as_written`` in ``gd_lightning.data.tabular``),
+            before everything else; the data must be a
+            [`TabularDataModule`][gd_lightning.TabularDataModule] reading a CSV file
+            whose header names each of them once.
     """
 
     def __init__(
@@ -51,9 +62,13 @@ class PredictionWriter(Callback):
         with_inputs: bool = False,
         keep_columns: list[str] | None = None,
     ) -> None:
+        check_names(keep_columns, "predictions.keep_columns")
         self.path = path
         self.with_inputs = with_inputs
         self.keep_columns = list(keep_columns or [])
+        #: the folder the default name is claimed in, when chosen before predicting
+        #: (`use_target`); else the checkpoint's run folder or the log folder
+        self.folder: Path | None = None
         self._kept: list[list[str]] = []
         self._inputs: list[Tensor] = []
         self._predictions: list[Tensor] = []
@@ -70,15 +85,17 @@ class PredictionWriter(Callback):
 
     def check_keep_columns(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
         """Refuse `keep_columns` in one line, before predicting: for data that is not
-        a CSV file, for a column the file lacks, or for a name the output already gives
-        another column (a target, or an input under ``with_inputs``)."""
+        a CSV file, for a column the file lacks or names twice, or for a name listed
+        twice or that the output already gives another column (a target, or an input
+        under ``with_inputs``); names compared as the data compares them."""
         if not self.keep_columns:
             return
-        names = self.keep_columns
+        names = [same_name(name) for name in self.keep_columns]
         repeated = sorted({name for name in names if names.count(name) > 1})
         shown = list(getattr(pl_module, "target_names", []))
         if self.with_inputs:
             shown += list(getattr(pl_module, "feature_names", []))
+        shown = [same_name(name) for name in shown]
         taken = [name for name in names if name in shown]
         if repeated or taken:
             name = (repeated or taken)[0]
@@ -107,6 +124,9 @@ class PredictionWriter(Callback):
             inputs = batch[0] if isinstance(batch, list | tuple) else batch
             self._inputs.append(inputs.detach().cpu())
         self._predictions.append(outputs.detach().cpu())
+        # Lightning's predict loop never looks at SIGTERM: under the command line, stop
+        # at the next batch rather than predict every row and drop the file at the end
+        raise_if_stopped()
 
     def on_predict_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if not trainer.is_global_zero or not self._predictions:
@@ -128,11 +148,14 @@ class PredictionWriter(Callback):
                     f"{len(rows)} were predicted: the file changed while predicting, or the "
                     f"data is not the file's rows in order; nothing was written"
                 )
-            header = self.keep_columns + header
+            header = [same_name(name) for name in self.keep_columns] + header
             rows = [kept + row for kept, row in zip(self._kept, rows, strict=True)]
         destination = self._destination or self.destination(trainer)
-        replaced = destination.exists()
-        self.written = write_csv_atomic(destination, header, rows)
+        replaced = self.path is not None and destination.exists()
+        if self.path is None:
+            self.written = write_unused(destination.with_name(DEFAULT_NAME), header, rows)
+        else:
+            self.written = write_csv_atomic(destination, header, rows)
         # a progress bar still holds its line: the message goes on a line of its own
         start = "\n" if trainer.progress_bar_callback is not None else ""
         noun = "prediction" if len(rows) == 1 else "predictions"
@@ -140,12 +163,17 @@ class PredictionWriter(Callback):
         print(f"{start}wrote {len(rows)} {noun} to {self.written}{note}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
-        """Where the CSV goes in ``trainer``'s run: see `target`."""
+        """Where the CSV goes in ``trainer``'s run: see `target` (the default name in
+        `folder` when `use_target` chose it)."""
+        if self.path is None and self.folder is not None:
+            return unused_name(self.folder / DEFAULT_NAME)
         return self.target(trainer.ckpt_path, run_folder(trainer))
 
     def target(self, checkpoint: str | Path | None, run_folder: Path) -> Path:
-        """`path`, or ``predictions.csv`` in the run folder of ``checkpoint`` (the
-        folder holding its ``checkpoints/``), or in ``run_folder`` without one."""
+        """`path`, or the first free name of ``predictions.csv``, ``predictions-2.csv``,
+        ... (`unused_name`) in the run folder of ``checkpoint`` (the folder holding its
+        ``checkpoints/``), or in ``run_folder`` without one. The default name is only
+        claimed as the file is written: another may be taken by then."""
         if self.path is not None:
             return Path(self.path)
         folder = run_folder
@@ -153,7 +181,14 @@ class PredictionWriter(Callback):
             folder = Path(checkpoint).parent
             if folder.name == "checkpoints":
                 folder = folder.parent
-        return unused_name(folder / "predictions.csv")
+        return unused_name(folder / DEFAULT_NAME)
+
+    def use_target(self, target: Path) -> None:
+        """Write where `target` said before predicting (``target``, checked), whatever
+        the Trainer says then: the named `path`, or for the default name ``target``'s
+        folder, in which the first free name is claimed as the file is written."""
+        if self.path is None:
+            self.folder = target.parent
 
     def check_destination(self, destination: Path, inputs: dict[str, Path]) -> None:
         """Refuse, in one line, to write the predictions over a file this predict reads
@@ -171,6 +206,9 @@ class PredictionWriter(Callback):
                 f"CSV file: choose a .csv file with --predictions.path"
             )
 
+
+#: the file the predictions go to by default, numbered when taken (`unused_name`)
+DEFAULT_NAME = "predictions.csv"
 
 #: file name endings of what the package reads, which predictions never replace
 NOT_CSV = (".ckpt", ".npy", ".npz", ".yaml", ".yml", ".pt", ".pth")
@@ -212,7 +250,21 @@ def unused_name(path: Path) -> Path:
         'p-2.csv'
     """
     number, candidate = 1, path
-    while candidate.exists():
+    while os.path.lexists(candidate):  # a link to nothing is a name taken too
         number += 1
         candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
     return candidate
+
+
+def write_unused(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+    """Write the CSV to `unused_name` ``(path)`` and return the name written: the name
+    is claimed in the step that gives the file its name, which fails when the name was
+    taken since it was chosen (another predict writing into the same folder): the next
+    free name is taken then, and no file is ever replaced."""
+    while True:
+        candidate = unused_name(path)
+        try:
+            return write_csv_atomic(candidate, header, rows, overwrite=False)
+        except FileExistsError:
+            if not os.path.lexists(candidate):  # not the name taken (its folder, say)
+                raise

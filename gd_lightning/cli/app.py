@@ -2,6 +2,7 @@
 with the data checked before the Trainer writes anything."""
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import os
@@ -36,8 +37,10 @@ from gd_lightning.callbacks.predictions import inputs_of
 from gd_lightning.cli.checkpoints import (
     SPECIAL_CHECKPOINTS,
     check_checkpoint,
+    check_columns_known,
     check_given_settings,
     check_saved_settings,
+    check_stopping,
     checkpoint_model,
     defaults_of,
     last_checkpoint,
@@ -55,7 +58,9 @@ from gd_lightning.cli.checks import (
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import quiet_start
 from gd_lightning.cli.run_folders import RemoveUnwrittenRun, claim_run_folders
+from gd_lightning.cli.tutorials import tutorial_configs
 from gd_lightning.data.base import TensorDataModule, dtype_for
+from gd_lightning.data.identity import saved_identity
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError, exception_chain
 from gd_lightning.io import AtomicCheckpointIO
@@ -248,6 +253,7 @@ class GDLightningCLI(LightningCLI):
         # fit too): an option that differs would be ignored without a word
         check_given_settings(path, checkpoint, init_args, resuming=subcommand == "fit")
         if subcommand in ("validate", "test", "predict"):
+            check_columns_known(path, settings or {}, config.get("data"))
             _read_by_model_columns(config, settings or {})
 
     def _continue_last_run(self, config: Any) -> Path | None:
@@ -406,7 +412,7 @@ class GDLightningCLI(LightningCLI):
                     f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
                 )
         if self._record is not None and stage == "fit":
-            check_checkpoint(*self._record, self.model, True, self.trainer.max_epochs)
+            check_checkpoint(*self._record, self.model, True)
         elif self._record is not None:
             config["ckpt_path"] = None  # the weights are loaded
         if stage == "fit":
@@ -426,7 +432,8 @@ class GDLightningCLI(LightningCLI):
             config["weights_only"] = True
         if stage == "fit":
             # every check passed: the run's folder is claimed now (a version of its own)
-            created = claim_run_folders(self.trainer)
+            resuming = config.get("ckpt_path") is not None
+            created = claim_run_folders(self.trainer, resuming)
             self.trainer.callbacks.append(RemoveUnwrittenRun(created))  # type: ignore[attr-defined]
         if self._last_checkpoint is not None:
             folder = self._last_checkpoint.parent
@@ -440,11 +447,34 @@ class GDLightningCLI(LightningCLI):
         changes = self.model.resume_changes(checkpoint)
         if changes:
             raise resume_refusal(str(path), "model", changes)
+        identity = saved_identity(checkpoint)
         saved = checkpoint.get("datamodule_hyper_parameters")
         if isinstance(saved, dict):
-            changes = changed_settings(saved, dict(self.datamodule.hparams), DATA_FREE_ON_RESUME)
+            # where the checkpoint identifies its files by content, their paths may differ
+            free = DATA_FREE_ON_RESUME | (DATA_FILE_OPTIONS if identity is not None else set())
+            changes = changed_settings(saved, dict(self.datamodule.hparams), free)
             if changes:
                 raise resume_refusal(str(path), "data", changes)
+        if isinstance(self.datamodule, TensorDataModule):
+            self.datamodule.check_same_data(identity)
+        check_stopping(path, checkpoint, self.trainer, self._epoch_steps())
+
+    def _epoch_steps(self) -> int | None:
+        """The optimizer steps of one epoch of this fit (one per batch, or per
+        ``accumulate_grad_batches`` batches, within ``limit_train_batches``), or ``None``
+        where the loader has no length."""
+        try:
+            batches = len(self.datamodule.train_dataloader())
+        except TypeError:
+            return None
+        limit = self.trainer.limit_train_batches
+        if isinstance(limit, float):
+            batches = int(batches * limit)
+        elif isinstance(limit, int):
+            batches = min(batches, limit)
+        automatic = self.model.automatic_optimization  # manual: one step a batch
+        accumulate = self.trainer.accumulate_grad_batches if automatic else 1
+        return -(-batches // accumulate)
 
     def _check_predictions_path(self) -> None:
         """Refuse, in one line, a predictions file that cannot be written (a folder, under
@@ -461,7 +491,7 @@ class GDLightningCLI(LightningCLI):
         writer.check_destination(target, inputs)
         check_writable(target.parent, what="the predictions", fix=fix)
         writer.check_keep_columns(self.datamodule, self.model)
-        writer.path = str(target)  # the file checked here (the Trainer gets no checkpoint)
+        writer.use_target(target)  # the file checked here (the Trainer gets no checkpoint)
 
     def _output_folders(self) -> list[Path]:
         """Where this run will write: its loggers' folders, the checkpoints', the root."""
@@ -482,6 +512,10 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 #: data settings a resumed fit may change: they decide how the rows are read, not which
 DATA_FREE_ON_RESUME = frozenset({"num_workers", "memory_map"})
+#: the data's files: a resume may reach them by other paths when the checkpoint
+#: identifies them by content (`saved_identity`)
+DATA_FILE_OPTIONS = frozenset({"csv_path", "features_path", "targets_path"})
+
 
 #: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
 CALLBACK_OPTIONS = {
@@ -517,29 +551,114 @@ def _read_by_model_columns(config: Any, model_settings: dict[str, Any]) -> None:
 
 
 def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -> InputError:
-    """One line for an option jsonargparse refused: the option as the user typed it and
-    jsonargparse's most specific reason, without reading its report's wording.
+    """One line for a command line jsonargparse refused, whatever its shape: the part of
+    it as the user typed it that fails, with jsonargparse's most specific reason, and
+    without reading its report's wording.
 
     The reason is the innermost exception of the chain jsonargparse raises (each level
-    of its report is an exception raised from the next). The option is found by parsing
-    the command line again, one option more each time, until the parse fails for that
-    same reason; where none does, the reason lies in a config file.
+    of its report is an exception raised from the next). A missing or unknown
+    subcommand is said as such. Otherwise the words after the subcommand are cut into
+    parts (an option with its values, or a word standing alone) and the command line is
+    parsed again, one part more each time, until the parse fails for that same reason:
+    that part is the culprit. When the subcommand alone already fails so, the reason
+    lies in the environment (``PL_FIT__*`` variables); where no part does, in a config
+    file.
     """
     reason = _innermost_reason(err)
-    starts = [i for i, word in enumerate(words) if i > 0 and word.startswith("--")]
-    bounds = list(zip(starts, [*starts[1:], len(words)], strict=True))
-    culprit = None
-    for start, end in bounds:
-        try:
-            parser.parse_args(words[:end])
-        except argparse.ArgumentError as again:
-            if _innermost_reason(again) == reason:
-                culprit = " ".join(" ".join(words[start:end]).split())
-                culprit = culprit if len(culprit) <= 100 else culprit[:97] + "..."
-                break
-    subcommand = words[0] if words and words[0] in SUBCOMMANDS else "<subcommand>"
-    where = f"{culprit}: " if culprit else "in the config: "
-    return InputError(f"{where}{reason} (gd-lightning {subcommand} --help lists the options)")
+    if words and words[0] not in SUBCOMMANDS and not words[0].startswith("-"):
+        return _no_subcommand(words[0])
+    if not any(word in SUBCOMMANDS for word in words):
+        return _no_subcommand(None)
+    first = 1 if words[0] in SUBCOMMANDS else 0
+    subcommand = words[0] if first else "<subcommand>"
+    help_line = f"gd-lightning {subcommand} --help lists the options"
+    if first and _fails_for(parser, words[:first], reason):
+        # the variables jsonargparse reads for this subcommand's options (PL_FIT__...);
+        # Lightning's own (PL_GLOBAL_SEED) are not options
+        prefix = f"PL_{subcommand.upper()}_"
+        variables = sorted(name for name in os.environ if name.startswith(prefix))
+        where = f"the environment ({', '.join(variables)})" if variables else "the defaults"
+        named = [name for name in variables if name.endswith("CONFIG")
+                 and os.environ[name].removesuffix(".yaml") in tutorial_configs()]  # fmt: skip
+        hint = (f"; a tutorial's name works after --config only: gd-lightning {subcommand} "
+                f"--config {os.environ[named[0]]}" if named else "")  # fmt: skip
+        return InputError(f"in {where}: {reason} (fix or unset the variable{hint}; {help_line})")
+    for start, end in command_parts(words, first):
+        if _fails_for(parser, words[:end], reason):
+            typed = " ".join(" ".join(words[start:end]).split())
+            shown = typed if len(typed) <= 100 else typed[:97] + "..."
+            if not words[start].startswith("-"):  # refused for standing alone, whatever
+                return InputError(_stray_word(subcommand, shown))  # the parser's words
+            return InputError(f"{shown}: {reason} ({help_line})")
+    return InputError(f"in the config: {reason} ({help_line})")
+
+
+def command_parts(words: list[str], first: int) -> list[tuple[int, int]]:
+    """The bounds of the parts of ``words`` from ``first`` on: each option with the
+    values after it, and each word that stands alone before any option. A word is an
+    option when it starts with ``-`` and is not a number (``--trainer.max_epochs -1``
+    is one part).
+
+    Examples:
+        >>> command_parts(["fit", "line_fit", "--a", "1", "-2", "--b"], 1)
+        [(1, 2), (2, 5), (5, 6)]
+        >>> command_parts(["fit"], 1)
+        []
+    """
+    starts = [i for i in range(first, len(words))
+              if i == first or _is_option(words[i]) or not any(
+                  _is_option(word) for word in words[first:i])]  # fmt: skip
+    return list(zip(starts, [*starts[1:], len(words)], strict=True))
+
+
+def _is_option(word: str) -> bool:
+    """Whether a word of the command line is an option (``--x``, ``-c``, ``--x=1``) rather
+    than a value (``-1``, ``-0.5e-3``, ``-``)."""
+    return word.startswith("-") and len(word) > 1 and not _is_number(word)
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
+def _fails_for(parser: Any, words: list[str], reason: str) -> bool:
+    """Whether parsing ``words`` fails for ``reason``."""
+    try:
+        parser.parse_args(words)
+    except argparse.ArgumentError as again:
+        return _innermost_reason(again) == reason
+    except InputError as again:  # a check of this package's own, such as --config's
+        return " ".join(str(again).split()) == reason
+    return False
+
+
+def _no_subcommand(word: str | None) -> InputError:
+    """The line for a command line that does not start with a subcommand."""
+    choices = [*SUBCOMMANDS, "tutorials"]
+    close = difflib.get_close_matches(word or "", choices, n=1)
+    said = f"{word!r} is not a subcommand" if word is not None else "no subcommand given"
+    guess = f"did you mean {close[0]}? " if close else ""
+    return InputError(
+        f"{said}: {guess}give one of {', '.join(choices)} first (gd-lightning fit --config "
+        f"line_fit runs the first tutorial; gd-lightning --help says more)"
+    )
+
+
+def _stray_word(subcommand: str, word: str) -> str:
+    """The line for a word standing alone where an option was expected (``gd-lightning
+    fit line_fit``: the ``--config`` forgotten)."""
+    hint = ""
+    named = word.removesuffix(".yaml") in tutorial_configs()
+    if named or Path(word).suffix in (".yaml", ".yml") and Path(word).is_file():
+        hint = f"; to run it: gd-lightning {subcommand} --config {word}"
+    return (
+        f"{word}: a word on its own where an option was expected: options start with "
+        f"--{hint} (gd-lightning {subcommand} --help lists the options)"
+    )
 
 
 def _innermost_reason(err: BaseException) -> str:

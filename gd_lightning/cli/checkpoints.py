@@ -1,14 +1,18 @@
 """Reading checkpoints safely: what they hold is checked before anything in them is
 used, and nothing they name is imported unless it is one of this package's models."""
 
+import argparse
 import importlib
 import importlib.util
 import inspect
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from jsonargparse import ArgumentParser
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -79,23 +83,47 @@ SPECIAL_CHECKPOINTS = ("last", "best", "hpc", "registry")
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint at ``path``, read with ``torch.load(weights_only=True)``; a missing,
-    unreadable or foreign file, or one carrying any other pickled object, is refused in
-    one line before anything in it can run."""
+    unreadable or foreign file, one carrying any other pickled object, or one whose saved
+    settings are not a mapping (`saved_settings`), is refused in one line before anything
+    in it can run."""
     if not path.is_file():
         raise InputError(f"no checkpoint at {path}: check --ckpt_path")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise InputError(
-            f"{path} holds objects other than tensors and plain values, so it was not loaded "
-            f"and nothing in it ran: use a checkpoint written by gd-lightning"
-        ) from None
-    except Exception as err:  # a truncated or foreign file: zip, EOF, magic-number errors
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path} is not a readable checkpoint ({reason})") from None
+    # torch's notices about the file's pickle (its protocol, ...) concern torch, not the
+    # user: kept back while loading, shown only for a file that loads, so a refusal is
+    # the only line
+    with warnings.catch_warnings(record=True) as notices:
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise InputError(
+                f"{path} holds objects other than tensors and plain values, so it was not "
+                f"loaded and nothing in it ran: use a checkpoint written by gd-lightning"
+            ) from None
+        except Exception as err:  # a truncated or foreign file: zip, EOF, magic-number errors
+            text = str(err).strip()
+            reason = text.splitlines()[0] if text else type(err).__name__
+            raise InputError(f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise InputError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
+    saved_settings(path, checkpoint)
+    for notice in notices:
+        warnings.warn_explicit(notice.message, notice.category, notice.filename, notice.lineno)
     return checkpoint
+
+
+def saved_settings(path: Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The model settings ``checkpoint`` saved (its ``hyper_parameters``; empty where it
+    saved none), refused in one line where they are not a mapping of names to values."""
+    settings = checkpoint.get("hyper_parameters")
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise InputError(
+            f"{path} is damaged or not a gd-lightning checkpoint: its saved model settings "
+            f"(hyper_parameters) are a {type(settings).__name__}, not a mapping of setting "
+            f"names to values, so it was not loaded: use a checkpoint written by gd-lightning"
+        )
+    return settings
 
 
 def package_models() -> dict[str, type]:
@@ -123,14 +151,12 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
     imports the class named in ``_class_path`` (and any class path among the values).
 
     The class must be one of this package's models or the one the config names, compared
-    by its full path before anything is imported; every other setting must be an argument
+    by its full path before anything is imported (the one the config names is imported
+    then, as jsonargparse would: `model_class`); every other setting must be an argument
     of that class that names no code, holding plain values (no mapping, which could name
-    a class to build).
+    a class to build) of the type the class takes (`check_setting_types`).
     """
-    settings = checkpoint.get("hyper_parameters") or {}
-    if not isinstance(settings, dict):
-        raise InputError(f"{path} is not a gd-lightning checkpoint (its hyper_parameters are "
-                         f"not a mapping): use a checkpoint written by gd-lightning")  # fmt: skip
+    settings = saved_settings(path, checkpoint)
     saved = settings.get(CLASS_PATH_KEY)
     if saved is None:
         return
@@ -151,8 +177,8 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
             f"{path} holds a {shown}, but the model given is a {wanted}: leave --model out "
             f"(the checkpoint names its model), or pass the config it was trained with"
         )
-    cls = own.get(saved)
-    accepted = set(defaults_of(saved, every=True)) if cls is None else set(_arguments(cls))
+    cls = own[saved] if saved in own else model_class(path, saved)
+    accepted = set(_arguments(cls))
     for name, value in settings.items():
         if name in CLI_RECORDS:
             continue  # LightningCLI drops _instantiator; _class_path is checked above
@@ -162,6 +188,97 @@ def check_saved_settings(path: Path, checkpoint: dict[str, Any], configured: str
                 f"does not take as a plain value, so it was not loaded: use a checkpoint "
                 f"written by gd-lightning"
             )
+    check_setting_types(path, settings, cls)
+
+
+def model_class(path: Path, class_path: str) -> type:
+    """The class ``class_path`` names, the model ``path`` was saved from, imported: the
+    user named it (``--model`` or a config), so jsonargparse imports it anyway; one that
+    cannot be imported is refused in one line saying how to make it importable."""
+    module, _, name = class_path.rpartition(".")
+    if not module:
+        raise InputError(f"{path} holds a model of class {class_path!r}, which names no module: "
+                         f"use a checkpoint written by gd-lightning")  # fmt: skip
+    fix = (
+        f"run the command from the folder holding the module {module.split('.')[0]}, "
+        f"add that folder to PYTHONPATH, or pip install the package that holds it"
+    )
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except ModuleNotFoundError as err:
+        missing = str(err.name or module)
+        if module == missing or module.startswith(missing + "."):
+            raise InputError(
+                f"{path} holds a model of class {class_path}, which cannot be imported here "
+                f"(no module {missing} is found from this folder): {fix}"
+            ) from None
+        raise InputError(
+            f"{path} holds a model of class {class_path}, whose module {module} cannot be "
+            f"imported: it needs the module {missing}, which is not installed: install it"
+        ) from None
+    except ImportError as err:
+        raise InputError(
+            f"{path} holds a model of class {class_path}, whose module {module} cannot be "
+            f"imported ({' '.join(str(err).split())[:200]}): fix that module"
+        ) from None
+    if not isinstance(found, type):
+        raise InputError(
+            f"{path} holds a model of class {class_path}, but the module {module} has no "
+            f"class {name}: use the module the model was trained with ({fix})"
+        )
+    return found
+
+
+def check_setting_types(path: Path, settings: dict[str, Any], cls: type) -> None:
+    """Refuse, in one line naming the setting, a saved setting of ``path`` whose value is
+    not of the type ``cls`` declares for that argument (feature names saved as numbers),
+    checked as the command line will check it (jsonargparse, one argument at a time), so
+    the line blames the checkpoint, not the options that were given."""
+    types = _argument_types(cls)
+    for name, value in settings.items():
+        kind = types.get(name, inspect.Parameter.empty)
+        if name in CLI_RECORDS or kind in (inspect.Parameter.empty, Any):
+            continue
+        checker = ArgumentParser(exit_on_error=False)
+        checker.add_argument("--value", type=kind)
+        try:
+            checker.parse_object({"value": value})
+        except argparse.ArgumentError:
+            raise InputError(
+                f"{path} saved the model setting {name} as {shown_setting(value)}, which "
+                f"{cls.__name__} does not take for {name}, so it was not loaded (the "
+                f"checkpoint's saved settings are at fault, not your options): use a "
+                f"checkpoint written by gd-lightning"
+            ) from None
+
+
+def check_columns_known(path: Path, settings: dict[str, Any], data: Any) -> None:
+    """Refuse, in one line, to validate, test or predict with a model that saved no column
+    names (trained from Python on a plain ``DataLoader``) on a data module that reads its
+    columns by name (``features``/``targets``, a CSV or ``.npy`` files) when the targets
+    are not given: the data would then offer every column as an input and none as a
+    target, and the model could not be matched to them. ``data`` is the ``--data``
+    options (``class_path`` and ``init_args``)."""
+    data_args = getattr(data, "init_args", None)
+    if settings.get("feature_names") or data_args is None or "features" not in data_args:
+        return
+    arrays = bool(data_args.get("features_path"))
+    if data_args.get("targets_path" if arrays else "targets"):
+        return  # the columns are given: the model's shape checks them
+    given = (
+        "give the targets' file too, with --data.targets_path (the arrays' columns are "
+        "taken in order)"
+        if arrays
+        else "name the columns, in the model's order, with --data.features [...] and "
+        "--data.targets [...] (the file must hold the targets too)"
+    )
+    shown = str(settings.get(CLASS_PATH_KEY) or "YourModel").rsplit(".", 1)[-1]
+    raise InputError(
+        f"the model in {path} has no column names (it was trained on unnamed data, such "
+        f"as a plain DataLoader), so the command line cannot match it to the data's "
+        f"columns: {given}, or predict in Python with {shown}.load_from_checkpoint (a fit "
+        f"on a data module that names its columns, such as TabularDataModule, saves them)"
+    )
 
 
 def checkpoint_model(
@@ -171,9 +288,9 @@ def checkpoint_model(
     ``init_args``), where it is one of this package's models or the class ``named`` on
     the command line (by the same path), and its settings pass
     `check_saved_settings`; else ``None``, and nothing is imported for it."""
-    settings = checkpoint.get("hyper_parameters")
-    saved = settings.get(CLASS_PATH_KEY) if isinstance(settings, dict) else None
-    if not isinstance(settings, dict) or not isinstance(saved, str):
+    settings = saved_settings(path, checkpoint)
+    saved = settings.get(CLASS_PATH_KEY)
+    if not isinstance(saved, str):
         return None
     if saved not in package_models() and saved != named:
         return None
@@ -189,7 +306,7 @@ def check_given_settings(
     the same name: the command uses the model as it was saved (LightningCLI lays the
     checkpoint's settings over the options), so the option would be ignored without a
     word; a fit ``resuming`` the run says so in the words of `resume_refusal`."""
-    settings = checkpoint.get("hyper_parameters") or {}
+    settings = saved_settings(path, checkpoint)
     # a value equal to the class's default cannot be told from no value at all (a config
     # records the defaults; the data's shape and names are linked in later)
     defaults = defaults_of(settings.get(CLASS_PATH_KEY))
@@ -217,6 +334,18 @@ def _arguments(cls: type) -> list[str]:
     return names
 
 
+def _argument_types(cls: type) -> dict[str, Any]:
+    """The declared type of each argument of ``cls`` and the classes it derives from (the
+    most derived class's where several declare one), as `_arguments` walks them."""
+    types: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            parameters = list(inspect.signature(vars(klass)["__init__"]).parameters.values())
+            for parameter in parameters[1:]:
+                types.setdefault(parameter.name, parameter.annotation)
+    return types
+
+
 def _plain(value: Any) -> bool:
     """Whether ``value`` is plain data that names no class: numbers, text, lists of them."""
     if value is None or isinstance(value, bool | int | float | str):
@@ -229,12 +358,11 @@ def check_checkpoint(
     checkpoint: dict[str, Any],
     model: RegressionModule,
     resume: bool = False,
-    max_epochs: int | None = None,
 ) -> None:
     """Refuse, in one line, a checkpoint whose parameters are not ``model``'s (by name,
     type, shape or value: every entry a finite floating-point tensor, every scale of the
     standardization positive), or, to ``resume`` a fit, one without the training state
-    (a weights-only checkpoint) or saved after more epochs than ``max_epochs``.
+    (a weights-only checkpoint; how far it trained is `check_stopping`'s).
     ``checkpoint`` is the file's content, as `read_checkpoint` read it."""
     state = checkpoint["state_dict"]
     expected = model.state_dict()
@@ -243,7 +371,7 @@ def check_checkpoint(
         raise InputError(f"{path} holds no parameters (its state_dict is empty): use a "
                          f"checkpoint written by gd-lightning")  # fmt: skip
     if set(state) != set(expected):
-        saved_class = (checkpoint.get("hyper_parameters") or {}).get(CLASS_PATH_KEY, "")
+        saved_class = saved_settings(path, checkpoint).get(CLASS_PATH_KEY, "")
         shown = str(saved_class).rsplit(".", 1)[-1]
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if shown and shown != type(model).__name__:
@@ -281,23 +409,41 @@ def check_checkpoint(
                 f"resume from it: resume from last.ckpt or an epoch=...ckpt the fit saved, "
                 f"or start a fresh fit without --ckpt_path"
             )
-        # the epochs done: the Trainer's current_epoch when it saved (its "epoch" key)
-        done = checkpoint["epoch"]
-        if max_epochs is not None and max_epochs != -1 and is_int(done) and done > max_epochs:
-            raise InputError(
-                f"{path} was saved after {done} epochs, more than trainer.max_epochs "
-                f"({max_epochs}): set --trainer.max_epochs above {done} to train on from it"
-            )
+
+
+def check_stopping(
+    path: Path, checkpoint: dict[str, Any], trainer: Trainer, epoch_steps: int | None
+) -> None:
+    """Refuse, in one line, to resume from ``path`` a fit whose stopping options would
+    train nothing or less than was trained (``trainer.max_steps`` at or below the steps
+    taken, ``trainer.max_epochs`` at or below the epochs done): Lightning would end at
+    once and exit as a finished fit. The epochs done are the checkpoint's epoch, one
+    more when its steps (``epoch_steps`` a epoch) show that epoch had ended."""
+    steps, epoch = checkpoint.get("global_step"), checkpoint.get("epoch")
+    if not (is_int(steps) and is_int(epoch)):
+        return
+    fix = "resume with a larger one, or leave --ckpt_path out for a new fit"
+    if trainer.max_steps != -1 and steps >= trainer.max_steps:
+        raise InputError(
+            f"{path} was saved after {steps} steps, and trainer.max_steps is "
+            f"{trainer.max_steps}: resuming would train nothing; {fix}"
+        )
+    done = epoch + 1 if epoch_steps and steps >= (epoch + 1) * epoch_steps else epoch
+    max_epochs = trainer.max_epochs
+    if max_epochs is not None and max_epochs != -1 and done >= max_epochs:
+        raise InputError(
+            f"{path} was saved after {done} epochs, and trainer.max_epochs is "
+            f"{max_epochs}: resuming would train nothing; {fix}"
+        )
 
 
 #: what a checkpoint must hold for a fit to resume from it (what Lightning restores)
 RESUME_KEYS = ("optimizer_states", "loops", "epoch", "global_step")
 
 
-def defaults_of(class_path: str | None, every: bool = False) -> dict[str, Any]:
+def defaults_of(class_path: str | None) -> dict[str, Any]:
     """The default arguments of the class at ``class_path`` (a class the config names,
-    which jsonargparse has imported already), or with ``every`` all its arguments and
-    those of the classes it derives from (``None`` where no default); empty when unknown."""
+    which jsonargparse has imported already); empty when unknown."""
     if not class_path:
         return {}
     module, _, name = class_path.rpartition(".")
@@ -305,7 +451,5 @@ def defaults_of(class_path: str | None, every: bool = False) -> dict[str, Any]:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return {}
-    if every:
-        return dict.fromkeys(_arguments(cls))
     parameters = inspect.signature(cls).parameters.values()
     return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}

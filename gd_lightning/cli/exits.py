@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+from typing import NoReturn
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType
@@ -14,35 +15,37 @@ from gd_lightning.cli.app import cli
 from gd_lightning.cli.run_folders import WRITE_ERRORS
 from gd_lightning.cli.tutorials import tutorial_list
 from gd_lightning.errors import InputError, exception_chain
+from gd_lightning.stops import stop_signal, stops_handled
 
 DEBUG_VARIABLE = "GD_LIGHTNING_DEBUG"
 
 
 def main(args: ArgsType = None) -> None:
-    """Entry point of ``gd-lightning``: a user's mistake ends in one line and exit code 2.
+    """Entry point of ``gd-lightning``: a user's mistake ends in one line and exit code 2,
+    a stop signal (Ctrl+C, SIGTERM) in one line and exit code 130 or 143.
 
-    Set the environment variable ``GD_LIGHTNING_DEBUG=1`` to see the full traceback.
+    While it runs, SIGINT and SIGTERM are recorded and no file is committed after them
+    (`gd_lightning.stops`). Set the environment variable ``GD_LIGHTNING_DEBUG=1`` to
+    see the full traceback of an error.
     """
     words = sys.argv[1:] if args is None else args
     if isinstance(words, list | tuple) and list(words[:1]) == ["tutorials"]:
         print(tutorial_list())
         return
     try:
-        cli(args)
+        with stops_handled():
+            cli(args)
     except (SystemExit, KeyboardInterrupt) as err:
         code = interrupted_exit_code(err)
         if code is None:
             raise
-        name = "SIGTERM" if code == SIGTERM_EXIT else "SIGINT (Ctrl+C)"
-        print(
-            f"gd-lightning: stopped by {name}; the checkpoints saved so far are kept "
-            f"(resume a fit with --ckpt_path last)",
-            file=sys.stderr,
-        )
-        sys.exit(code)
+        stopped(code, words)
     except Exception as err:
         if os.environ.get(DEBUG_VARIABLE):
             raise
+        code = interrupted_exit_code(err)
+        if code is not None:  # an error raised on the way out of a stop is the stop
+            stopped(code, words)
         cause = _input_error(err)
         if cause is not None:
             message = str(cause)
@@ -65,7 +68,36 @@ def main(args: ArgsType = None) -> None:
             raise
         print(f"gd-lightning: error: {message}", file=sys.stderr)
         sys.exit(2)
+    received = stop_signal()
+    if received is not None:
+        # after Lightning's last look at it (the last checkpoint, the predictions being
+        # written): the file then in the making was not committed, the run did not finish
+        stopped(128 + received, words)
 
+
+def stopped(code: int, words: ArgsType) -> NoReturn:
+    """Say in one line that the command ``words`` was stopped by a signal, then exit
+    with ``code`` (130 for SIGINT, 143 for SIGTERM)."""
+    name = "SIGTERM" if code == SIGTERM_EXIT else "SIGINT (Ctrl+C)"
+    if _subcommand(words) in (None, "fit"):
+        kept = "the checkpoints saved so far are kept (resume a fit with --ckpt_path last)"
+    else:
+        kept = "nothing half-written was kept"
+    print(f"gd-lightning: stopped by {name}; {kept}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _subcommand(words: ArgsType) -> str | None:
+    """The subcommand in ``words`` (the command line's arguments), where it can be told."""
+    if isinstance(words, list | tuple):
+        return next((word for word in words if word in SUBCOMMANDS), None)
+    if isinstance(words, dict):
+        return words.get("subcommand")
+    return None
+
+
+#: the command line's subcommands (LightningCLI's Trainer functions)
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 #: the exit codes of a process ended by SIGTERM and SIGINT, as a shell reports them (128 + n)
 SIGTERM_EXIT = 128 + signal.SIGTERM
@@ -78,14 +110,19 @@ def interrupted_exit_code(err: BaseException) -> int | None:
     Lightning ends a fit that receives SIGTERM with ``SIGTERMException``, a
     ``SystemExit`` without a code (which a shell would read as success), and one
     interrupted by Ctrl+C with ``sys.exit(1)`` while it handles the
-    ``KeyboardInterrupt``, which Python keeps as the exit's context.
+    ``KeyboardInterrupt``, which Python keeps as the exit's context (as it does
+    when a library's clean-up fails on the way out: matplotlib's animation writer
+    raises ``IndexError`` while handling a ``KeyboardInterrupt``). Where the chain
+    holds neither, a stop the command recorded (`gd_lightning.stops.stop_signal`)
+    still decides: whatever went wrong after it, the run was stopped.
     """
     for current in exception_chain(err):
         if isinstance(current, SIGTERMException):
             return SIGTERM_EXIT
         if isinstance(current, KeyboardInterrupt):
             return SIGINT_EXIT
-    return None
+    received = stop_signal()
+    return None if received is None else 128 + received
 
 
 def option_error(message: str) -> str:

@@ -13,6 +13,8 @@ import lightning.pytorch as pl
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from gd_lightning.errors import InputError
+
 #: the errors of a write the system refused: no space, over a quota or a size limit, a
 #: read-only file system
 WRITE_ERRORS = frozenset(
@@ -20,14 +22,18 @@ WRITE_ERRORS = frozenset(
 )
 
 
-def claim_run_folders(trainer: "pl.Trainer") -> list[Path]:
+def claim_run_folders(trainer: "pl.Trainer", resuming: bool = False) -> list[Path]:
     """Fix the version folder of each of ``trainer``'s TensorBoard and CSV loggers now and
     create it, under a lock on the folder of versions, so that fits started together in
     one folder each get a version of their own (Lightning picks the next free number
-    when it first writes, and two fits starting at once would pick the same). Returns
-    the folders this call created (for a run without a logger, the paths it will write
-    in its root folder that are not there yet). Only the first process claims; where the system has
-    no file locks (Windows) the folder is created without one."""
+    when it first writes, and two fits starting at once would pick the same). A new
+    (not ``resuming``) fit whose logger names a version folder that already holds
+    files (``version=0`` given twice) is refused in one line before anything is
+    written: the logger would write its events into the earlier run, and a CSV logger
+    would replace its ``metrics.csv``. Returns the folders this call created (for a run
+    without a logger, the paths it will write in its root folder that are not there
+    yet). Only the first process claims; where the system has no file locks (Windows)
+    the folder is created without one."""
     created: list[Path] = []
     if trainer.global_rank != 0:
         return created
@@ -42,10 +48,28 @@ def claim_run_folders(trainer: "pl.Trainer") -> list[Path]:
         versions.mkdir(parents=True, exist_ok=True)
         with _locked(versions):
             folder = Path(logger.log_dir)  # Lightning's next free version, seen under the lock
+            version = version_folder(logger)
+            if not resuming and version.is_dir() and any(version.iterdir()):
+                raise InputError(
+                    f"{version} holds an earlier run, and this new fit would write into it "
+                    f"(its logger's version is {logger.version!r}): leave "
+                    f"trainer.logger.init_args.version out (each run then gets a version "
+                    f"of its own), name an unused one, or resume that run with --ckpt_path"
+                )
             if not folder.exists():
                 folder.mkdir(parents=True)
                 created.append(folder)
     return created
+
+
+def version_folder(logger: TensorBoardLogger | CSVLogger) -> Path:
+    """The folder of ``logger``'s version (``.../version_0``), which holds its log folder
+    (the same, or a ``sub_dir`` inside it)."""
+    root, log_dir = Path(logger.root_dir), Path(logger.log_dir)
+    try:
+        return root / log_dir.relative_to(root).parts[0]
+    except (ValueError, IndexError):  # a log folder outside its root: the log folder itself
+        return log_dir
 
 
 @contextmanager

@@ -27,9 +27,12 @@ def tutorial_configs() -> dict[str, Path]:
 
 
 def config_source(value: str) -> str:
-    """What ``--config value`` reads: ``value`` itself when it is a file (or YAML text
-    given inline), else the ready config of that name (``line_fit``, ``fast/line_fit``,
-    with or without ``.yaml``); anything else is refused in one line listing the names.
+    """What ``--config value`` reads: ``value`` itself when it is a file named exactly so
+    (or YAML text given inline), else the ready config of that name (``line_fit``,
+    ``fast/line_fit``, with or without ``.yaml``). Refused in one line: a name that is
+    neither (listing the names, and the tutorial a path to a missing copy of one
+    means), and a tutorial's bare name where the current folder holds ``<name>.yaml``
+    too (`check_unambiguous`).
 
     Examples:
         >>> Path(config_source("fast/line_fit.yaml")).parts[-2:]
@@ -40,12 +43,42 @@ def config_source(value: str) -> str:
     configs = tutorial_configs()
     name = value.removesuffix(".yaml").replace("\\", "/")
     if name in configs:
+        check_unambiguous(value)
         return str(configs[name])
-    stem = Path(name).name
-    hint = f"--config {stem} runs the packaged one; " if stem in configs else ""
+    meant = tutorial_meant(name)
+    hint = f"--config {meant} runs the packaged one; " if meant else ""
     raise InputError(
         f"config {value!r}: no such file, and no tutorial of that name: {hint}"
         f"gd-lightning tutorials lists them ({', '.join(TUTORIALS)}, and fast/<name>)"
+    )
+
+
+def check_unambiguous(name: str) -> None:
+    """Refuse, in one line, a tutorial's bare ``name`` (``crop_yields_5``) where the current
+    folder holds ``<name>.yaml``: the user may mean either, and running the one they did
+    not edit would ignore their file without a word."""
+    local = Path(f"{name}.yaml")
+    if name.endswith(".yaml") or not local.is_file():
+        return
+    raise InputError(
+        f"--config {name} names both the file {local} in this folder and the tutorial "
+        f"{name}: write --config {local} to run your file; to run the tutorial, rename "
+        f"your file or run from another folder"
+    )
+
+
+def tutorial_meant(name: str) -> str | None:
+    """The tutorial a path to a missing file names by its last parts (``fast/line_fit``
+    for ``configs/fast/line_fit``, keeping the ``fast/``), or ``None``.
+
+    Examples:
+        >>> tutorial_meant("configs/fast/line_fit"), tutorial_meant("configs/line_fit")
+        ('fast/line_fit', 'line_fit')
+    """
+    parts = Path(name).parts
+    configs = tutorial_configs()
+    return next(
+        (tail for tail in ("/".join(parts[-2:]), "/".join(parts[-1:])) if tail in configs), None
     )
 
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,6 +11,12 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from gd_lightning.data.identity import (
+    DATA_IDENTITY,
+    check_same_files,
+    file_identity,
+    saved_identity,
+)
 from gd_lightning.data.mapped import MappedDataset
 from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
 from gd_lightning.data.standardize import (
@@ -132,6 +139,8 @@ class TensorDataModule(LightningDataModule):
             )
         self.batch_size = batch_size
         self.shuffle = shuffle
+        #: each data file's identity (`file_identity`) as a fit read it, by option
+        self._identity: dict[str, Any] | None = None
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.seed = seed
@@ -248,10 +257,42 @@ class TensorDataModule(LightningDataModule):
             self.check_labeled(stage)
         if self.full_set is None or self._needs_more_digits(stage):
             self._load_and_split(stage)
+            self._identity = None  # the files as read now: identified below, for a fit
         if stage == "fit":
             self._refuse_misfits()
+            if self._identity is None:
+                self._identity = {option: file_identity(path)
+                                  for option, path in self.data_files().items()}  # fmt: skip
         if stage == "fit" and model is not None:
             self.hand_over(model)
+
+    def data_files(self) -> dict[str, Path]:
+        """The files the data is read from, by option (``{"csv_path": ...}``): none here,
+        where the data is drawn or built in memory (its settings say which it is)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What identifies the data the fit read, which Lightning keeps in the fit's
+        checkpoints: each file's size and SHA-256 (`file_identity`), read as the fit
+        starts. A resumed fit on other data is refused (`load_state_dict`)."""
+        identity = self._identity
+        return {DATA_IDENTITY: identity} if identity else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse, in one line, to resume a fit on other data than it started on: a file
+        whose size or content changed. The same file reached by another path is the
+        same data."""
+        self.check_same_data(saved_identity({"state": state_dict}))
+
+    def check_same_data(self, saved: dict[str, Any] | None) -> None:
+        """Refuse, in one line, to resume on files other than ``saved`` identifies (the
+        identities a checkpoint holds, `saved_identity`; ``None``: nothing to compare)."""
+        if saved is not None:
+            current = self._identity
+            if current is None:
+                current = {option: file_identity(path)
+                           for option, path in self.data_files().items()}  # fmt: skip
+            check_same_files(saved, current, self.data_files())
 
     def hand_over(self, model: Any) -> None:
         """Give ``model`` what it learns from the data, in one call: the columns' names

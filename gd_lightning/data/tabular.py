@@ -123,6 +123,13 @@ class TabularDataModule(TensorDataModule):
         """The file the data comes from, as the user gave it."""
         return str(self.csv_path or self.features_path)
 
+    def data_files(self) -> dict[str, Path]:
+        """The files read, by option: the CSV file, or the ``.npy`` features (and the
+        targets, where read)."""
+        options = {"csv_path": self.csv_path, "features_path": self.features_path,
+                   "targets_path": self.targets_path if self.labeled else None}  # fmt: skip
+        return {option: Path(str(value)) for option, value in options.items() if value}
+
     @property
     def labeled(self) -> bool:
         """Whether the data holds its targets (a fit needs them, predict does not)."""
@@ -162,13 +169,7 @@ class TabularDataModule(TensorDataModule):
         if features is None:
             features = [name for name in self.header if name not in targets]
         for name in features + present:
-            if name not in self.header:
-                raise InputError(self._not_in_file(name))
-            if self.header.count(name) > 1:
-                raise InputError(
-                    f"column {name!r} appears {self.header.count(name)} times in the header "
-                    f"of {self.source}: give each column a unique name"
-                )
+            self._column_index(name)
         if not features:
             raise InputError(f"{self.source} has no feature columns left besides the targets")
         self.feature_names, self.target_names = list(features), targets
@@ -198,34 +199,52 @@ class TabularDataModule(TensorDataModule):
             message += f" (one column: is the file separated by {other[0]!r}? save it with commas)"
         return message
 
+    def _column_index(self, name: str, option: str = "") -> int:
+        """Where the column ``name`` (compared as `same_name` gives it) is in the CSV
+        file's header; one line, starting with ``option`` when given, for a name the
+        header lacks or holds more than once (which of the two would be a guess)."""
+        prefix = f"{option}: " if option else ""
+        name = same_name(name)
+        count = self.header.count(name)
+        if count == 0:
+            raise InputError(prefix + self._not_in_file(name))
+        if count > 1:
+            raise InputError(
+                f"{prefix}column {name!r} appears {count} times in the header of "
+                f"{self.source}: give each column a unique name"
+            )
+        return self.header.index(name)
+
     def text_columns(self, names: list[str]) -> list[list[str]]:
         """The CSV file's columns ``names``, by name, as the text of their cells: one
         list per data row, in file order (the order predictions come in), each cell
-        exactly as the file holds it (an id, a date, a word).
+        exactly as the file holds it (an id, a date, a word), as `cells_as_written`
+        reads it: quotes decoded, spaces and leading zeros kept.
 
         Examples:
             >>> import tempfile, pathlib
             >>> path = pathlib.Path(tempfile.mkdtemp()) / "new.csv"
-            >>> _ = path.write_text("id,area\\nA17,50\\nB02,80\\n")
-            >>> TabularDataModule(csv_path=str(path)).text_columns(["id"])
-            [['A17'], ['B02']]
+            >>> _ = path.write_text('id,area,note\\nA17,50,  007\\nB02,80,"a, b"\\n')
+            >>> TabularDataModule(csv_path=str(path), features=["area"]).text_columns(
+            ...     ["id", "note"])
+            [['A17', '  007'], ['B02', 'a, b']]
         """
         self.check_columns(names, "predictions.keep_columns")
-        columns = [self.header.index(same_name(name)) for name in names]
-        rows = data_rows(Path(str(self.csv_path)), self.header)
-        return [[row[column] for column in columns] for _, row in rows]
+        columns = [self._column_index(name) for name in names]
+        path = Path(str(self.csv_path))
+        return [[row[column] for column in columns] for row in cells_as_written(path, self.header)]
 
     def check_columns(self, names: list[str], option: str) -> None:
-        """Refuse in one line, naming ``option``, a column the CSV file lacks, or data
-        that is not a CSV file (``.npy`` arrays have no named columns to copy)."""
+        """Refuse in one line, naming ``option``, a column the CSV file lacks or names
+        more than once, or data that is not a CSV file (``.npy`` arrays have no named
+        columns to copy)."""
         if self.csv_path is None:
             raise InputError(
                 f"{option} names columns of a CSV file, and {self.source} is a .npy array: "
                 f"leave {option} out"
             )
         for name in names:
-            if same_name(name) not in self.header:
-                raise InputError(f"{option}: {self._not_in_file(name)}")
+            self._column_index(name, option)
 
     def _load_and_split(self, stage: str | None = None) -> None:
         """As [`TensorDataModule`][gd_lightning.TensorDataModule]'s, or, with
@@ -423,6 +442,32 @@ def data_rows(
                 yield reader.line_num, row
         except csv.Error as err:
             raise csv_error(path, reader.line_num, err) from None
+
+
+def cells_as_written(path: Path, header: list[str]) -> list[list[str]]:
+    """The data rows of the CSV file ``path`` as the text of their cells, split into
+    rows and cells exactly as `data_rows` splits them (so row for row the rows the
+    data was read from), each cell as the file holds it: a quoted cell decoded as
+    the ``csv`` module decodes it (spaces before its opening quote are not part of
+    it, as in `data_rows`), an unquoted one whole, spaces included.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = path.write_text('a,b,c\\n  007, "x, y",""\\n')
+        >>> cells_as_written(path, ["a", "b", "c"])
+        [['  007', 'x, y', '']]
+    """
+    with open_text(path) as file:
+        text = file.read()
+    # data_rows reads with skipinitialspace, which drops the spaces that open a cell so
+    # that a quote after them still opens a quoted cell; here such spaces are kept by
+    # writing them as a character the text lacks (a plain character to the csv module,
+    # which it keeps), all but those just before a quote, and turning them back after
+    space = next(chr(c) for c in range(0xE000, 0x110000) if chr(c) not in text)
+    marked = re.sub(r' +(?![ "])', lambda run: space * len(run[0]), text)
+    rows = data_rows(path, header, marked)
+    return [[cell.replace(space, " ") for cell in row] for _, row in rows]
 
 
 def read_csv_columns(path: Path, header: list[str], names: list[str], dtype: type) -> np.ndarray:
