@@ -62,3 +62,23 @@ def fit(model: LightningModule, datamodule: LightningDataModule, **kwargs: Any) 
 def _in_tmp_path(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run every test in its own folder, so no output lands in the work tree."""
     monkeypatch.chdir(tmp_path)
+
+
+def refused_in_one_line(
+    args: list[str], capsys: pytest.CaptureFixture[str], words: str = ""
+) -> str:
+    """Run ``gd-lightning args``; assert exit 2, one ``gd-lightning: error:`` line on
+    stderr holding ``words``, and nothing written under the current folder; return the
+    line."""
+    from gd_lightning.cli import main
+
+    before = set(Path(".").rglob("*"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
+    assert words in lines[0], lines[0]
+    assert set(Path(".").rglob("*")) == before  # nothing written
+    return lines[0]

@@ -4,10 +4,10 @@ alone, no subcommand, a config from the environment), and the line names the par
 is wrong."""
 
 import pytest
+from conftest import refused_in_one_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gd_lightning.cli import main
 from gd_lightning.cli.app import command_parts
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
@@ -15,13 +15,7 @@ pytestmark = pytest.mark.usefixtures("plain_argv")
 
 def refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """The one line ``gd-lightning args`` ends with (exit 2, nothing else on stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err[-2000:]
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
-    return lines[0]
+    return refused_in_one_line(args, capsys)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import QUIET, quiet_trainer
+from conftest import QUIET, quiet_trainer, refused_in_one_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -69,16 +69,7 @@ def npy(array: np.ndarray) -> bytes:
 
 def refused(args: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> str:
     """Run the command; assert exit 2 and one line holding ``words``; return the line."""
-    before = {p for p in Path(".").rglob("*")}
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err[-2000:]
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
-    assert words in lines[0], lines[0]
-    assert {p for p in Path(".").rglob("*")} == before  # nothing written
-    return lines[0]
+    return refused_in_one_line(args, capsys, words)
 
 
 def write(files: dict[str, str | bytes]) -> None:
@@ -401,15 +392,19 @@ def test_a_full_disk_under_the_predictions_keeps_the_older_file(trained) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.2, 0.8, 1.6])
-def test_ctrl_c_while_starting_is_one_line_and_exit_130(delay: float) -> None:
+@pytest.mark.parametrize(
+    ("signum", "delay"),
+    [(signal.SIGINT, 0.2), (signal.SIGINT, 0.8), (signal.SIGINT, 1.6), (signal.SIGTERM, 0.5)],
+)
+def test_a_stop_while_starting_is_one_line_and_its_exit_code(signum, delay: float) -> None:
     process = subprocess.Popen([*COMMAND, "fit", "--config", "line_fit"], text=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     time.sleep(delay)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     err = process.communicate(timeout=120)[1]
-    assert process.returncode == 130 and "Traceback" not in err, err[-2000:]
-    assert err.strip().splitlines()[-1].startswith("gd-lightning: stopped by SIGINT")
+    assert process.returncode == 128 + signum and "Traceback" not in err, err[-2000:]
+    name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+    assert err.strip().splitlines()[-1].startswith(f"gd-lightning: stopped by {name}")
 
 
 @pytest.mark.slow

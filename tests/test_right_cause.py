@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, QUIET, quiet_trainer
+from conftest import CONFIGS, QUIET, quiet_trainer, refused_in_one_line
 from torch.utils.data import DataLoader, TensorDataset
 
 from gd_lightning import LinearRegression, TabularDataModule
-from gd_lightning.cli import main
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
 
@@ -64,15 +63,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """Run the command; assert exit 2, one line on stderr and nothing written; return it."""
-    before = set(Path(".").rglob("*"))
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err[-2000:]
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
-    assert set(Path(".").rglob("*")) == before
-    return lines[0]
+    return refused_in_one_line(args, capsys)
 
 
 def predict(checkpoint: Path, *more: str) -> list[str]:

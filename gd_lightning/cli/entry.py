@@ -14,12 +14,16 @@ def command() -> None:
     right after, so the objects its imports made (torch's and Lightning's, millions) are
     moved out of the garbage collector's sight (``gc.freeze``) instead of being traversed
     once more on the way out, which took about a second."""
-    # Ctrl+C while the libraries load: nothing is written yet, so the process ends at once
-    # (a KeyboardInterrupt raised inside a half-done import can surface as another error)
-    signal.signal(signal.SIGINT, _stopped_while_starting)
+    # Ctrl+C or SIGTERM while the libraries load: nothing is written yet, so the process
+    # ends at once (a KeyboardInterrupt raised inside a half-done import can surface as
+    # another error; SIGTERM's default action would end it without a word)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stopped_while_starting)
     from gd_lightning.cli.exits import main  # PyTorch, Lightning, jsonargparse
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # main() says what a stop kept
+    # main() installs its own handlers and says what a stop kept
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         main()
     finally:
@@ -27,6 +31,7 @@ def command() -> None:
 
 
 def _stopped_while_starting(signum: int, frame: FrameType | None) -> None:
-    print("gd-lightning: stopped by SIGINT (Ctrl+C) while starting; nothing was written",
+    name = "SIGINT (Ctrl+C)" if signum == signal.SIGINT else "SIGTERM"
+    print(f"gd-lightning: stopped by {name} while starting; nothing was written",
           file=sys.stderr, flush=True)  # fmt: skip
-    os._exit(128 + signal.SIGINT)
+    os._exit(128 + signum)

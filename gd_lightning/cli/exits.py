@@ -11,7 +11,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from gd_lightning.cli.app import cli
+from gd_lightning.cli.app import SUBCOMMANDS, cli
 from gd_lightning.cli.run_folders import WRITE_ERRORS
 from gd_lightning.cli.tutorials import tutorial_list
 from gd_lightning.errors import InputError, exception_chain
@@ -95,9 +95,6 @@ def _subcommand(words: ArgsType) -> str | None:
         return words.get("subcommand")
     return None
 
-
-#: the command line's subcommands (LightningCLI's Trainer functions)
-SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 #: the exit codes of a process ended by SIGTERM and SIGINT, as a shell reports them (128 + n)
 SIGTERM_EXIT = 128 + signal.SIGTERM
