@@ -608,7 +608,7 @@ def command_parts(words: list[str], first: int) -> list[tuple[int, int]]:
     starts = [i for i in range(first, len(words))
               if i == first or _is_option(words[i]) or not any(
                   _is_option(word) for word in words[first:i])]  # fmt: skip
-    return list(zip(starts, [*starts[1:], len(words)], strict=True))
+    return list(zip(starts, [*starts[1:], len(words)][: len(starts)], strict=True))
 
 
 def _is_option(word: str) -> bool:

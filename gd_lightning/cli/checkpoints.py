@@ -418,22 +418,24 @@ def check_stopping(
     train nothing or less than was trained (``trainer.max_steps`` at or below the steps
     taken, ``trainer.max_epochs`` at or below the epochs done): Lightning would end at
     once and exit as a finished fit. The epochs done are the checkpoint's epoch, one
-    more when its steps (``epoch_steps`` a epoch) show that epoch had ended."""
+    more when its steps (``epoch_steps`` an epoch) show that epoch had ended."""
     steps, epoch = checkpoint.get("global_step"), checkpoint.get("epoch")
     if not (is_int(steps) and is_int(epoch)):
         return
-    fix = "resume with a larger one, or leave --ckpt_path out for a new fit"
+    fix = "to train on from it (or leave --ckpt_path out for a new fit)"
     if trainer.max_steps != -1 and steps >= trainer.max_steps:
         raise InputError(
             f"{path} was saved after {steps} steps, and trainer.max_steps is "
-            f"{trainer.max_steps}: resuming would train nothing; {fix}"
+            f"{trainer.max_steps}, so resuming would train nothing: set "
+            f"--trainer.max_steps above {steps} {fix}"
         )
     done = epoch + 1 if epoch_steps and steps >= (epoch + 1) * epoch_steps else epoch
     max_epochs = trainer.max_epochs
     if max_epochs is not None and max_epochs != -1 and done >= max_epochs:
         raise InputError(
             f"{path} was saved after {done} epochs, and trainer.max_epochs is "
-            f"{max_epochs}: resuming would train nothing; {fix}"
+            f"{max_epochs}, so resuming would train nothing: set --trainer.max_epochs "
+            f"above {done} {fix}"
         )
 
 

@@ -281,8 +281,11 @@ class TensorDataModule(LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse, in one line, to resume a fit on other data than it started on: a file
         whose size or content changed. The same file reached by another path is the
-        same data."""
-        self.check_same_data(saved_identity({"state": state_dict}))
+        same data. (Validating, testing or predicting from a fit's checkpoint reads any
+        data.)"""
+        fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        if fitting:
+            self.check_same_data(saved_identity({"state": state_dict}))
 
     def check_same_data(self, saved: dict[str, Any] | None) -> None:
         """Refuse, in one line, to resume on files other than ``saved`` identifies (the
