@@ -64,9 +64,9 @@ from gd_lightning.data.identity import saved_identity
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError, exception_chain
 from gd_lightning.io import AtomicCheckpointIO
-from gd_lightning.models.base import (
+from gd_lightning.models.base import RegressionModule
+from gd_lightning.models.columns_and_checkpoints import (
     CLASS_PATH_KEY,
-    RegressionModule,
     changed_settings,
     resume_refusal,
 )

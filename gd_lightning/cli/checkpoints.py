@@ -18,10 +18,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from gd_lightning.cli.checks import is_int
 from gd_lightning.errors import InputError
-from gd_lightning.models.base import (
+from gd_lightning.models.base import RegressionModule
+from gd_lightning.models.columns_and_checkpoints import (
     CLASS_PATH_KEY,
     CLI_RECORDS,
-    RegressionModule,
     resume_refusal,
     same_setting,
     shown_setting,
