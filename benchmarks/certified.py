@@ -3,7 +3,7 @@
 For each problem of the NIST StRD linear least-squares suite (``tests/data/strd/``), on
 its design as NIST states it (raw) and with the columns but the constant standardized
 (the solution mapped back to the raw coefficients): the fewest significant digits over
-the coefficients (NIST's log relative error, 0 to 15) of the package's `FitReference`,
+the coefficients (NIST's log relative error, 0 to 15) of the package's `LeastSquaresReference`,
 NumPy's ``lstsq``, statsmodels' ``OLS`` (where installed) and scikit-learn's
 ``LinearRegression(fit_intercept=False)``, each with its defaults, and, for
 comparison, the normal equations solved as they stand. Prints a Markdown
@@ -23,12 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from strd import baselines, design, digits, load, problems, to_raw  # noqa: E402
 
-from gd_lightning.analysis import FitReference  # noqa: E402
+from gd_lightning.analysis import LeastSquaresReference  # noqa: E402
 
 
 def reference(a: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The package's least-squares optimum for design ``a`` and response ``y``."""
-    return FitReference.from_data(torch.tensor(a), torch.tensor(y)[:, None]).solution[:, 0].numpy()
+    return (
+        LeastSquaresReference.from_data(torch.tensor(a), torch.tensor(y)[:, None])
+        .solution[:, 0]
+        .numpy()
+    )
 
 
 def normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -38,7 +42,7 @@ def normal_equations(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     solvers = {
-        "gd-lightning FitReference": reference,
+        "gd-lightning LeastSquaresReference": reference,
         **baselines(),
         "normal equations": normal_equations,
     }

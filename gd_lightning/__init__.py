@@ -18,7 +18,7 @@ _EXPORTS = {
     "EpochBatchSampler": "gd_lightning.data",
     "FitCheckpoint": "gd_lightning.callbacks",
     "FitFigures": "gd_lightning.callbacks",
-    "FitReference": "gd_lightning.analysis",
+    "LeastSquaresReference": "gd_lightning.analysis",
     "FullBatch": "gd_lightning.data",
     "GatherDataset": "gd_lightning.data",
     "GradientDescent": "gd_lightning.optim",
@@ -48,7 +48,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them
     from gd_lightning.analysis import (
-        FitReference,
+        LeastSquaresReference,
     )
     from gd_lightning.callbacks import (
         ConvergenceMonitor,
@@ -118,7 +118,7 @@ __all__ = [
     "FullBatch",
     "FitCheckpoint",
     "FitFigures",
-    "FitReference",
+    "LeastSquaresReference",
     "GatherDataset",
     "GradientDescent",
     "InputError",

@@ -31,7 +31,7 @@ from torch import Tensor
 
 
 @dataclass(frozen=True)
-class FitReference:
+class LeastSquaresReference:
     """The loss as a quadratic in the parameters, with its optimum and curvature.
 
     Built in one pass over the rows by a blocked ("tall-skinny") QR decomposition of
@@ -77,13 +77,13 @@ class FitReference:
     @classmethod
     def from_data(
         cls, design: Tensor, targets: Tensor, target_scale: Tensor | None = None
-    ) -> "FitReference":
+    ) -> "LeastSquaresReference":
         """Build from the design matrix (n, p) and targets (n, K) the model is fitted to.
 
         Examples:
             >>> t = torch.arange(5.0)
             >>> design = torch.stack([t, torch.ones(5)], dim=1)  # a line: [x, 1]
-            >>> ref = FitReference.from_data(design, (2 * t + 1)[:, None])
+            >>> ref = LeastSquaresReference.from_data(design, (2 * t + 1)[:, None])
             >>> ref.solution.T.round(decimals=6), ref.rank, ref.optimum_loss < 1e-12
             (tensor([[2., 1.]], dtype=torch.float64), 2, True)
         """
@@ -95,7 +95,7 @@ class FitReference:
         blocks: Iterable[tuple[Tensor, Tensor]],
         target_scale: Tensor | None = None,
         epsilon: float | None = None,
-    ) -> "FitReference":
+    ) -> "LeastSquaresReference":
         """Build from the design matrix and targets given a block of rows at a time: one
         pass, with memory for one block and a (p + K) square triangle.
 
@@ -142,7 +142,7 @@ class FitReference:
             reference = reference.refined(blocks).refined(blocks)
         return reference
 
-    def refined(self, blocks: Iterable[tuple[Tensor, Tensor]]) -> "FitReference":
+    def refined(self, blocks: Iterable[tuple[Tensor, Tensor]]) -> "LeastSquaresReference":
         """This reference with its optimum improved by one step of iterative refinement
         (the corrected semi-normal equations, Björck): the residual ``y - A θ*`` and
         ``Aᵀ`` times it summed in extended precision (NumPy's ``longdouble``) over the
@@ -152,7 +152,7 @@ class FitReference:
         Examples:
             >>> t = torch.arange(6.0, dtype=torch.float64)
             >>> a, y = torch.stack([t, torch.ones(6)], 1), (3 * t - 1)[:, None]
-            >>> FitReference.from_data(a, y).refined([(a, y)]).solution.T
+            >>> LeastSquaresReference.from_data(a, y).refined([(a, y)]).solution.T
             tensor([[ 3., -1.]], dtype=torch.float64)
         """
         if self.rank_deficient:
@@ -180,7 +180,7 @@ class FitReference:
         num_parameters: int,
         target_scale: Tensor | None = None,
         epsilon: float = torch.finfo(torch.float32).eps,
-    ) -> "FitReference":
+    ) -> "LeastSquaresReference":
         """Build from the triangular factor of ``[A | y]`` (of ``rows`` rows, the first
         ``num_parameters`` columns the design's), as `from_blocks` computes it."""
         size = triangle.shape[1]
@@ -228,20 +228,20 @@ class FitReference:
             condition_equal_columns=condition_equal,
         )
 
-    def combined(self, other: "FitReference") -> "FitReference":
+    def combined(self, other: "LeastSquaresReference") -> "LeastSquaresReference":
         """The reference of this one's rows and ``other``'s together (data split across
         processes): one QR of the two triangles stacked.
 
         Examples:
             >>> t = torch.arange(6.0)
             >>> a, y = torch.stack([t, torch.ones(6)], 1), (3 * t - 1)[:, None]
-            >>> one = FitReference.from_data(a[:4], y[:4]).combined(
-            ...     FitReference.from_data(a[4:], y[4:]))
+            >>> one = LeastSquaresReference.from_data(a[:4], y[:4]).combined(
+            ...     LeastSquaresReference.from_data(a[4:], y[4:]))
             >>> one.rows, one.solution.T.round(decimals=6)
             (6, tensor([[ 3., -1.]], dtype=torch.float64))
         """
         stacked = torch.cat([self.triangle, other.triangle])
-        return FitReference.from_triangle(
+        return LeastSquaresReference.from_triangle(
             torch.linalg.qr(stacked, mode="r").R,
             self.rows + other.rows,
             self.num_parameters,
@@ -271,7 +271,8 @@ class FitReference:
 
         Examples:
             >>> t = torch.arange(5.0)
-            >>> ref = FitReference.from_data(torch.stack([t, torch.ones(5)], 1), t[:, None])
+            >>> design = torch.stack([t, torch.ones(5)], 1)
+            >>> ref = LeastSquaresReference.from_data(design, t[:, None])
             >>> ref.plane(["slope", "bias"]).axes
             ('slope', 'bias')
         """
@@ -375,7 +376,7 @@ class FitReference:
         absolute loss above the optimum where the data can be fitted exactly.
 
         Examples:
-            >>> FitReference.from_data(torch.ones(3, 1), torch.ones(3, 1)).in_words(0.01)
+            >>> LeastSquaresReference.from_data(torch.ones(3, 1), torch.ones(3, 1)).in_words(0.01)
             '0.01'
         """
         return f"{gap:.2g}" if self.exact_fit else fraction(gap)
@@ -404,7 +405,7 @@ class FitReference:
         the data can be fitted exactly.
 
         Examples:
-            >>> ref = FitReference.from_data(torch.ones(3, 1), torch.zeros(3, 1))
+            >>> ref = LeastSquaresReference.from_data(torch.ones(3, 1), torch.zeros(3, 1))
             >>> ref.relative(0.0), ref.relative(1e-9)
             (0.0, 1e-09)
         """
@@ -488,7 +489,7 @@ class FitReference:
 
         Examples:
             >>> design = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
-            >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
+            >>> ref = LeastSquaresReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
             >>> start = torch.zeros(2, 1)
             >>> round(ref.condition_number, 3), ref.epochs_to_gap(start, ref.best_lr, 0.01)
             (3.124, 4)
@@ -536,7 +537,7 @@ class FitReference:
 
         Examples:
             >>> design = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
-            >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
+            >>> ref = LeastSquaresReference.from_data(design, torch.tensor([[1.0], [1.0], [0.0]]))
             >>> lr = ref.fastest_lr(torch.zeros(2, 1))
             >>> round(lr, 4), ref.epochs_to_gap(torch.zeros(2, 1), lr, 0.01)
             (0.2687, 3)
@@ -601,7 +602,7 @@ class FitReference:
 
         Examples:
             >>> design = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
-            >>> ref = FitReference.from_data(design, torch.tensor([[1.0], [3.0], [2.0]]))
+            >>> ref = LeastSquaresReference.from_data(design, torch.tensor([[1.0], [3.0], [2.0]]))
             >>> ref.summary(ref.solution)
             'loss 0.5; the best possible loss is 0.5 (least squares): reached'
             >>> ref.summary(torch.zeros(2, 1))

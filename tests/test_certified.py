@@ -1,4 +1,4 @@
-"""`FitReference` against the certified values of the NIST StRD linear least-squares suite
+"""`LeastSquaresReference` against the certified values of the NIST StRD linear least-squares suite
 (``tests/data/strd/``): the optimum it computes, its rank and the loss there, on each
 problem's design as NIST states it (raw) and with its columns standardized."""
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from strd import DATA, baselines, design, digits, info, load, problems, to_raw
 
-from gd_lightning.analysis import FitReference
+from gd_lightning.analysis import LeastSquaresReference
 
 # The problems held to the certified digits. NIST rates Norris and Pontius of lower
 # difficulty, NoInt1 and NoInt2 average, and Longley higher; Longley is held to the bar all
@@ -51,12 +51,14 @@ LOSS_RTOL = 1e-8
 BOTH = [False, True]
 
 
-def reference(name: str, standardized: bool) -> tuple[FitReference, np.ndarray, np.ndarray]:
+def reference(
+    name: str, standardized: bool
+) -> tuple[LeastSquaresReference, np.ndarray, np.ndarray]:
     """The package's reference on problem ``name``'s design, the solution it gives mapped
     to the raw design's coefficients, and the certified coefficients."""
     x, y, certified, _ = load(name)
     a = design(name, x, standardized)
-    ref = FitReference.from_data(torch.tensor(a), torch.tensor(y)[:, None])
+    ref = LeastSquaresReference.from_data(torch.tensor(a), torch.tensor(y)[:, None])
     solution = ref.solution[:, 0].numpy()
     return ref, to_raw(name, x, solution) if standardized else solution, certified
 

@@ -15,8 +15,8 @@ from gd_lightning import (
     ConvergenceMonitor,
     CropYieldsDataModule,
     DivergenceError,
-    FitReference,
     InputError,
+    LeastSquaresReference,
     LinearRegression,
     QuadraticRegression,
     SpeedDataModule,
@@ -37,7 +37,7 @@ def crop5_design() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_optimum_matches_numpy_least_squares() -> None:
     design, y = crop5_design()
-    reference = FitReference.from_data(design, y)
+    reference = LeastSquaresReference.from_data(design, y)
     solution, *_ = np.linalg.lstsq(design.double().numpy(), y.double().numpy(), rcond=None)
     np.testing.assert_allclose(reference.solution.numpy(), solution, rtol=1e-9)
     residual = design.double().numpy() @ solution - y.double().numpy()
@@ -48,7 +48,7 @@ def test_optimum_matches_numpy_least_squares() -> None:
 
 def test_curvature_matches_the_hessian_autograd_computes() -> None:
     design, y = crop5_design()
-    reference = FitReference.from_data(design, y)
+    reference = LeastSquaresReference.from_data(design, y)
     a, t = design.double(), y.double()
 
     def loss_of_first_target(theta: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def test_curvature_matches_the_hessian_autograd_computes() -> None:
     assert reference.stable_lr == pytest.approx(1.12e-4, rel=0.01)
 
 
-def gradient_descent_epochs(reference: FitReference, a, y, theta, lr, gap, limit=10_000):
+def gradient_descent_epochs(reference: LeastSquaresReference, a, y, theta, lr, gap, limit=10_000):
     """Full-batch gradient descent in float64, counting steps until within ``gap``."""
     for step in range(limit):
         if reference.gap(theta) <= gap:
@@ -79,7 +79,7 @@ def test_stable_bound_and_predicted_epochs_match_gradient_descent() -> None:
     z = (x - x.mean(0)) / x.std(0, correction=0)
     a = torch.cat([z, torch.ones(5, 1)], dim=1).double()
     t = y.double()
-    reference = FitReference.from_data(a, t)
+    reference = LeastSquaresReference.from_data(a, t)
     start = torch.zeros(4, 2, dtype=torch.float64)
     for lr in (reference.best_lr, 0.5 * reference.best_lr):
         simulated = gradient_descent_epochs(reference, a, t, start, lr, 0.01)
@@ -94,7 +94,7 @@ def test_stable_bound_and_predicted_epochs_match_gradient_descent() -> None:
 def test_rank_deficient_data_is_detected_and_gets_the_minimum_norm_optimum() -> None:
     x, y = ArangeDataModule().load()
     design = torch.cat([x, torch.ones(10, 1)], dim=1)
-    reference = FitReference.from_data(design, y)
+    reference = LeastSquaresReference.from_data(design, y)
     assert reference.rank == 2 and reference.rank_deficient
     minimum_norm = np.linalg.pinv(design.double().numpy()) @ y.double().numpy()
     np.testing.assert_allclose(reference.solution.numpy(), minimum_norm, rtol=1e-6)
@@ -182,7 +182,7 @@ def test_standardized_fit_predicts_in_original_units_and_folds_exactly(tmp_path,
     with torch.no_grad():
         preds = model(x)  # raw inputs in, original units out
     design, _ = crop5_design()
-    optimum = FitReference.from_data(design, y)
+    optimum = LeastSquaresReference.from_data(design, y)
     # 40 steps at the curvature lr on standardized data: at the optimum to float32 precision
     torch.testing.assert_close(preds.double(), design.double() @ optimum.solution, rtol=1e-4,
                                atol=1e-3)  # fmt: skip
@@ -213,7 +213,7 @@ def test_standardized_quadratic_folds_back_to_a_b_c() -> None:
     with torch.no_grad():
         torch.testing.assert_close(a * t**2 + b * t + c, model(t), rtol=1e-5, atol=1e-3)
     design = torch.cat([t**2, t, torch.ones_like(t)], dim=1)
-    solution = FitReference.from_data(design, speed).solution[:, 0]
+    solution = LeastSquaresReference.from_data(design, speed).solution[:, 0]
     torch.testing.assert_close(torch.tensor([a, b, c]).double(), solution, rtol=1e-3, atol=1e-3)
 
 

@@ -13,7 +13,7 @@ import torch
 from conftest import QUIET
 from strd import DATA, digits, info, load
 
-from gd_lightning import FitReference
+from gd_lightning import LeastSquaresReference
 from gd_lightning.cli import cli
 
 pytestmark = pytest.mark.usefixtures("plain_argv")
@@ -126,7 +126,7 @@ def test_an_exact_fit_measures_gaps_absolutely() -> None:
     above it itself (a fraction of 0 would make every gap infinite)."""
     t = torch.arange(10, dtype=torch.float64)
     design = torch.stack([t, torch.ones(10, dtype=torch.float64)], 1)
-    reference = FitReference.from_data(design, (2 * t + 5)[:, None])
+    reference = LeastSquaresReference.from_data(design, (2 * t + 5)[:, None])
     assert reference.exact_fit and reference.gap_scale == 1
     described = reference.describe(0.01, torch.zeros(2, 1))
     assert "the data can be fitted exactly" in described and "gaps are absolute" in described
@@ -141,7 +141,7 @@ def test_the_excess_loss_has_its_digits_where_the_loss_does_not() -> None:
     x, y, _, _ = load("Pontius")
     z = (x[:, 0] - x[:, 0].mean()) / x[:, 0].std()
     design = torch.tensor(np.column_stack([z**2, z, np.ones(len(z))]))
-    reference = FitReference.from_data(design, torch.tensor(y)[:, None])
+    reference = LeastSquaresReference.from_data(design, torch.tensor(y)[:, None])
     step = torch.tensor([[1e-12], [0.0], [0.0]], dtype=torch.float64)
     expected = float((design @ step).pow(2).mean())
     assert reference.excess(reference.solution + step) == pytest.approx(expected, rel=1e-9)

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, FitReference, fraction
+from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, LeastSquaresReference, fraction
 from gd_lightning.cadence import is_last_batch, is_logged_step
 from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.optim import GradientDescent
@@ -32,7 +32,7 @@ class ConvergenceMonitor(Callback):
       whose ``lr`` is ``"auto"``: for full-batch gradient descent the constant rate
       predicted to bring the model's starting parameters within ``target_gap`` (or,
       without one, ``report_gap``) of the optimum soonest
-      ([`fastest_lr`][gd_lightning.FitReference.fastest_lr], never near the stable
+      ([`fastest_lr`][gd_lightning.LeastSquaresReference.fastest_lr], never near the stable
       bound), for minibatches ``1 / λ_max`` (half the stable bound);
     - prints the curvature of the loss (the Hessian's largest and smallest
       eigenvalue, condition number) and the optimum; for plain gradient descent also
@@ -72,7 +72,7 @@ class ConvergenceMonitor(Callback):
     A gap is the excess loss as a fraction of the optimum's loss; where the data can be
     fitted exactly (the optimum's loss is rounding at the fit's precision), the excess
     itself, absolute, and the lines say so
-    ([`FitReference.gap_scale`][gd_lightning.FitReference.gap_scale]).
+    ([`LeastSquaresReference.gap_scale`][gd_lightning.LeastSquaresReference.gap_scale]).
 
     Args:
         target_gap: stop once the loss is within this fraction of the optimum (0.01
@@ -112,7 +112,7 @@ class ConvergenceMonitor(Callback):
         self.divergence_factor = divergence_factor
         self.verbose = verbose
         #: the least-squares facts of the current fit's training split
-        self.reference: FitReference | None = None
+        self.reference: LeastSquaresReference | None = None
         #: full-batch epochs to within `aim` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         self._scale: float | None = None
@@ -289,13 +289,13 @@ class ConvergenceMonitor(Callback):
 
 
 def auto_lr(
-    reference: FitReference | None, datamodule: Any, theta: torch.Tensor, gap: float
+    reference: LeastSquaresReference | None, datamodule: Any, theta: torch.Tensor, gap: float
 ) -> float:
     """The learning rate ``lr: auto`` stands for on the training split ``reference``
     describes, from the parameters ``theta``: for full batches the rate predicted to bring
     them within ``gap`` of the optimum soonest
-    ([`FitReference.fastest_lr`][gd_lightning.FitReference.fastest_lr]), for minibatches
-    ``1 / λ_max``; refused in one line when it cannot be chosen (no
+    ([`LeastSquaresReference.fastest_lr`][gd_lightning.LeastSquaresReference.fastest_lr]),
+    for minibatches ``1 / λ_max``; refused in one line when it cannot be chosen (no
     reference, or a loss that does not depend on the parameters).
 
     Examples:
@@ -323,7 +323,9 @@ def auto_lr(
     return 1 / reference.largest_eigenvalue
 
 
-def check_loss_fits(reference: FitReference, theta: torch.Tensor, dtype: torch.dtype) -> None:
+def check_loss_fits(
+    reference: LeastSquaresReference, theta: torch.Tensor, dtype: torch.dtype
+) -> None:
     """Refuse, in one line, a fit whose loss at its starting parameters ``theta`` is too
     large for the model's ``dtype`` to hold (the data's values are so large that their
     squares overflow): every step's loss would be infinite."""
@@ -348,7 +350,9 @@ def check_loss_fits(reference: FitReference, theta: torch.Tensor, dtype: torch.d
         )
 
 
-def run_reference(trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> FitReference | None:
+def run_reference(
+    trainer: "pl.Trainer", pl_module: "pl.LightningModule"
+) -> LeastSquaresReference | None:
     """The least-squares reference of the fit ``trainer`` runs: its
     [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s when it has one, else built
     now from its DataModule (`reference_of`); ``None`` where none can be built."""
@@ -359,7 +363,7 @@ def run_reference(trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> Fit
     return reference
 
 
-def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReference | None:
+def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> LeastSquaresReference | None:
     """The least-squares facts of ``datamodule``'s training split (after its
     ``setup("fit")``) for the model ``pl_module``, in the units the model is fitted in
     (with the standardization it holds); ``None`` when the split is not held as tensors
@@ -373,7 +377,7 @@ def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> FitReferen
     dtype = dtype if isinstance(dtype, torch.dtype) else _dtype(pl_module)
     blocks = DesignBlocks(cast("RegressionModule", pl_module), tensors[0], tensors[1], dtype)
     with torch.no_grad():
-        return FitReference.from_blocks(blocks, blocks.model.scaling.target_scale)
+        return LeastSquaresReference.from_blocks(blocks, blocks.model.scaling.target_scale)
 
 
 class DesignBlocks:
@@ -416,7 +420,7 @@ def _dtype(pl_module: "pl.LightningModule") -> torch.dtype:
     return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
-def _precision(reference: FitReference) -> str:
+def _precision(reference: LeastSquaresReference) -> str:
     """The fit's float type, by name."""
     return "float64" if reference.epsilon <= torch.finfo(torch.float64).eps else "float32"
 

@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
 from gd_lightning import plots
-from gd_lightning.analysis import FitReference, Plane
+from gd_lightning.analysis import LeastSquaresReference, Plane
 from gd_lightning.cadence import is_logged_step
 from gd_lightning.callbacks._common import columns_of, run_folder, run_tensors
 from gd_lightning.callbacks.convergence import run_reference
@@ -38,7 +38,7 @@ class FitFigures(Callback):
       loggers, the end) and the optimum; for a model of two parameters (tutorial 2's
       slope and bias) over the parameters themselves, else over the plane through the
       optimum of the largest and smallest curvature, the path projected onto it
-      ([`plane`][gd_lightning.FitReference.plane]). Computed from the least-squares
+      ([`plane`][gd_lightning.LeastSquaresReference.plane]). Computed from the least-squares
       reference's triangular factor (a
       [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s, when the Trainer has
       one) and the recorded parameters: no pass over the data.
@@ -286,7 +286,8 @@ def figure_caption(updates: int, epochs: int, mse: float | None = None, rows: in
 
 class Landscape:
     """The loss over a plane of parameters with the path a fit took on it: what the
-    landscape figure draws, computed from a [`FitReference`][gd_lightning.FitReference] alone."""
+    landscape figure draws, computed from a
+    [`LeastSquaresReference`][gd_lightning.LeastSquaresReference] alone."""
 
     def __init__(self, plane: Plane, a: Tensor, b: Tensor, loss: Tensor, path: Tensor,
                  optimum: Tensor, in_parameters: bool, note: str) -> None:  # fmt: skip
@@ -298,7 +299,11 @@ class Landscape:
 
     @classmethod
     def of(
-        cls, reference: FitReference, thetas: list[Tensor], names: list[str], points: int = 81
+        cls,
+        reference: LeastSquaresReference,
+        thetas: list[Tensor],
+        names: list[str],
+        points: int = 81,
     ) -> "Landscape":
         """The landscape of ``reference``'s loss around the path ``thetas`` (each of shape
         (p, K)), its axes named ``names`` (one per parameter) for two parameters."""

@@ -10,7 +10,7 @@ from lightning.pytorch import Callback
 from torch import Tensor
 
 from gd_lightning.callbacks._common import columns_of, run_folder
-from gd_lightning.data.tabular import check_names, same_name
+from gd_lightning.data.tabular import check_names, normalized_name
 from gd_lightning.errors import InputError
 from gd_lightning.io import shortest_decimal, write_csv_atomic
 from gd_lightning.stops import raise_if_stopped
@@ -38,7 +38,7 @@ class PredictionWriter(Callback):
     reports the one it wrote. A file named with ``path`` is replaced, and the line
     that reports the predictions says so.
 
-    Column names are compared as the data compares them (``same_name`` in
+    Column names are compared as the data compares them (``normalized_name`` in
     ``gd_lightning.data.tabular``: spaces around them dropped, Unicode's composed
     form), in ``keep_columns`` as in the file's header.
 
@@ -90,12 +90,12 @@ class PredictionWriter(Callback):
         under ``with_inputs``); names compared as the data compares them."""
         if not self.keep_columns:
             return
-        names = [same_name(name) for name in self.keep_columns]
+        names = [normalized_name(name) for name in self.keep_columns]
         repeated = sorted({name for name in names if names.count(name) > 1})
         shown = list(getattr(pl_module, "target_names", []))
         if self.with_inputs:
             shown += list(getattr(pl_module, "feature_names", []))
-        shown = [same_name(name) for name in shown]
+        shown = [normalized_name(name) for name in shown]
         taken = [name for name in names if name in shown]
         if repeated or taken:
             name = (repeated or taken)[0]
@@ -148,7 +148,7 @@ class PredictionWriter(Callback):
                     f"{len(rows)} were predicted: the file changed while predicting, or the "
                     f"data is not the file's rows in order; nothing was written"
                 )
-            header = [same_name(name) for name in self.keep_columns] + header
+            header = [normalized_name(name) for name in self.keep_columns] + header
             rows = [kept + row for kept, row in zip(self._kept, rows, strict=True)]
         destination = self._destination or self.destination(trainer)
         replaced = self.path is not None and destination.exists()

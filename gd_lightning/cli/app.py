@@ -419,7 +419,7 @@ class GDLightningCLI(LightningCLI):
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
             # curvature) before the Trainer makes the run's folder
             if isinstance(self.datamodule, TensorDataModule):
-                self.datamodule.hand_over(self.model)  # as the fit will
+                self.datamodule.share_columns_and_scaling(self.model)  # as the fit will
             config["convergence"].prepare(self.datamodule, self.model)
             if self._record is not None:
                 self._check_resumed_settings(*self._record)

@@ -264,7 +264,7 @@ class TensorDataModule(LightningDataModule):
                 self._identity = {option: file_identity(path)
                                   for option, path in self.data_files().items()}  # fmt: skip
         if stage == "fit" and model is not None:
-            self.hand_over(model)
+            self.share_columns_and_scaling(model)
 
     def data_files(self) -> dict[str, Path]:
         """The files the data is read from, by option (``{"csv_path": ...}``): none here,
@@ -297,7 +297,7 @@ class TensorDataModule(LightningDataModule):
                            for option, path in self.data_files().items()}  # fmt: skip
             check_same_files(saved, current, self.data_files())
 
-    def hand_over(self, model: Any) -> None:
+    def share_columns_and_scaling(self, model: Any) -> None:
         """Give ``model`` what it learns from the data, in one call: the columns' names
         (``model.use_columns``, kept in its hyperparameters and so in checkpoints)
         and the training split's standardization statistics (``model.set_standardization``;

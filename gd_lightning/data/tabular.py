@@ -138,9 +138,9 @@ class TabularDataModule(TensorDataModule):
     def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
         """Read these columns (by name from a CSV; in order from ``.npy`` files) from now
         on; one line for a name that is missing, repeated, or both feature and target.
-        Names are compared as `same_name` gives them."""
-        features = None if features is None else [same_name(name) for name in features]
-        targets = None if targets is None else [same_name(name) for name in targets]
+        Names are compared as `normalized_name` gives them."""
+        features = None if features is None else [normalized_name(name) for name in features]
+        targets = None if targets is None else [normalized_name(name) for name in targets]
         for names, what in ((features, "features"), (targets, "targets")):
             repeated = sorted({name for name in names or [] if (names or []).count(name) > 1})
             if repeated:
@@ -200,11 +200,11 @@ class TabularDataModule(TensorDataModule):
         return message
 
     def _column_index(self, name: str, option: str = "") -> int:
-        """Where the column ``name`` (compared as `same_name` gives it) is in the CSV
+        """Where the column ``name`` (compared as `normalized_name` gives it) is in the CSV
         file's header; one line, starting with ``option`` when given, for a name the
         header lacks or holds more than once (which of the two would be a guess)."""
         prefix = f"{option}: " if option else ""
-        name = same_name(name)
+        name = normalized_name(name)
         count = self.header.count(name)
         if count == 0:
             raise InputError(prefix + self._not_in_file(name))
@@ -375,7 +375,7 @@ def read_header(path: Path) -> list[str]:
             raise csv_error(path, reader.line_num, err, " in the header") from None
     if not header or not any(name.strip() for name in header):
         raise InputError(f"{path} is empty: it needs a header line naming the columns")
-    names = [same_name(name) for name in header]
+    names = [normalized_name(name) for name in header]
     for position, name in enumerate(names, start=1):
         if not name.isprintable():
             raise InputError(
@@ -401,7 +401,7 @@ def check_names(value: Any, option: str) -> None:
         raise InputError(f"{option} must be a list of column names, got {value!r}")
 
 
-def same_name(name: str) -> str:
+def normalized_name(name: str) -> str:
     """A column name as the package compares it: without surrounding spaces, in Unicode's
     composed form (NFC), so that "café" typed and "café" saved by a program that writes
     decomposed accents (NFD) are one name."""
