@@ -42,14 +42,25 @@ def npy(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 ROWS = np.arange(12, dtype=np.float32).reshape(6, 2)
 TARGETS = np.arange(6, dtype=np.float32)
 
-# (name, files to write, arguments, words the error line must contain)
+# (name, files to write, arguments, the reason's words the error line must contain: one
+# phrase or a tuple of phrases, none of them a copy of the input it echoes)
 CASES = [
     # --- CSV files
     ("missing file", {}, fit_csv("--data.csv_path", "nowhere.csv"), "no such file: nowhere.csv"),
     ("empty file", csv(""), fit_csv(), "empty"),
     ("header only", csv("temp,rain,yield\n"), fit_csv(), "no data rows"),
-    ("unknown target column", csv(GOOD_CSV), fit_csv(targets="[mangoes]"), "mangoes"),
-    ("unknown feature column", csv(GOOD_CSV), fit_csv("--data.features", "[temp,wind]"), "wind"),
+    (
+        "unknown target column",
+        csv(GOOD_CSV),
+        fit_csv(targets="[mangoes]"),
+        ("column 'mangoes' is not in", "fit needs the target column(s)"),
+    ),
+    (
+        "unknown feature column",
+        csv(GOOD_CSV),
+        fit_csv("--data.features", "[temp,wind]"),
+        "column 'wind' is not in",
+    ),
     ("non-numeric cell", csv(GOOD_CSV.replace("88", "lots")), fit_csv(), "'lots' is not a number"),
     ("empty cell", csv(GOOD_CSV.replace(",88,", ",,")), fit_csv(), "empty is not a number"),
     ("NaN cell", csv(GOOD_CSV.replace("88", "nan")), fit_csv(), "is nan"),
@@ -78,11 +89,11 @@ CASES = [
         "too few rows to validate",
         csv(GOOD_CSV),
         fit_csv("--data.val_fraction", "0.1"),
-        "val_fraction",
+        "holds out 0 row(s); R² needs at least 2",
     ),
     # --- .npy files
     ("npy wrong dtype", npy(np.array(["a", "b"]), TARGETS[:2]), fit_npy(), "numbers"),
-    ("npy wrong rank", npy(np.zeros((2, 2, 2)), TARGETS[:2]), fit_npy(), "shape (2, 2, 2)"),
+    ("npy wrong rank", npy(np.zeros((2, 2, 2)), TARGETS[:2]), fit_npy(), "features must be 1-D"),
     ("npy mismatched lengths", npy(ROWS, TARGETS[:4]), fit_npy(), "6 rows but"),
     (
         "npy not an array",
@@ -100,19 +111,29 @@ CASES = [
     # --- the configuration
     ("zero lr", csv(GOOD_CSV), fit_csv("--model.lr", "0"), "lr must be"),
     ("negative lr", csv(GOOD_CSV), fit_csv("--model.lr", "-0.1"), "lr must be"),
-    ("zero batch size", csv(GOOD_CSV), fit_csv("--data.batch_size", "0"), "batch_size"),
+    (
+        "zero batch size",
+        csv(GOOD_CSV),
+        fit_csv("--data.batch_size", "0"),
+        "must be a positive number of rows",
+    ),
     (
         "unknown optimization",
         csv(GOOD_CSV),
         fit_csv("--model.optimization", "magic"),
-        "optimization",
+        ("error: --model.optimization magic: ", "fit --help lists the options"),
     ),
-    ("unknown model", csv(GOOD_CSV), [*fit_csv(), "--model", "NeuralNet"], "NeuralNet"),
+    (
+        "unknown model",
+        csv(GOOD_CSV),
+        [*fit_csv(), "--model", "NeuralNet"],
+        ("error: --model NeuralNet: ", "fit --help lists the options"),
+    ),
     (
         "unknown optimizer",
         csv(GOOD_CSV),
         fit_csv("--model.optimizer", "torch.optim.Magic"),
-        "Magic",
+        ("error: --model.optimizer torch.optim.Magic: ", "fit --help lists the options"),
     ),
     (
         "optimizer in manual mode",
@@ -124,33 +145,43 @@ CASES = [
         "in_features contradicts the data",
         csv(GOOD_CSV),
         fit_csv("--model.in_features", "5"),
-        "in_features",
+        "but the data has 2",
     ),
-    ("unknown option", csv(GOOD_CSV), fit_csv("--model.learning_rate", "0.1"), "learning_rate"),
-    ("config file missing", csv(GOOD_CSV), ["fit", "--config", "nowhere.yaml"], "nowhere.yaml"),
+    (
+        "unknown option",
+        csv(GOOD_CSV),
+        fit_csv("--model.learning_rate", "0.1"),
+        ("error: --model.learning_rate 0.1: ", "fit --help lists the options"),
+    ),
+    (
+        "config file missing",
+        csv(GOOD_CSV),
+        ["fit", "--config", "nowhere.yaml"],
+        "no such file, and no tutorial of that name",
+    ),
     (
         "checkpoint missing",
         csv(GOOD_CSV),
         ["test", "--config", "run.yaml", "--ckpt_path", "missing.ckpt"],
-        "missing.ckpt",
+        "no checkpoint at",
     ),
     (
         "checkpoint of another shape",
         csv(GOOD_CSV),
         ["test", "--config", "run.yaml", "--ckpt_path", "other_shape.ckpt"],
-        "shape",
+        "does not hold a LinearRegression's parameters",
     ),
     (
         "checkpoint of another model",
         csv(GOOD_CSV),
         ["test", "--config", "run.yaml", "--ckpt_path", "quadratic.ckpt"],
-        "QuadraticRegression",
+        "but the model given is a",
     ),
     (
         "not a checkpoint",
         {**csv(GOOD_CSV), "junk.ckpt": b"\x00junk"},
         ["test", "--config", "run.yaml", "--ckpt_path", "junk.ckpt"],
-        "junk.ckpt",
+        "holds objects other than tensors and plain values",
     ),
 ]
 
@@ -202,11 +233,8 @@ def test_a_mistake_ends_in_one_line_exit_2_and_writes_nothing(
     lines = [line for line in err.strip().splitlines() if line.startswith("gd-lightning")]
     assert "Traceback" not in err
     assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
-    assert words.lower() in lines[0].lower(), lines[0]
+    for phrase in (words,) if isinstance(words, str) else words:
+        assert phrase.lower() in lines[0].lower(), lines[0]
     written = {p for p in folder.rglob("*")} - before
     assert not any(p.suffix == ".ckpt" or p.name.startswith("events") for p in written), written
     assert {p: p.read_bytes() for p in earlier} == earlier  # earlier runs untouched
-
-
-def test_the_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 30

@@ -45,38 +45,84 @@ def bomb() -> str:
 
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 
-# (name, files to write, arguments, words the error line must contain)
+# (name, files to write, arguments, the reason's words the error line must contain: one
+# phrase or a tuple of phrases, none of them a copy of the input it echoes)
 CASES: list[Any] = [
     # --- Lightning's own option checks, in one line
-    ("max_epochs -2", {}, fit("--trainer.max_epochs", "-2"), "max_epochs"),
-    ("devices 0", {}, fit("--trainer.devices", "0"), "devices"),
+    ("max_epochs -2", {}, fit("--trainer.max_epochs", "-2"), "the trainer options were refused"),
+    ("devices 0", {}, fit("--trainer.devices", "0"), "the trainer options were refused"),
     pytest.param(
         "accelerator gpu",
         {},
         fit("--trainer.accelerator", "gpu"),
-        "gpu",
+        "the trainer options were refused",
         marks=NO_GPU,
         id="accelerator gpu",
     ),
-    ("strategy magic", {}, fit("--trainer.strategy", "magic"), "magic"),
+    ("strategy magic", {}, fit("--trainer.strategy", "magic"), "the trainer options were refused"),
     (
         "printout field",
         {},
         fit("--trainer.callbacks+=LossPrintout", "--trainer.callbacks.line", "loss {los}"),
         "format string over the fields",
     ),  # fmt: skip
-    ("max_time forever", {}, fit("--trainer.max_time", "forever"), "forever"),
-    ("every_n_epochs -1", {}, fit("--checkpoint.every_n_epochs", "-1"), "every_n_epochs"),
-    ("save_top_k -2", {}, fit("--checkpoint.save_top_k", "-2"), "save_top_k"),
-    ("seed_everything 2**40", {}, fit("--seed_everything", "1099511627776"), "seed_everything"),
+    (
+        "max_time forever",
+        {},
+        fit("--trainer.max_time", "forever"),
+        "the trainer options were refused",
+    ),
+    (
+        "every_n_epochs -1",
+        {},
+        fit("--checkpoint.every_n_epochs", "-1"),
+        "the checkpoint options were refused",
+    ),
+    (
+        "save_top_k -2",
+        {},
+        fit("--checkpoint.save_top_k", "-2"),
+        "the checkpoint options were refused",
+    ),
+    (
+        "seed_everything 2**40",
+        {},
+        fit("--seed_everything", "1099511627776"),
+        "must be between 0 and 4294967295",
+    ),
     ("data.seed 1e20", {}, fit("--data.seed", "100000000000000000000"), "a 64-bit seed"),
-    ("lr nan", {}, fit("--model.lr", "nan"), "--model.lr nan: expected a <class 'float'>"),
-    ("lr a word", {}, fit("--model.lr", "fast"), "--model.lr fast: expected a <class 'float'>"),
-    ("target_gap -1", {}, fit("--convergence.target_gap", "-1"), "target_gap"),
-    ("report_gap 0", {}, fit("--convergence.report_gap", "0"), "report_gap"),
-    ("divergence_factor 0", {}, fit("--convergence.divergence_factor", "0"), "divergence_factor"),
+    (
+        "lr nan",
+        {},
+        fit("--model.lr", "nan"),
+        ("error: --model.lr nan: ", "fit --help lists the options"),
+    ),
+    (
+        "lr a word",
+        {},
+        fit("--model.lr", "fast"),
+        ("error: --model.lr fast: ", "fit --help lists the options"),
+    ),
+    (
+        "target_gap -1",
+        {},
+        fit("--convergence.target_gap", "-1"),
+        "must be a finite fraction of the best loss, at or above 0",
+    ),
+    (
+        "report_gap 0",
+        {},
+        fit("--convergence.report_gap", "0"),
+        "must be a finite fraction of the best loss, above 0",
+    ),
+    ("divergence_factor 0", {}, fit("--convergence.divergence_factor", "0"), "must be above 1"),
     # --- ckpt_path names Lightning resolves within one process
-    ("test ckpt best", {}, with_run("test", "--ckpt_path", "best"), "best"),
+    (
+        "test ckpt best",
+        {},
+        with_run("test", "--ckpt_path", "best"),
+        "names a checkpoint of a fit run in the same process",
+    ),
     ("predict ckpt last", {}, with_run("predict", "--ckpt_path", "last"), "checkpoint's file"),
     ("predict without ckpt", {}, with_run("predict"), "predict needs --ckpt_path"),
     ("fit ckpt last, nothing saved", {}, fit("--ckpt_path", "last"), "nothing to resume"),
@@ -89,7 +135,12 @@ CASES: list[Any] = [
     # --- checkpoints that do not hold what they should
     ("empty state dict", {}, with_run("test", "--ckpt_path", "empty.ckpt"), "state_dict is empty"),
     ("standardization a list", {}, with_run("test", "--ckpt_path", "std_list.ckpt"), "a tensor"),
-    ("standardization NaN", {}, with_run("test", "--ckpt_path", "std_nan.ckpt"), "nan"),
+    (
+        "standardization NaN",
+        {},
+        with_run("test", "--ckpt_path", "std_nan.ckpt"),
+        "with NaN or infinite values",
+    ),
     ("standardization scale 0", {}, with_run("test", "--ckpt_path", "std_zero.ckpt"), "positive"),
     ("standardization ints", {}, with_run("test", "--ckpt_path", "std_int.ckpt"), "floating"),
     ("standardization missing", {}, with_run("test", "--ckpt_path", "std_gone.ckpt"), "lacks"),
@@ -101,11 +152,31 @@ CASES: list[Any] = [
         "max_epochs above 2",
     ),
     # --- checkpoints that name code: refused before anything is imported
-    ("class this.X", {}, with_run("test", "--ckpt_path", "zen.ckpt"), "this.LinearRegression"),
+    (
+        "class this.X",
+        {},
+        with_run("test", "--ckpt_path", "zen.ckpt"),
+        "so it was not loaded and nothing it names was imported",
+    ),
     ("class evilmod.X", {}, with_run("test", "--ckpt_path", "evil.ckpt"), "nothing it names"),
-    ("setting optimizer", {}, with_run("test", "--ckpt_path", "opt.ckpt"), "'optimizer'"),
-    ("setting a mapping", {}, with_run("test", "--ckpt_path", "mapping.ckpt"), "'lr'"),
-    ("setting unknown", {}, with_run("test", "--ckpt_path", "unknown.ckpt"), "'magic'"),
+    (
+        "setting optimizer",
+        {},
+        with_run("test", "--ckpt_path", "opt.ckpt"),
+        "setting 'optimizer' that LinearRegression does not take as a plain value",
+    ),
+    (
+        "setting a mapping",
+        {},
+        with_run("test", "--ckpt_path", "mapping.ckpt"),
+        "setting 'lr' that LinearRegression does not take as a plain value",
+    ),
+    (
+        "setting unknown",
+        {},
+        with_run("test", "--ckpt_path", "unknown.ckpt"),
+        "setting 'magic' that LinearRegression does not take as a plain value",
+    ),
     # --- config files
     ("config a CSV", {}, ["fit", "--config", "data.csv"], "not a YAML mapping"),
     ("config binary", {"bin.yaml": bytes(range(256))}, ["fit", "--config", "bin.yaml"], "binary"),
@@ -113,7 +184,7 @@ CASES: list[Any] = [
         "config YAML error",
         {"bad.yaml": "trainer:\n  max_epochs: [1\n"},
         ["fit", "--config=bad.yaml"],
-        "bad.yaml, line 3",
+        ("bad.yaml, line 3", "(it is not valid YAML)"),
     ),
     ("config alias bomb", {"bomb.yaml": bomb()}, ["fit", "-c", "bomb.yaml"], "aliases"),
     (
@@ -152,7 +223,7 @@ CASES: list[Any] = [
         "predictions in /proc",
         {},
         with_run("predict", "--ckpt_path", "good.ckpt", "--predictions.path", "/proc/p.csv"),
-        "/proc",
+        ("cannot write the predictions to", "choose another file with --predictions.path"),
     ),
 ]
 
@@ -225,16 +296,13 @@ def test_a_mistake_ends_in_one_line_exit_2_and_writes_nothing(
     lines = [line for line in err.strip().splitlines() if line.startswith("gd-lightning")]
     assert "Traceback" not in err
     assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), err[-2000:]
-    assert words.lower() in lines[0].lower(), lines[0]
+    for phrase in (words,) if isinstance(words, str) else words:
+        assert phrase.lower() in lines[0].lower(), lines[0]
     after = {p: p.stat().st_mtime_ns for p in earlier_run.rglob("*")}
     assert after == before  # nothing written, nothing changed
     assert "Beautiful is better than ugly" not in captured.out  # `this` was not imported
     assert imported_this or "this" not in sys.modules
     assert "evilmod" not in sys.modules
-
-
-def test_the_corpus_is_large_enough() -> None:
-    assert len(CASES) >= 40
 
 
 @pytest.mark.slow

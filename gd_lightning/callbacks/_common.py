@@ -7,6 +7,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
+from gd_lightning.data.base import default_names
+
 
 def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
     """All rows of the run's data as ``(features, targets)``: the ``full_set`` of a
@@ -26,8 +28,8 @@ def columns_of(
     named = pl_module if has_names else getattr(trainer, "datamodule", None)
     in_features = int(pl_module.hparams.get("in_features", 1))
     out_features = int(pl_module.hparams.get("out_features", 1))
-    features = getattr(named, "feature_names", None) or [f"x{i}" for i in range(in_features)]
-    targets = getattr(named, "target_names", None) or [f"y{i}" for i in range(out_features)]
+    features = getattr(named, "feature_names", None) or default_names("x", in_features)
+    targets = getattr(named, "target_names", None) or default_names("y", out_features)
     return list(features), list(targets)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gd_lightning.data.base import TensorDataModule
+from gd_lightning.data.base import TensorDataModule, default_names
 
 
 class ArangeDataModule(TensorDataModule):
@@ -35,7 +35,7 @@ class ArangeDataModule(TensorDataModule):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.feature_names = [f"x{i}" for i in range(6)]
+        self.feature_names = default_names("x", 6)
         self.target_names = ["y"]
 
     def load(self) -> tuple[Tensor, Tensor]:

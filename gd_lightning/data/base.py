@@ -45,6 +45,17 @@ def dtype_for(precision: str | int | None) -> torch.dtype:
     return torch.float64 if str(precision) in ("64", "64-true") else torch.float32
 
 
+def default_names(stem: str, count: int) -> list[str]:
+    """The names of ``count`` columns given none: ``x0, x1, ...`` for inputs (``stem``
+    ``"x"``), ``y0, ...`` for targets; the one place they are made.
+
+    Examples:
+        >>> default_names("x", 3), default_names("y", 1)
+        (['x0', 'x1', 'x2'], ['y0'])
+    """
+    return [f"{stem}{i}" for i in range(count)]
+
+
 class TensorDataModule(LightningDataModule):
     """Base class of the DataModules: a table of features and targets held as tensors.
 

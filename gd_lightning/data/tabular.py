@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gd_lightning.data.base import TensorDataModule
+from gd_lightning.data.base import TensorDataModule, default_names
 from gd_lightning.data.mapped import MappedDataset
 from gd_lightning.errors import InputError
 
@@ -710,7 +710,7 @@ def _open_npy(path: Path) -> np.ndarray:
 
 def _columns_or_defaults(names: list[str] | None, count: int, stem: str, what: str) -> list[str]:
     if names is None:
-        return [f"{stem}{i}" for i in range(count)]
+        return default_names(stem, count)
     if len(names) != count:
         raise InputError(
             f"data.{what} names {len(names)} column(s) but the array has {count}: "

@@ -12,7 +12,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from gd_lightning.data.base import dtype_for
+from gd_lightning.data.base import default_names, dtype_for
 from gd_lightning.errors import InputError
 from gd_lightning.models.scaling import Scaling
 from gd_lightning.optim import build_optimizer, optimizer_settings
@@ -48,13 +48,13 @@ class ColumnsAndCheckpoints(LightningModule):
         """The input columns' names, in the order `forward` reads them (``x0, x1,
         ...`` until the model has met named data)."""
         names = self.hparams.get("feature_names")
-        return list(names) if names else [f"x{i}" for i in range(self.in_features)]
+        return list(names) if names else default_names("x", self.in_features)
 
     @property
     def target_names(self) -> list[str]:
         """The targets' names, in the order of the prediction's columns (``y0, ...``)."""
         names = self.hparams.get("target_names")
-        return list(names) if names else [f"y{k}" for k in range(self.out_features)]
+        return list(names) if names else default_names("y", self.out_features)
 
     def use_columns(self, features: list[str] | None, targets: list[str] | None) -> None:
         """Name the columns (kept in the hyperparameters, so in checkpoints); a model that
