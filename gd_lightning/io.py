@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from gd_lightning.errors import InputError
 from gd_lightning.stops import raise_if_stopped, stops_held
 
 
@@ -193,3 +194,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         # a run killed mid-save left its temporary file behind: the save is whole now
         for stale in target.parent.glob(f".{target.stem}.*.tmp{target.suffix}"):
             stale.unlink(missing_ok=True)
+
+
+def check_writable(
+    folder: Path,
+    what: str = "the run's files",
+    fix: str = "choose another folder with --trainer.default_root_dir or the logger's save_dir",
+) -> None:
+    """Refuse, in one line, a folder that cannot be created or written to, before any
+    training rather than when the first file is due; the line names ``what`` was to go
+    there and the ``fix``."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=existing) as probe:
+                probe.write(b"\0" * 4096)  # a full disk refuses even this much
+                probe.flush()
+        except OSError as err:
+            problem = f"{existing}: {err.strerror or err}"
+    if problem:
+        raise InputError(f"cannot write {what} to {folder} ({problem}): {fix}")

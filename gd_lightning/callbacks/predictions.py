@@ -12,7 +12,7 @@ from torch import Tensor
 from gd_lightning.callbacks._common import columns_of, run_folder
 from gd_lightning.data.tabular import check_names, normalized_name
 from gd_lightning.errors import InputError
-from gd_lightning.io import shortest_decimal, write_csv_atomic
+from gd_lightning.io import check_writable, shortest_decimal, write_csv_atomic
 from gd_lightning.stops import raise_if_stopped
 
 
@@ -79,9 +79,22 @@ class PredictionWriter(Callback):
         self._inputs, self._predictions, self.written = [], [], None
         datamodule: Any = getattr(trainer, "datamodule", None)
         self._destination = self.destination(trainer)
-        self.check_destination(self._destination, inputs_of(datamodule, trainer.ckpt_path))
-        self.check_keep_columns(datamodule, pl_module)
+        inputs = inputs_of(datamodule, trainer.ckpt_path)
+        self.check_target(self._destination, inputs, datamodule, pl_module)
         self._kept = datamodule.text_columns(self.keep_columns) if self.keep_columns else []
+
+    def check_target(
+        self, target: Path, inputs: dict[str, Path], datamodule: Any, pl_module: Any
+    ) -> None:
+        """Refuse, in one line, before predicting: a ``target`` file that is a folder, one
+        this predict reads (``inputs``, `check_destination`), one in a folder that takes
+        no files, and `keep_columns` the data cannot give (`check_keep_columns`)."""
+        fix = "choose another file with --predictions.path"
+        if target.is_dir():
+            raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
+        self.check_destination(target, inputs)
+        check_writable(target.parent, what="the predictions", fix=fix)
+        self.check_keep_columns(datamodule, pl_module)
 
     def check_keep_columns(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
         """Refuse `keep_columns` in one line, before predicting: for data that is not

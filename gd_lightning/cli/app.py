@@ -53,7 +53,6 @@ from gd_lightning.cli.checks import (
     check_groups,
     check_seed,
     check_trainer_counts,
-    check_writable,
 )
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import quiet_start
@@ -63,7 +62,7 @@ from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.identity import saved_identity
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError, exception_chain
-from gd_lightning.io import AtomicCheckpointIO
+from gd_lightning.io import AtomicCheckpointIO, check_writable
 from gd_lightning.models.base import RegressionModule
 from gd_lightning.models.columns_and_checkpoints import (
     CLASS_PATH_KEY,
@@ -482,15 +481,10 @@ class GDLightningCLI(LightningCLI):
         writer = self.config_init[self.subcommand]["predictions"]
         checkpoint = self.config_init[self.subcommand].get("ckpt_path")
         target = writer.target(checkpoint, Path(self.trainer.default_root_dir))
-        fix = "choose another file with --predictions.path"
-        if target.is_dir():
-            raise InputError(f"cannot write the predictions to {target}: it is a folder; {fix}")
         inputs = inputs_of(self.datamodule, checkpoint)
         for number, config in enumerate(self.config[self.subcommand].get("config") or [], 1):
             inputs[f"config file {number} (--config)"] = Path(str(config))
-        writer.check_destination(target, inputs)
-        check_writable(target.parent, what="the predictions", fix=fix)
-        writer.check_keep_columns(self.datamodule, self.model)
+        writer.check_target(target, inputs, self.datamodule, self.model)
         writer.use_target(target)  # the file checked here (the Trainer gets no checkpoint)
 
     def _output_folders(self) -> list[Path]:

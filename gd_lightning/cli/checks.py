@@ -1,8 +1,5 @@
 """Checks of a run's settings that Lightning would only fail on later, with a traceback."""
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any, TypeGuard
 
 from jsonargparse import Namespace
@@ -10,33 +7,6 @@ from lightning.fabric.utilities.seed import max_seed_value as MAX_SEED
 from lightning.fabric.utilities.seed import min_seed_value as MIN_SEED
 
 from gd_lightning.errors import InputError
-
-
-def check_writable(
-    folder: Path,
-    what: str = "the run's files",
-    fix: str = "choose another folder with --trainer.default_root_dir or the logger's save_dir",
-) -> None:
-    """Refuse, in one line, a folder that cannot be created or written to, before any
-    training rather than when the first file is due; the line names ``what`` was to go
-    there and the ``fix``."""
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    problem = None
-    if not existing.is_dir():
-        problem = f"{existing} is a file, not a folder"
-    elif not os.access(existing, os.W_OK | os.X_OK):
-        problem = f"{existing} is not writable"
-    else:
-        try:
-            with tempfile.TemporaryFile(dir=existing) as probe:
-                probe.write(b"\0" * 4096)  # a full disk refuses even this much
-                probe.flush()
-        except OSError as err:
-            problem = f"{existing}: {err.strerror or err}"
-    if problem:
-        raise InputError(f"cannot write {what} to {folder} ({problem}): {fix}")
 
 
 def check_seed(config: Any) -> None:
