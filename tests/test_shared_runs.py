@@ -147,3 +147,18 @@ def test_a_resume_from_python_on_a_changed_file_is_refused(tmp_path) -> None:
     Path("data.csv").write_text(DATA.replace("102,43,22", "102,43,23"))
     with pytest.raises(InputError, match="is not the data this run started on"):
         fit(3, str(tmp_path / "py.ckpt"))
+
+
+def test_a_second_resume_of_a_run_being_resumed_is_refused(resumable, capsys) -> None:
+    import fcntl
+
+    (folder,) = {path.parent for path in Path("runs").rglob("last.ckpt")}
+    descriptor = os.open(folder, os.O_RDONLY)  # another process resuming it holds this lock
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    try:
+        args = [*resumable, "--data.csv_path", "data.csv", "--trainer.max_epochs", "4"]
+        refused_touching_nothing(args, ["is being resumed by another process"], capsys)
+    finally:
+        os.close(descriptor)
+    code, err = run(args, capsys)  # once the other has ended, it resumes
+    assert code == 0, err[-2000:]

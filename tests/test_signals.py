@@ -36,7 +36,8 @@ LINE_FIT = ["fit", "--config", "line_fit", "--trainer.max_epochs", "4",
 PREDICT = ["predict", "--data", "TabularDataModule", "--data.csv_path", "data.csv",
            "--ckpt_path", "model.ckpt", *QUIET]  # fmt: skip
 FIT_LINE = (
-    "stopped by {}; the checkpoints saved so far are kept (resume a fit with --ckpt_path last)"
+    "stopped by {}; the checkpoints saved so far are kept (a fit saving them with "
+    "--checkpoint.save_last true resumes with --ckpt_path last)"
 )
 NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT (Ctrl+C)"}
 

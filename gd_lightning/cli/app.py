@@ -56,7 +56,11 @@ from gd_lightning.cli.checks import (
 )
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import quiet_start
-from gd_lightning.cli.run_folders import RemoveUnwrittenRun, claim_run_folders
+from gd_lightning.cli.run_folders import (
+    RemoveUnwrittenRun,
+    ResumeHold,
+    claim_run_folders,
+)
 from gd_lightning.cli.tutorials import tutorial_configs
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.identity import saved_identity
@@ -436,6 +440,7 @@ class GDLightningCLI(LightningCLI):
             self.trainer.callbacks.append(RemoveUnwrittenRun(created))  # type: ignore[attr-defined]
         if self._last_checkpoint is not None:
             folder = self._last_checkpoint.parent
+            self.trainer.callbacks.append(ResumeHold(folder))  # type: ignore[attr-defined]
             print(f"continuing the run in {folder.parent} from its last checkpoint")
         self.run_starts()  # the checks passed: Lightning's start-up lines show from here
 
@@ -633,12 +638,12 @@ def _fails_for(parser: Any, words: list[str], reason: str) -> bool:
 def _no_subcommand(word: str | None) -> InputError:
     """The line for a command line that does not start with a subcommand."""
     choices = [*SUBCOMMANDS, "tutorials"]
-    close = difflib.get_close_matches(word or "", choices, n=1)
+    close = difflib.get_close_matches((word or "").lower(), choices, n=1)
     said = f"{word!r} is not a subcommand" if word is not None else "no subcommand given"
     guess = f"did you mean {close[0]}? " if close else ""
     return InputError(
         f"{said}: {guess}give one of {', '.join(choices)} first (gd-lightning fit --config "
-        f"line_fit runs the first tutorial; gd-lightning --help says more)"
+        f"quadratic_speed runs the first tutorial; gd-lightning --help says more)"
     )
 
 

@@ -199,9 +199,11 @@ def model_class(path: Path, class_path: str) -> type:
     if not module:
         raise InputError(f"{path} holds a model of class {class_path!r}, which names no module: "
                          f"use a checkpoint written by gd-lightning")  # fmt: skip
+    top = module.split(".")[0]
+    # the installed command does not look in the current folder for modules
     fix = (
-        f"run the command from the folder holding the module {module.split('.')[0]}, "
-        f"add that folder to PYTHONPATH, or pip install the package that holds it"
+        f"put the folder holding {top} on PYTHONPATH (PYTHONPATH=. gd-lightning ... when "
+        f"it is the current folder), or pip install the package that holds it"
     )
     try:
         found = getattr(importlib.import_module(module), name, None)
@@ -210,7 +212,7 @@ def model_class(path: Path, class_path: str) -> type:
         if module == missing or module.startswith(missing + "."):
             raise InputError(
                 f"{path} holds a model of class {class_path}, which cannot be imported here "
-                f"(no module {missing} is found from this folder): {fix}"
+                f"(Python finds no module {missing} on its path): {fix}"
             ) from None
         raise InputError(
             f"{path} holds a model of class {class_path}, whose module {module} cannot be "

@@ -80,7 +80,8 @@ def stopped(code: int, words: ArgsType) -> NoReturn:
     with ``code`` (130 for SIGINT, 143 for SIGTERM)."""
     name = "SIGTERM" if code == SIGTERM_EXIT else "SIGINT (Ctrl+C)"
     if _subcommand(words) in (None, "fit"):
-        kept = "the checkpoints saved so far are kept (resume a fit with --ckpt_path last)"
+        kept = ("the checkpoints saved so far are kept (a fit saving them with "
+                "--checkpoint.save_last true resumes with --ckpt_path last)")  # fmt: skip
     else:
         kept = "nothing half-written was kept"
     print(f"gd-lightning: stopped by {name}; {kept}", file=sys.stderr)

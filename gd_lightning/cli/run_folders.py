@@ -72,6 +72,42 @@ def version_folder(logger: TensorBoardLogger | CSVLogger) -> Path:
         return log_dir
 
 
+class ResumeHold(Callback):
+    """Lock the checkpoint ``folder`` of the run a fit resumed with ``--ckpt_path last``
+    continues, from now until the fit ends; a second resume of the same run while the
+    first runs is refused in one line (both would write the same checkpoints and logs).
+    Where the system has no file locks (Windows) nothing is locked."""
+
+    def __init__(self, folder: Path) -> None:
+        self.descriptor: int | None = None
+        try:
+            import fcntl
+        except ImportError:
+            return
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise InputError(
+                f"the run whose checkpoints are in {folder} is being resumed by another "
+                f"process right now: wait for it to end, then resume it again (two resumes "
+                f"at once would write the same files)"
+            ) from None
+        self.descriptor = descriptor
+
+    def release(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)  # releases the lock
+            self.descriptor = None
+
+    def teardown(self, trainer: "pl.Trainer", pl_module: Any, stage: str) -> None:
+        self.release()
+
+    def on_exception(self, trainer: "pl.Trainer", pl_module: Any, exception: BaseException) -> None:
+        self.release()
+
+
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on ``folder`` (``flock`` on the folder itself: no file is left)."""
