@@ -17,6 +17,7 @@ who builds a Trainer sees Lightning's own behaviour. While installed:
   signal is held and acted on when they end, so no temporary file outlives the run.
 """
 
+import logging
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 #: the signals that stop the command
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Lightning's top-level logger, whose level its documentation sets to quiet it
+LIGHTNING_LOGGER = "lightning.pytorch"
 
 
 class _Stops:
@@ -75,6 +78,11 @@ def on_stop(signum: int, frame: FrameType | None) -> None:
     at its next batch boundary."""
     if _STOPS.received is None:
         _STOPS.received = signum
+        # from now on the command's stop line is the one line: Lightning's own notices as
+        # it winds down ("Detected KeyboardInterrupt, attempting graceful shutdown") are
+        # left out through its top-level logger, the way Lightning documents; its warnings
+        # and errors still show
+        logging.getLogger(LIGHTNING_LOGGER).setLevel(logging.WARNING)
     if _STOPS.holding:
         _STOPS.held = _STOPS.held or signum
         return
@@ -102,6 +110,7 @@ def stops_handled() -> Iterator[None]:
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    lightning_level = logging.getLogger(LIGHTNING_LOGGER).level
     try:
         _STOPS.installed = True
         for signum in STOP_SIGNALS:
@@ -109,6 +118,7 @@ def stops_handled() -> Iterator[None]:
         yield
     finally:
         _STOPS.installed = False
+        logging.getLogger(LIGHTNING_LOGGER).setLevel(lightning_level)
         for signum, handler in previous.items():
             if handler is not None:  # None: installed from C, which Python cannot restore
                 signal.signal(signum, handler)
