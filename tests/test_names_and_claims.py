@@ -229,3 +229,13 @@ def test_predicts_started_together_write_a_file_each(trained) -> None:
     assert Path("predictions.csv").read_text() == Path("predictions-2.csv").read_text()
     assert sorted(p.name for p in Path(".").iterdir()) == [
         "model.ckpt", "new.csv", "predictions-2.csv", "predictions.csv"]  # fmt: skip
+
+
+def test_a_model_named_in_decomposed_form_fits_the_composed_header() -> None:
+    nfc, nfd = "r\u00e9f", "re\u0301f"
+    Path("d.csv").write_text(f"{nfc},y\n1,2\n2,4\n3,6\n", encoding="utf-8")
+    model = LinearRegression(in_features=1, lr=0.01, feature_names=[nfd], target_names=["y"])
+    assert model.feature_names == [nfc]  # one name, one column: kept composed
+    data = TabularDataModule(csv_path="d.csv", targets=["y"])
+    quiet_trainer(max_epochs=1).fit(model, data)
+    assert model.hparams["feature_names"] == [nfc]

@@ -10,7 +10,8 @@ from lightning.pytorch import Callback
 from torch import Tensor
 
 from gd_lightning.callbacks._common import columns_of, run_folder
-from gd_lightning.data.tabular import check_names, normalized_name
+from gd_lightning.data.base import normalized_name
+from gd_lightning.data.tabular import check_names
 from gd_lightning.errors import InputError
 from gd_lightning.io import check_writable, shortest_decimal, write_csv_atomic
 from gd_lightning.stops import raise_if_stopped

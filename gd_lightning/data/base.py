@@ -1,5 +1,6 @@
 """What every DataModule here shares: splits, shuffling and loaders over in-memory tensors."""
 
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 from pathlib import Path
@@ -54,6 +55,13 @@ def default_names(stem: str, count: int) -> list[str]:
         (['x0', 'x1', 'x2'], ['y0'])
     """
     return [f"{stem}{i}" for i in range(count)]
+
+
+def normalized_name(name: str) -> str:
+    """A column name as the package compares it: without surrounding spaces, in Unicode's
+    composed form (NFC), so that "café" typed and "café" saved by a program that writes
+    decomposed accents (NFD) are one name."""
+    return unicodedata.normalize("NFC", name.strip())
 
 
 class TensorDataModule(LightningDataModule):

@@ -3,7 +3,6 @@
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gd_lightning.data.base import TensorDataModule, default_names
+from gd_lightning.data.base import TensorDataModule, default_names, normalized_name
 from gd_lightning.data.mapped import MappedDataset
 from gd_lightning.errors import InputError
 
@@ -399,13 +398,6 @@ def check_names(value: Any, option: str) -> None:
         )
     if not isinstance(value, list | tuple) or not all(isinstance(n, str) for n in value):
         raise InputError(f"{option} must be a list of column names, got {value!r}")
-
-
-def normalized_name(name: str) -> str:
-    """A column name as the package compares it: without surrounding spaces, in Unicode's
-    composed form (NFC), so that "café" typed and "café" saved by a program that writes
-    decomposed accents (NFD) are one name."""
-    return unicodedata.normalize("NFC", name.strip())
 
 
 def csv_error(path: Path, line: int, err: csv.Error, where: str = "") -> InputError:

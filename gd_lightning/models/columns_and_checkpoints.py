@@ -12,7 +12,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
 
-from gd_lightning.data.base import default_names, dtype_for
+from gd_lightning.data.base import default_names, dtype_for, normalized_name
 from gd_lightning.errors import InputError
 from gd_lightning.models.scaling import Scaling
 from gd_lightning.optim import build_optimizer, optimizer_settings
@@ -62,7 +62,9 @@ class ColumnsAndCheckpoints(LightningModule):
         for kind, names, count in (("feature", features, self.in_features),
                                    ("target", targets, self.out_features)):  # fmt: skip
             if names is not None:
+                names = [normalized_name(name) for name in names]  # one name, one column
                 known = self.hparams.get(f"{kind}_names")
+                known = None if known is None else [normalized_name(name) for name in known]
                 self.hparams[f"{kind}_names"] = checked_columns(kind, names, count, known)
 
     # --- checkpoints -------------------------------------------------------------------
