@@ -1,5 +1,6 @@
 """Shared test helpers: quiet CPU trainers and the tutorials' crop table."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,3 +83,18 @@ def refused_in_one_line(
     assert words in lines[0], lines[0]
     assert set(Path(".").rglob("*")) == before  # nothing written
     return lines[0]
+
+
+def cli_in(folder: Path, args: list[str]) -> None:
+    """Run the command line on ``args`` in ``folder`` (as its working folder, with no
+    command line of pytest's in ``sys.argv``), then come back: for module fixtures."""
+    from gd_lightning.cli import cli
+
+    old, argv = Path.cwd(), sys.argv
+    os.chdir(folder)
+    sys.argv = ["gd-lightning"]
+    try:
+        cli(args)
+    finally:
+        sys.argv = argv
+        os.chdir(old)

@@ -4,7 +4,6 @@ reaches the parser, the Python API's argument types, faults (Ctrl+C at start-up,
 disk, fits started together). Each case is read right or refused in one line, exit 2,
 with nothing written; plus a bounded fuzz of options and config files."""
 
-import os
 import resource
 import shutil
 import signal
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import QUIET, quiet_trainer, refused_in_one_line
+from conftest import QUIET, cli_in, quiet_trainer, refused_in_one_line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,17 +44,8 @@ PREDICT = ["predict", "--data", "TabularDataModule", "--data.csv_path", "data.cs
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fit of ``GOOD`` that saved a resumable ``last.ckpt``: made once, copied by tests."""
     folder = tmp_path_factory.mktemp("trained")
-    old = Path.cwd()
-    os.chdir(folder)
-    try:
-        (folder / "data.csv").write_text(GOOD)
-        argv, sys.argv = sys.argv, ["gd-lightning"]
-        try:
-            cli(FIT)
-        finally:
-            sys.argv = argv
-    finally:
-        os.chdir(old)
+    (folder / "data.csv").write_text(GOOD)
+    cli_in(folder, FIT)
     return folder / "runs" / "checkpoints" / "last.ckpt"
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import QUIET
+from conftest import QUIET, cli_in
 
-from gd_lightning.cli import cli, main
+from gd_lightning.cli import main
 from gd_lightning.io import atomic_path, write_csv_atomic, write_text_atomic
 from gd_lightning.stops import stop_signal, stops_handled
 
@@ -46,21 +46,12 @@ NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT (Ctrl+C)"}
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of a fit of ``GOOD`` to predict with: made once, copied by tests."""
     folder = tmp_path_factory.mktemp("trained")
-    old = Path.cwd()
-    os.chdir(folder)
-    try:
-        (folder / "data.csv").write_text(GOOD)
-        argv, sys.argv = sys.argv, ["gd-lightning"]
-        try:
-            cli(["fit", "--model", "LinearRegression", "--model.lr", "1e-5", "--data",
-                 "TabularDataModule", "--data.csv_path", "data.csv", "--data.targets",
-                 "[yield]", "--trainer.max_epochs", "1", "--trainer.logger", "false",
-                 "--trainer.default_root_dir", "runs", "--convergence.verbose", "false",
-                 "--report.print_table", "false", *QUIET])  # fmt: skip
-        finally:
-            sys.argv = argv
-    finally:
-        os.chdir(old)
+    (folder / "data.csv").write_text(GOOD)
+    cli_in(folder, ["fit", "--model", "LinearRegression", "--model.lr", "1e-5", "--data",
+                    "TabularDataModule", "--data.csv_path", "data.csv", "--data.targets",
+                    "[yield]", "--trainer.max_epochs", "1", "--trainer.logger", "false",
+                    "--trainer.default_root_dir", "runs", "--convergence.verbose", "false",
+                    "--report.print_table", "false", *QUIET])  # fmt: skip
     return next((folder / "runs" / "checkpoints").glob("epoch=*.ckpt"))
 
 

@@ -280,8 +280,7 @@ class TensorDataModule(LightningDataModule):
         if stage == "fit":
             self._refuse_misfits()
             if self._identity is None:
-                self._identity = {option: file_identity(path)
-                                  for option, path in self.data_files().items()}  # fmt: skip
+                self._identity = self.identify_files()
         if stage == "fit" and model is not None:
             self.share_columns_and_scaling(model)
 
@@ -310,11 +309,12 @@ class TensorDataModule(LightningDataModule):
         """Refuse, in one line, to resume on files other than ``saved`` identifies (the
         identities a checkpoint holds, `saved_identity`; ``None``: nothing to compare)."""
         if saved is not None:
-            current = self._identity
-            if current is None:
-                current = {option: file_identity(path)
-                           for option, path in self.data_files().items()}  # fmt: skip
+            current = self._identity if self._identity is not None else self.identify_files()
             check_same_files(saved, current, self.data_files())
+
+    def identify_files(self) -> dict[str, dict[str, Any]]:
+        """Each data file's identity now (`file_identity`), by option."""
+        return {option: file_identity(path) for option, path in self.data_files().items()}
 
     def share_columns_and_scaling(self, model: Any) -> None:
         """Give ``model`` what it learns from the data, in one call: the columns' names
