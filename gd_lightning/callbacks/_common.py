@@ -1,12 +1,14 @@
 """What the callbacks read from a run: its data, its names, where it writes."""
 
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import TensorDataset
 
+from gd_lightning.analysis import LeastSquaresReference
 from gd_lightning.data.base import default_names
 
 
@@ -17,6 +19,14 @@ def run_tensors(trainer: "pl.Trainer") -> tuple[Tensor, Tensor] | None:
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) >= 2:
         return dataset.tensors[0], dataset.tensors[1]
     return None
+
+
+def reference_from(datamodule: Any, model: "pl.LightningModule") -> LeastSquaresReference | None:
+    """The least-squares reference of ``datamodule``'s training split for ``model``, as a
+    [`TensorDataModule`][gd_lightning.TensorDataModule] offers it (built once a fit,
+    `least_squares_reference`); ``None`` for other data, or where none can be built."""
+    offer = getattr(datamodule, "least_squares_reference", None)
+    return offer(model) if offer is not None else None
 
 
 def columns_of(

@@ -2,7 +2,6 @@
 stopping rules, and a guard against a run that blows up."""
 
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
@@ -12,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, LeastSquaresReference, fraction
 from gd_lightning.cadence import is_last_batch, is_logged_step
+from gd_lightning.callbacks._common import reference_from
 from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.optim import GradientDescent
 
@@ -27,13 +27,15 @@ class ConvergenceMonitor(Callback):
     design matrix; the minimum-norm solution when columns are collinear). With it
     this callback:
 
-    - at the start of a fit (``setup``), builds that reference (`reference`)
-      from the DataModule's training split, and chooses the learning rate of a model
-      whose ``lr`` is ``"auto"``: for full-batch gradient descent the constant rate
-      predicted to bring the model's starting parameters within ``target_gap`` (or,
-      without one, ``report_gap``) of the optimum soonest
-      ([`fastest_lr`][gd_lightning.LeastSquaresReference.fastest_lr], never near the stable
-      bound), for minibatches ``1 / λ_max`` (half the stable bound);
+    - at the start of a fit (``setup``), takes that reference (`reference`) of the
+      training split from its DataModule
+      ([`least_squares_reference`][gd_lightning.TensorDataModule.least_squares_reference]),
+      and chooses the learning rate of a model whose ``lr`` is ``"auto"``: for
+      full-batch gradient descent the constant rate predicted to bring the model's
+      starting parameters within ``target_gap`` (or, without one, ``report_gap``) of
+      the optimum soonest ([`fastest_lr`][gd_lightning.LeastSquaresReference.fastest_lr],
+      never near the stable bound), for minibatches ``1 / λ_max`` (half the stable
+      bound);
     - prints the curvature of the loss (the Hessian's largest and smallest
       eigenvalue, condition number) and the optimum; for plain gradient descent also
       the largest stable and the fastest learning rate from the starting point, and
@@ -116,20 +118,14 @@ class ConvergenceMonitor(Callback):
         #: full-batch epochs to within `aim` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
         self._scale: float | None = None
-        self._prepared: tuple[Any, Any] | None = None
 
     def prepare(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
-        """Build the reference of ``datamodule``'s training split (after its
-        ``setup("fit")``) and choose the rate of ``lr: "auto"``, now: the command line
-        does it before the run starts, to refuse a setting that cannot work before
-        anything is written. The next fit of this data and model uses them as they are,
-        so the curvature is decomposed once a fit."""
-        self._build(datamodule, pl_module)
-        self._prepared = (datamodule, pl_module)
-
-    def _build(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
-        """The reference, and the rate of ``lr: "auto"``."""
-        self.reference = reference_of(datamodule, pl_module)
+        """Take the reference of the fit's training split from its DataModule
+        (`TensorDataModule.least_squares_reference`, built once a fit), refuse a loss too
+        large for the model's float type, and choose the rate of ``lr: "auto"``. ``setup``
+        does it as a fit starts; the command line calls it before the run starts, to
+        refuse a setting that cannot work before anything is written."""
+        self.reference = reference_from(datamodule, pl_module)
         if self.reference is not None:
             check_loss_fits(self.reference, _theta(pl_module), _dtype(pl_module))
         if pl_module.hparams.get("lr") == "auto":
@@ -147,10 +143,7 @@ class ConvergenceMonitor(Callback):
             return
         self._scale = None
         self.predicted_epochs = None
-        datamodule = getattr(trainer, "datamodule", None)
-        prepared, self._prepared = self._prepared, None
-        if prepared is None or prepared[0] is not datamodule or prepared[1] is not pl_module:
-            self._build(datamodule, pl_module)
+        self.prepare(getattr(trainer, "datamodule", None), pl_module)
 
     def on_fit_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         reference = self.reference
@@ -303,7 +296,7 @@ def auto_lr(
         >>> dm = CropYieldsDataModule(num_regions=5)
         >>> model = LinearRegression(3, 2, lr="auto", init_weight=[[0.0] * 3] * 2, init_bias=[0, 0])
         >>> dm.setup("fit")
-        >>> f"{auto_lr(reference_of(dm, model), dm, model.theta(), 0.01):.4g}"
+        >>> f"{auto_lr(dm.least_squares_reference(model), dm, model.theta(), 0.01):.4g}"
         '0.0001005'
     """
     if reference is None:
@@ -348,64 +341,6 @@ def check_loss_fits(
             f"infinite: rescale the targets (divide them by a power of ten), or train with "
             f"--trainer.precision 64-true"
         )
-
-
-def run_reference(
-    trainer: "pl.Trainer", pl_module: "pl.LightningModule"
-) -> LeastSquaresReference | None:
-    """The least-squares reference of the fit ``trainer`` runs: its
-    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s when it has one, else built
-    now from its DataModule (`reference_of`); ``None`` where none can be built."""
-    monitors = [c for c in trainer.callbacks if isinstance(c, ConvergenceMonitor)]  # type: ignore[attr-defined]
-    reference = monitors[0].reference if monitors else None
-    if reference is None:
-        reference = reference_of(getattr(trainer, "datamodule", None), pl_module)
-    return reference
-
-
-def reference_of(datamodule: Any, pl_module: "pl.LightningModule") -> LeastSquaresReference | None:
-    """The least-squares facts of ``datamodule``'s training split (after its
-    ``setup("fit")``) for the model ``pl_module``, in the units the model is fitted in
-    (with the standardization it holds); ``None`` when the split is not held as tensors
-    or the model is not a linear least-squares model of this package."""
-    tensors = getattr(getattr(datamodule, "train_set", None), "tensors", None)
-    if tensors is None or not hasattr(pl_module, "design_matrix"):
-        return None
-    # the fit's dtype (float64 under precision="64-true"): the model turns float64 only
-    # once the Trainer's precision plugin converts it, after every setup hook
-    dtype = getattr(datamodule, "data_dtype", None)
-    dtype = dtype if isinstance(dtype, torch.dtype) else _dtype(pl_module)
-    blocks = DesignBlocks(cast("RegressionModule", pl_module), tensors[0], tensors[1], dtype)
-    with torch.no_grad():
-        return LeastSquaresReference.from_blocks(blocks, blocks.model.scaling.target_scale)
-
-
-class DesignBlocks:
-    """The model's design matrix and fitted targets of the rows ``x`` (n, in) and ``y``
-    (n, out), a block of rows at a time, as the model computes them in its steps in
-    ``dtype``: an iterable that starts over each time (so the reference can refine its
-    optimum in a second pass), with bounded temporaries whatever the data's size."""
-
-    def __init__(
-        self, model: "RegressionModule", x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype
-    ) -> None:
-        self.model, self.x, self.y, self.dtype = model, x, y, dtype
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        model, x, y, dtype = self.model, self.x, self.y, self.dtype
-        for start in range(0, len(x), REFERENCE_BLOCK_ROWS):
-            rows = slice(start, start + REFERENCE_BLOCK_ROWS)
-            inputs = model.scaling.fitted_inputs(x[rows].to(model.device), dtype)
-            yield (
-                model.design_matrix(inputs),
-                model.scaling.fitted_targets(y[rows].to(model.device), dtype),
-            )
-
-
-#: rows of the design matrix built at a time for the reference: blocks small enough to
-#: stay in the processor's cache (and in memory the allocator reuses) run faster than
-#: large ones
-REFERENCE_BLOCK_ROWS = 1 << 13
 
 
 def _saves_after_batches(trainer: "pl.Trainer") -> bool:

@@ -13,8 +13,7 @@ from torch import Tensor
 from gd_lightning import plots
 from gd_lightning.analysis import LeastSquaresReference, Plane
 from gd_lightning.cadence import is_logged_step
-from gd_lightning.callbacks._common import columns_of, run_folder, run_tensors
-from gd_lightning.callbacks.convergence import run_reference
+from gd_lightning.callbacks._common import columns_of, reference_from, run_folder, run_tensors
 from gd_lightning.errors import InputError
 from gd_lightning.io import atomic_path
 from gd_lightning.stops import raise_if_stopped
@@ -237,7 +236,7 @@ class FitFigures(Callback):
         least-squares reference (another kind of model or data) or nothing to draw."""
         if not self.landscape or len(self._path) < 2:
             return None
-        reference = run_reference(trainer, pl_module)
+        reference = reference_from(getattr(trainer, "datamodule", None), pl_module)
         if reference is None or reference.flat:
             return None
         coefficients = getattr(pl_module, "coefficients", None)

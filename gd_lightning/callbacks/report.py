@@ -8,8 +8,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch import Callback
 
-from gd_lightning.callbacks._common import checkpoint_folder, columns_of, shown_path
-from gd_lightning.callbacks.convergence import run_reference
+from gd_lightning.callbacks._common import checkpoint_folder, columns_of, reference_from, shown_path
 from gd_lightning.io import shortest_decimal, write_csv_atomic, write_text_atomic
 
 
@@ -51,7 +50,7 @@ class ParameterReport(Callback):
             target: {name: digits(value) for name, value in row.items()}
             for target, row in coefficients(*names).items()
         }
-        reference = run_reference(trainer, pl_module)
+        reference = reference_from(getattr(trainer, "datamodule", None), pl_module)
         optimum = None if reference is None else coefficients(*names, theta=reference.solution)
         rows = [
             (target, name, value, *([] if optimum is None else [optimum[target][name]]))

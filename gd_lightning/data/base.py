@@ -12,6 +12,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from gd_lightning.analysis import LeastSquaresReference
 from gd_lightning.data.identity import (
     DATA_IDENTITY,
     check_same_files,
@@ -19,6 +20,7 @@ from gd_lightning.data.identity import (
     saved_identity,
 )
 from gd_lightning.data.mapped import MappedDataset
+from gd_lightning.data.reference import reference_of
 from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
 from gd_lightning.data.standardize import (
     ColumnMoments,
@@ -195,6 +197,7 @@ class TensorDataModule(LightningDataModule):
         self.val_set: Rows | None = None
         self.test_set: Rows | None = None
         self._device_sets: dict[int, tuple[TensorDataset, TensorDataset]] = {}
+        self._reference: tuple[Any, LeastSquaresReference | None] | None = None
 
     @property
     def in_features(self) -> int:
@@ -276,6 +279,7 @@ class TensorDataModule(LightningDataModule):
             self.check_labeled(stage)
         if self.full_set is None or self._needs_more_digits(stage):
             self._load_and_split(stage)
+            self._reference = None
             self._identity = None  # the files as read now: identified below, for a fit
         if stage == "fit":
             self._refuse_misfits()
@@ -315,6 +319,15 @@ class TensorDataModule(LightningDataModule):
     def identify_files(self) -> dict[str, dict[str, Any]]:
         """Each data file's identity now (`file_identity`), by option."""
         return {option: file_identity(path) for option, path in self.data_files().items()}
+
+    def least_squares_reference(self, model: Any) -> LeastSquaresReference | None:
+        """The least-squares facts of the training split for ``model`` (the optimum, its
+        loss, the curvature: `reference_of`), built the first time a fit asks and kept
+        for the rest of it, so the monitor, the figures and the report share one; ``None``
+        where the split is not held as tensors or the model is not linear least squares."""
+        if self._reference is None or self._reference[0] is not model:
+            self._reference = (model, reference_of(self, model))
+        return self._reference[1]
 
     def share_columns_and_scaling(self, model: Any) -> None:
         """Give ``model`` what it learns from the data, in one call: the columns' names
