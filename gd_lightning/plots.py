@@ -275,10 +275,10 @@ def save_landscape_animation(
     canvas.draw()
     background = canvas.copy_from_bbox(figure.bbox)  # type: ignore[attr-defined]
     count = len(route)
-    shown = sorted({round(i * (count - 1) / max(min(count, max_frames) - 1, 1))
+    drawn = sorted({round(i * (count - 1) / max(min(count, max_frames) - 1, 1))
                     for i in range(min(count, max_frames))})  # fmt: skip
     frames = []
-    for index in shown:
+    for index in drawn:
         raise_if_stopped()  # a stop signal came: no frame more (nothing is kept of the GIF)
         canvas.restore_region(background)  # type: ignore[attr-defined]
         line.set_data(route[: index + 1, 0], route[: index + 1, 1])

@@ -111,8 +111,8 @@ def check_fresh_folder(folder: Path, resuming: bool) -> None:
         return
     found = sorted(path.name for path in folder.glob("*.ckpt"))
     if found:
-        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        listed = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
         raise InputError(
-            f"checkpoint.dirpath {folder} holds checkpoints of an earlier run ({shown}): "
+            f"checkpoint.dirpath {folder} holds checkpoints of an earlier run ({listed}): "
             f"choose another folder, or resume that run with --ckpt_path"
         )

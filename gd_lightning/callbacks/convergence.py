@@ -326,7 +326,9 @@ def check_loss_fits(
         return
     largest = torch.finfo(dtype).max
     bound = largest / 1e3  # headroom for sums over a batch and for the first steps
-    fitted, shown = (reference.loss(theta, original_units=units) for units in (False, True))
+    fitted, in_target_units = (
+        reference.loss(theta, original_units=units) for units in (False, True)
+    )
     if not fitted < bound:
         raise InputError(
             f"the loss at the starting parameters is {fitted:.3g}, beyond what float32 holds "
@@ -334,10 +336,10 @@ def check_loss_fits(
             f"(data.standardize_features true and data.standardize_targets true), or train "
             f"with --trainer.precision 64-true"
         )
-    if not shown < bound:
+    if not in_target_units < bound:
         raise InputError(
-            f"the loss in the targets' own units is {shown:.3g} at the start, beyond what "
-            f"float32 holds ({largest:.3g}), so the logged losses and metrics would be "
+            f"the loss in the targets' own units is {in_target_units:.3g} at the start, "
+            f"beyond what float32 holds ({largest:.3g}), so the logged losses and metrics would be "
             f"infinite: rescale the targets (divide them by a power of ten), or train with "
             f"--trainer.precision 64-true"
         )

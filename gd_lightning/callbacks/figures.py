@@ -123,7 +123,7 @@ class FitFigures(Callback):
         self._active = True
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._record(trainer, pl_module)
+        self._add_path_point(trainer, pl_module)
         if self._animating:
             self._frames.append((self._title(trainer, 0), self._predict(pl_module, self._grid)))
 
@@ -133,9 +133,9 @@ class FitFigures(Callback):
         # the parameters of each step written to the loggers, before its update: the ones
         # its logged train/loss was measured at
         if self._active and is_logged_step(trainer, trainer.global_step, batch_idx):
-            self._record(trainer, pl_module)
+            self._add_path_point(trainer, pl_module)
 
-    def _record(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+    def _add_path_point(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         theta = getattr(pl_module, "theta", None)
         if not self._active or not self.landscape or theta is None:
             return
@@ -159,7 +159,7 @@ class FitFigures(Callback):
         if not self._active or _stop_received(trainer):
             return
         folder = run_folder(trainer)
-        self._record(trainer, pl_module)  # the end
+        self._add_path_point(trainer, pl_module)  # the end
         figures = self._figures(trainer, pl_module, trainer.current_epoch)
         landscape = self.drawn_landscape = self._landscape(trainer, pl_module)
         if landscape is not None:

@@ -106,11 +106,11 @@ class PredictionWriter(Callback):
             return
         names = [normalized_name(name) for name in self.keep_columns]
         repeated = sorted({name for name in names if names.count(name) > 1})
-        shown = list(getattr(pl_module, "target_names", []))
+        model_columns = list(getattr(pl_module, "target_names", []))
         if self.with_inputs:
-            shown += list(getattr(pl_module, "feature_names", []))
-        shown = [normalized_name(name) for name in shown]
-        taken = [name for name in names if name in shown]
+            model_columns += list(getattr(pl_module, "feature_names", []))
+        model_columns = [normalized_name(name) for name in model_columns]
+        taken = [name for name in names if name in model_columns]
         if repeated or taken:
             name = (repeated or taken)[0]
             why = "more than once" if repeated else "and the output has a column of that name"

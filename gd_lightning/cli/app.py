@@ -174,13 +174,13 @@ class GDLightningCLI(LightningCLI):
         model's class without restating its settings parses, and a different class is
         refused by name."""
         #: the checkpoint file and what it holds, read once a command
-        self._record: tuple[Path, dict[str, Any]] | None = None
+        self._checkpoint_read: tuple[Path, dict[str, Any]] | None = None
         words = sys.argv[1:] if args is None else args
         given = _checkpoint_option(words)
         if given is not None:
             subcommand, path, named = given
-            self._record = (path, read_checkpoint(path))
-            model = checkpoint_model(*self._record, named)
+            self._checkpoint_read = (path, read_checkpoint(path))
+            model = checkpoint_model(*self._checkpoint_read, named)
             if model is not None:
                 parser.set_defaults({f"{subcommand}.model": model})
         failure = None
@@ -240,9 +240,9 @@ class GDLightningCLI(LightningCLI):
                 )
             return
         path = Path(str(path))
-        if self._record is None or self._record[0] != path:
-            self._record = (path, read_checkpoint(path))
-        checkpoint = self._record[1]
+        if self._checkpoint_read is None or self._checkpoint_read[0] != path:
+            self._checkpoint_read = (path, read_checkpoint(path))
+        checkpoint = self._checkpoint_read[1]
         settings = checkpoint.get("hyper_parameters")
         if named is None and not (isinstance(settings, dict) and CLASS_PATH_KEY in settings):
             raise InputError(
@@ -325,9 +325,9 @@ class GDLightningCLI(LightningCLI):
             callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
         elif not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(TimedProgressBar())  # Lightning's bar, redrawn by the clock
-        ours = [config["report"], config["convergence"]]
+        always_on = [config["report"], config["convergence"]]
         if self.subcommand == "predict":
-            ours.append(config["predictions"])
+            always_on.append(config["predictions"])
         if self.subcommand == "predict":
             # predicting writes its CSV and nothing else: no checkpoints, no run folder, no
             # config copy
@@ -341,7 +341,7 @@ class GDLightningCLI(LightningCLI):
             and not own_checkpoint
             and (trainer.get("enable_checkpointing") is not False)
         ):
-            ours.append(config["checkpoint"])
+            always_on.append(config["checkpoint"])
         if self.subcommand and config.get("ckpt_path"):
             # resuming a run continues in its folder: its config is written again
             self.save_config_kwargs = {**self.save_config_kwargs, "overwrite": True}
@@ -351,7 +351,7 @@ class GDLightningCLI(LightningCLI):
             plugins.append(AtomicCheckpointIO())  # a kill mid-save leaves no torn file
         try:
             return super().instantiate_trainer(
-                **{"callbacks": callbacks + ours, "plugins": plugins, **kwargs}
+                **{"callbacks": callbacks + always_on, "plugins": plugins, **kwargs}
             )
         except InputError:
             raise
@@ -384,12 +384,12 @@ class GDLightningCLI(LightningCLI):
         self.datamodule.dtype = dtype_for(self.trainer.precision)
         check_trainer_counts(self.trainer)
         config = self.config_init[self.subcommand]
-        if self._record is not None and stage != "fit":
-            check_checkpoint(*self._record, self.model)
+        if self._checkpoint_read is not None and stage != "fit":
+            check_checkpoint(*self._checkpoint_read, self.model)
             # the weights from the record, as Lightning's load_from_checkpoint loads
             # them; the Trainer, given no checkpoint, neither reads the file again
             # nor looks for the fit's callbacks (their states concern a fit only)
-            checkpoint = self._record[1]
+            checkpoint = self._checkpoint_read[1]
             self.model.on_load_checkpoint(checkpoint)
             self.model.load_state_dict(checkpoint["state_dict"])
         if stage != "fit":
@@ -414,9 +414,9 @@ class GDLightningCLI(LightningCLI):
                     f"model.{name} is {value} but the data has {actual} "
                     f"({', '.join(names)}): leave model.{name} out, it is taken from the data"
                 )
-        if self._record is not None and stage == "fit":
-            check_checkpoint(*self._record, self.model, True)
-        elif self._record is not None:
+        if self._checkpoint_read is not None and stage == "fit":
+            check_checkpoint(*self._checkpoint_read, self.model, True)
+        elif self._checkpoint_read is not None:
             config["ckpt_path"] = None  # the weights are loaded
         if stage == "fit":
             # the reference and lr: auto's rate, built once, now: refused (memory map, no
@@ -424,8 +424,8 @@ class GDLightningCLI(LightningCLI):
             if isinstance(self.datamodule, TensorDataModule):
                 self.datamodule.share_columns_and_scaling(self.model)  # as the fit will
             config["convergence"].prepare(self.datamodule, self.model)
-            if self._record is not None:
-                self._check_resumed_settings(*self._record)
+            if self._checkpoint_read is not None:
+                self._check_resumed_settings(*self._checkpoint_read)
         option = {"validate": "val_fraction", "test": "test_fraction"}.get(stage)
         if option and not getattr(self.datamodule.hparams, option, 1):
             what = "validation" if stage == "validate" else "test"
@@ -585,10 +585,10 @@ def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -
     for start, end in command_parts(words, first):
         if _fails_for(parser, words[:end], reason):
             typed = " ".join(" ".join(words[start:end]).split())
-            shown = typed if len(typed) <= 100 else typed[:97] + "..."
+            cut = typed if len(typed) <= 100 else typed[:97] + "..."
             if not words[start].startswith("-"):  # refused for standing alone, whatever
-                return InputError(_stray_word(subcommand, shown))  # the parser's words
-            return InputError(f"{shown}: {reason} ({help_line})")
+                return InputError(_stray_word(subcommand, cut))  # the parser's words
+            return InputError(f"{cut}: {reason} ({help_line})")
     return InputError(f"in the config: {reason} ({help_line})")
 
 

@@ -55,10 +55,10 @@ def check_config_file(path: Path) -> None:
         )
     root = check_config_text(text, f"config {path}")
     if root is not None and not isinstance(root, yaml.MappingNode):
-        shown = text.strip().splitlines()[0][:60]
+        first_line = text.strip().splitlines()[0][:60]
         raise InputError(
-            f"config {path} is not a YAML mapping of options (it starts {shown!r}; a data file "
-            f"goes to --data.csv_path): pass a config such as configs/crop_yields.yaml"
+            f"config {path} is not a YAML mapping of options (it starts {first_line!r}; a data "
+            f"file goes to --data.csv_path): pass a config such as configs/crop_yields.yaml"
         )
 
 

@@ -75,26 +75,17 @@ def version_folder(logger: TensorBoardLogger | CSVLogger) -> Path:
 class ResumeHold(Callback):
     """Lock the checkpoint ``folder`` of the run a fit resumed with ``--ckpt_path last``
     continues, from now until the fit ends; a second resume of the same run while the
-    first runs is refused in one line (both would write the same checkpoints and logs).
-    Where the system has no file locks (Windows) nothing is locked."""
+    first runs is refused in one line (both would write the same checkpoints and logs)."""
 
     def __init__(self, folder: Path) -> None:
-        self.descriptor: int | None = None
         try:
-            import fcntl
-        except ImportError:
-            return
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.descriptor = lock_folder(folder, wait=False)
         except BlockingIOError:
-            os.close(descriptor)
             raise InputError(
                 f"the run whose checkpoints are in {folder} is being resumed by another "
                 f"process right now: wait for it to end, then resume it again (two resumes "
                 f"at once would write the same files)"
             ) from None
-        self.descriptor = descriptor
 
     def release(self) -> None:
         if self.descriptor is not None:
@@ -108,20 +99,34 @@ class ResumeHold(Callback):
         self.release()
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on ``folder`` (``flock`` on the folder itself: no file is left)."""
+def lock_folder(folder: Path, wait: bool = True) -> int | None:
+    """An exclusive lock on ``folder``: the descriptor holding it (closing it releases
+    the lock), or ``None`` where the system has no file locks (Windows). Without
+    ``wait``, a lock held elsewhere raises ``BlockingIOError``. Written by hand rather
+    than with ``filelock``: that needs a lock file, which it leaves in the user's folder
+    by design, where ``flock`` on the folder itself leaves nothing."""
     try:
         import fcntl
-    except ImportError:  # no file locks here
-        yield
-        return
+    except ImportError:
+        return None
     descriptor = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """`lock_folder`, waiting, for the length of a ``with`` block."""
+    descriptor = lock_folder(folder)
+    try:
         yield
     finally:
-        os.close(descriptor)  # releases the lock
+        if descriptor is not None:
+            os.close(descriptor)  # releases the lock
 
 
 class RemoveUnwrittenRun(Callback):
