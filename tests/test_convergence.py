@@ -15,6 +15,7 @@ from gd_lightning import (
     ConvergenceMonitor,
     CropYieldsDataModule,
     DivergenceError,
+    FitCheckpoint,
     InputError,
     LeastSquaresReference,
     LinearRegression,
@@ -141,6 +142,30 @@ def test_an_unstable_lr_is_named_and_the_guard_stops_the_run(tmp_path) -> None:
     assert kept  # written before the blow-up, and finite
     state = torch.load(kept[-1], weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values())
+
+
+@pytest.mark.parametrize("saver", ["ModelCheckpoint", "FitCheckpoint"])
+def test_no_checkpoint_saved_after_batches_holds_blown_up_parameters(tmp_path, saver) -> None:
+    """Checkpoints saved after every step (batches of 3, several steps an epoch) of a run
+    that blows up: the monitor checks what each save is about to write, whichever
+    callback saves it, so the run stops before a blown-up one is written."""
+    seed_everything(0)
+    data = CropYieldsDataModule(batch_size=3)
+    model = LinearRegression(3, 2, lr=1.5e-4, optimization="manual")
+    kind = ModelCheckpoint if saver == "ModelCheckpoint" else FitCheckpoint
+    checkpoint = kind(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1)
+    monitor = ConvergenceMonitor(verbose=False, divergence_factor=10.0)
+    with pytest.warns(UserWarning), pytest.raises(DivergenceError):
+        fit(model, data, max_epochs=100, enable_checkpointing=True,
+            callbacks=[monitor, checkpoint])  # fmt: skip
+    kept = list((tmp_path / "ckpt").glob("*.ckpt"))
+    assert len(kept) >= 2  # saved after steps that end no epoch, before the blow-up
+    reference = monitor.reference
+    assert reference is not None and monitor.loss_scale is not None
+    for path in kept:
+        state = torch.load(path, weights_only=True)["state_dict"]
+        theta = torch.cat([state["linear.weight"].T, state["linear.bias"][None]])
+        assert reference.loss(theta) <= 10.0 * monitor.loss_scale
 
 
 def test_cli_divergence_exits_2_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,9 +23,8 @@ class FitCheckpoint(ModelCheckpoint):
     (``monitor``, ``save_top_k``, ``save_last``, ``dirpath``, ``every_n_train_steps``,
     ...) is ``ModelCheckpoint``'s. A run stopped by an error (a diverged loss) saves
     nothing more: the checkpoints from before stay as they were (with a
-    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor], which checks the parameters after each
-    epoch's update before any checkpoint of that epoch is saved, none of them holds
-    blown-up parameters).
+    [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor], which checks the parameters
+    every checkpoint is about to save, none of them holds blown-up parameters).
 
     Args:
         every_n_epochs: epochs between checkpoints during the fit; 0 saves only at
@@ -42,8 +41,8 @@ class FitCheckpoint(ModelCheckpoint):
                 f"the checkpoint options were refused: {' '.join(str(err).split())} (fix the "
                 f"checkpoint.* option)"
             ) from None
-        #: whether ModelCheckpoint saves after batches (every_n_train_steps, train_time_interval)
-        self.saves_after_batches = bool(kwargs.get("every_n_train_steps")) or (
+        # whether ModelCheckpoint saves after batches (every_n_train_steps, train_time_interval)
+        self._saves_after_batches = bool(kwargs.get("every_n_train_steps")) or (
             kwargs.get("train_time_interval") is not None
         )
 
@@ -61,7 +60,7 @@ class FitCheckpoint(ModelCheckpoint):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if self.saves_after_batches:  # else ModelCheckpoint's checks find nothing to do
+        if self._saves_after_batches:  # else ModelCheckpoint's checks find nothing to do
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:

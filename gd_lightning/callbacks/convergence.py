@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.trainer.states import TrainerFn, TrainerStatus
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, LeastSquaresReference, fraction
@@ -58,9 +59,9 @@ class ConvergenceMonitor(Callback):
       ``divergence_factor`` times its scale (the larger of the first step's loss and
       the loss of predicting zero), by raising [`DivergenceError`][gd_lightning.DivergenceError]
       with one line naming the learning rate and the stable bound; the parameters
-      after each epoch's last update (and every update, when checkpoints are saved
-      after batches) are checked the same way, by their exact loss, before any
-      checkpoint callback can save them.
+      after each epoch's last update, and any parameters a checkpoint is about to
+      save (``on_save_checkpoint``), are checked the same way, by their exact loss:
+      no checkpoint holds blown-up parameters.
 
     For a plateau rule (stop when the loss improves by less than ``tol`` for
     ``n_iter_no_change`` epochs, as scikit-learn's ``SGDRegressor`` does), add
@@ -117,7 +118,9 @@ class ConvergenceMonitor(Callback):
         self.reference: LeastSquaresReference | None = None
         #: full-batch epochs to within `aim` predicted at the start of the last fit
         self.predicted_epochs: float | None = None
-        self._scale: float | None = None
+        #: the loss a blow-up is measured against: the larger of the first loss checked
+        #: in the fit and the loss of predicting zero (None until the first check)
+        self.loss_scale: float | None = None
 
     def prepare(self, datamodule: Any, pl_module: "pl.LightningModule") -> None:
         """Take the reference of the fit's training split from its DataModule
@@ -141,7 +144,7 @@ class ConvergenceMonitor(Callback):
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
         if stage != "fit":
             return
-        self._scale = None
+        self.loss_scale = None
         self.predicted_epochs = None
         self.prepare(getattr(trainer, "datamodule", None), pl_module)
 
@@ -204,11 +207,19 @@ class ConvergenceMonitor(Callback):
             loss = trainer.callback_metrics.get("train/loss")
         if loss is not None:
             self._check(trainer, float(loss))
-        # the logged loss is the one before this step's update: the parameters after it,
-        # which a checkpoint may save right now (checkpoint callbacks run after this one),
-        # are checked too, at every epoch's end and every step when checkpoints are
-        # step-based
-        if is_last_batch(trainer, batch_idx) or _saves_after_batches(trainer):
+        # the logged loss is the one before this step's update: the parameters after it
+        # are checked at every epoch's end (and before any checkpoint saves them)
+        if is_last_batch(trainer, batch_idx):
+            self._check_updated(trainer, pl_module)
+
+    def on_save_checkpoint(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
+    ) -> None:
+        """Check the parameters a running fit is about to save, whichever callback saves
+        them and whenever: blown-up parameters stop the run before the file is written
+        (Lightning asks every callback for its part of a checkpoint before writing it)."""
+        running = trainer.state.status == TrainerStatus.RUNNING
+        if running and trainer.state.fn == TrainerFn.FITTING:
             self._check_updated(trainer, pl_module)
 
     def _check_updated(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -221,11 +232,11 @@ class ConvergenceMonitor(Callback):
 
     def _check(self, trainer: "pl.Trainer", value: float) -> None:
         """Stop the run at a loss that is not finite or has blown up."""
-        if self._scale is None:
+        if self.loss_scale is None:
             reference = self.reference
             zero_model = reference.zero_loss if reference else 0
-            self._scale = max(value, zero_model) if math.isfinite(value) else 1.0
-        if not math.isfinite(value) or value > self.divergence_factor * self._scale:
+            self.loss_scale = max(value, zero_model) if math.isfinite(value) else 1.0
+        if not math.isfinite(value) or value > self.divergence_factor * self.loss_scale:
             bound = (
                 f"; the largest stable learning rate for full-batch gradient descent on this "
                 f"data is {self.reference.stable_lr:.4g}"
@@ -343,12 +354,6 @@ def check_loss_fits(
             f"infinite: rescale the targets (divide them by a power of ten), or train with "
             f"--trainer.precision 64-true"
         )
-
-
-def _saves_after_batches(trainer: "pl.Trainer") -> bool:
-    """Whether a checkpoint callback may save after a batch that ends no epoch (a
-    [`FitCheckpoint`][gd_lightning.FitCheckpoint] says; any other ``ModelCheckpoint`` may)."""
-    return any(getattr(c, "saves_after_batches", True) for c in trainer.checkpoint_callbacks)
 
 
 def _dtype(pl_module: "pl.LightningModule") -> torch.dtype:
