@@ -17,6 +17,9 @@ from gd_lightning.io import check_writable, shortest_decimal, write_csv_atomic
 from gd_lightning.stops import raise_if_stopped
 
 
+# a plain Callback, not Lightning's BasePredictionWriter: with one, Lightning asks the
+# predict loader for each batch's row indices, which the full-batch loader of this
+# package's DataModules has not, and warns of it on every predict (measured with 2.6)
 class PredictionWriter(Callback):
     """Write ``predict``'s results as CSV: one column per target, named after it.
 
