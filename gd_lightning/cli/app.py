@@ -63,16 +63,12 @@ from gd_lightning.cli.run_folders import (
 )
 from gd_lightning.cli.tutorials import tutorial_configs
 from gd_lightning.data.base import TensorDataModule, dtype_for
-from gd_lightning.data.identity import saved_identity
 from gd_lightning.data.tabular import check_npy_widths, npy_widths
 from gd_lightning.errors import InputError, exception_chain
 from gd_lightning.io import AtomicCheckpointIO, check_writable
 from gd_lightning.models.base import RegressionModule
-from gd_lightning.models.columns_and_checkpoints import (
-    CLASS_PATH_KEY,
-    changed_settings,
-    resume_refusal,
-)
+from gd_lightning.models.columns_and_checkpoints import CLASS_PATH_KEY
+from gd_lightning.resume import resume_refusal
 
 # the classes --model and --data name by their short names (LightningCLI finds the
 # subclasses that are imported): every model and data module of the package
@@ -451,16 +447,8 @@ class GDLightningCLI(LightningCLI):
         changes = self.model.resume_changes(checkpoint)
         if changes:
             raise resume_refusal(str(path), "model", changes)
-        identity = saved_identity(checkpoint)
-        saved = checkpoint.get("datamodule_hyper_parameters")
-        if isinstance(saved, dict):
-            # where the checkpoint identifies its files by content, their paths may differ
-            free = DATA_FREE_ON_RESUME | (DATA_FILE_OPTIONS if identity is not None else set())
-            changes = changed_settings(saved, dict(self.datamodule.hparams), free)
-            if changes:
-                raise resume_refusal(str(path), "data", changes)
         if isinstance(self.datamodule, TensorDataModule):
-            self.datamodule.check_same_data(identity)
+            self.datamodule.check_resume(checkpoint, str(path))
         check_stopping(path, checkpoint, self.trainer, self._epoch_steps())
 
     def _epoch_steps(self) -> int | None:
@@ -508,13 +496,6 @@ class GDLightningCLI(LightningCLI):
 
 #: the subcommands, as LightningCLI names them
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
-
-#: data settings a resumed fit may change: they decide how the rows are read, not which
-DATA_FREE_ON_RESUME = frozenset({"num_workers", "memory_map"})
-#: the data's files: a resume may reach them by other paths when the checkpoint
-#: identifies them by content (`saved_identity`)
-DATA_FILE_OPTIONS = frozenset({"csv_path", "features_path", "targets_path"})
-
 
 #: the callbacks every run gets, by the name of their options (``--convergence.verbose``)
 CALLBACK_OPTIONS = {

@@ -22,10 +22,8 @@ from gd_lightning.models.base import RegressionModule
 from gd_lightning.models.columns_and_checkpoints import (
     CLASS_PATH_KEY,
     CLI_RECORDS,
-    resume_refusal,
-    same_setting,
-    shown_setting,
 )
+from gd_lightning.resume import resume_refusal, same_setting, shown_setting
 
 
 def no_checkpoint_to_predict_with() -> InputError:

@@ -29,6 +29,7 @@ from gd_lightning.data.standardize import (
     float32_rounding,
 )
 from gd_lightning.errors import InputError, check_argument
+from gd_lightning.resume import changed_settings, resume_refusal
 
 #: rows checked at a time
 BLOCK_ROWS = 1 << 20
@@ -115,6 +116,11 @@ class TensorDataModule(LightningDataModule):
 
     feature_names: list[str]
     target_names: list[str]
+    #: settings a resumed fit may change: they decide how the rows are read, not which
+    RESUMABLE_SETTINGS = frozenset({"num_workers", "memory_map"})
+    #: the settings naming the data's files (`data_files`), which a resumed fit may
+    #: reach by other paths when its checkpoint identifies them by content
+    FILE_OPTIONS: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -308,6 +314,21 @@ class TensorDataModule(LightningDataModule):
         fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
         if fitting:
             self.check_same_data(saved_identity({"state": state_dict}))
+
+    def check_resume(self, checkpoint: dict[str, Any], where: str) -> None:
+        """Refuse, in one line, to resume the fit ``checkpoint`` holds (read from
+        ``where``) on other data than it started on: other data settings (the ones that
+        decide how rows are read, not which, aside: `RESUMABLE_SETTINGS`; and the files'
+        paths where the checkpoint identifies the files by content), or files whose size
+        or content changed (`check_same_data`)."""
+        identity = saved_identity(checkpoint)
+        saved = checkpoint.get("datamodule_hyper_parameters")
+        if isinstance(saved, dict):
+            free = self.RESUMABLE_SETTINGS | (self.FILE_OPTIONS if identity else frozenset())
+            changes = changed_settings(saved, dict(self.hparams), free)
+            if changes:
+                raise resume_refusal(where, "data", changes)
+        self.check_same_data(identity)
 
     def check_same_data(self, saved: dict[str, Any] | None) -> None:
         """Refuse, in one line, to resume on files other than ``saved`` identifies (the

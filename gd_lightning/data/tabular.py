@@ -77,6 +77,8 @@ class TabularDataModule(TensorDataModule):
         torch.float32
     """
 
+    FILE_OPTIONS = frozenset({"csv_path", "features_path", "targets_path"})
+
     def __init__(
         self,
         csv_path: str | None = None,

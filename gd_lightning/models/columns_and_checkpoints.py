@@ -2,7 +2,6 @@
 columns' names, the precision it computes in, and what its checkpoints hold (its class,
 its optimizer's settings) and refuse (a resumed fit with other settings)."""
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -16,6 +15,7 @@ from gd_lightning.data.base import default_names, dtype_for, normalized_name
 from gd_lightning.errors import InputError
 from gd_lightning.models.scaling import Scaling
 from gd_lightning.optim import build_optimizer, optimizer_settings
+from gd_lightning.resume import changed_settings, resume_refusal, same_setting
 
 
 class ColumnsAndCheckpoints(LightningModule):
@@ -96,7 +96,11 @@ class ColumnsAndCheckpoints(LightningModule):
         those ``checkpoint`` was saved with (name, saved, current): what a fit resumed
         from it would record but not train with."""
         saved = checkpoint.get("hyper_parameters")
-        changes = changed_settings(saved, dict(self.hparams)) if isinstance(saved, dict) else []
+        changes = (
+            changed_settings(saved, dict(self.hparams), RESUMABLE_CHANGES)
+            if isinstance(saved, dict)
+            else []
+        )
         recorded = checkpoint.get(OPTIMIZER_SETTINGS_KEY)
         if changes or not isinstance(recorded, list) or len(recorded) != 1:
             return changes
@@ -177,60 +181,6 @@ OPTIMIZER_SETTINGS_KEY = "optimizer_settings"
 CLI_RECORDS = frozenset({CLASS_PATH_KEY, "_instantiator"})
 #: settings a resumed fit may change: they decide what is logged, not what is learned
 RESUMABLE_CHANGES = CLI_RECORDS | {"loss_logging"}
-
-
-def same_setting(value: Any, saved: Any) -> bool:
-    """Whether a setting's ``value`` equals a checkpoint's ``saved`` plain value (a list
-    and a tuple of equal items are the same; so are 1 and 1.0).
-
-    Examples:
-        >>> same_setting([1, 2.0], (1.0, 2)), same_setting(0.1, 0.01)
-        (True, False)
-    """
-    if isinstance(value, list | tuple) and isinstance(saved, list | tuple):
-        return len(value) == len(saved) and all(map(same_setting, value, saved))
-    return bool(value == saved)
-
-
-def changed_settings(
-    saved: Mapping[str, Any], current: Mapping[str, Any], free: frozenset[str] = RESUMABLE_CHANGES
-) -> list[tuple[str, Any, Any]]:
-    """The settings (name, saved value, current value) that differ between a checkpoint's
-    ``saved`` ones and the ``current`` ones, leaving out the ``free`` names.
-
-    Examples:
-        >>> changed_settings({"lr": 0.01, "bias": True}, {"lr": 0.1, "bias": True})
-        [('lr', 0.01, 0.1)]
-    """
-    names = [name for name in {**saved, **current} if name not in free]
-    return [
-        (name, saved.get(name), current.get(name))
-        for name in names
-        if not same_setting(current.get(name), saved.get(name))
-    ]
-
-
-def resume_refusal(where: str, what: str, changes: list[tuple[str, Any, Any]]) -> InputError:
-    """The one-line refusal of a fit resumed from ``where`` with other ``what`` settings."""
-    name, saved, current = changes[0]
-    more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
-    return InputError(
-        f"{what}.{name} is {shown_setting(current)} but the run in {where} was trained with "
-        f"{shown_setting(saved)}{more}, and a resumed fit continues with its settings (its "
-        f"optimizer's too): resume with the run's own config (config.yaml in its folder), or "
-        f"start a new fit to change them"
-    )
-
-
-def shown_setting(value: Any) -> str:
-    """``value`` as an option would be typed (``false``, ``[a, b]``), cut to a line."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, list | tuple):
-        text = "[" + ", ".join(map(shown_setting, value)) + "]"
-    else:
-        text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def saved_dtype(checkpoint: dict[str, Any], model: torch.nn.Module) -> torch.dtype | None:
