@@ -34,6 +34,11 @@ from gd_lightning.callbacks import (
 )
 from gd_lightning.callbacks.checkpoint import check_fresh_folder
 from gd_lightning.callbacks.predictions import inputs_of
+from gd_lightning.callbacks.run_folders import (
+    RemoveUnwrittenRun,
+    ResumeHold,
+    claim_run_folders,
+)
 from gd_lightning.cli.checkpoints import (
     SPECIAL_CHECKPOINTS,
     check_checkpoint,
@@ -56,11 +61,6 @@ from gd_lightning.cli.checks import (
 )
 from gd_lightning.cli.config_files import ConfigFileOrTutorial, register_parser_mode
 from gd_lightning.cli.notices import quiet_start
-from gd_lightning.cli.run_folders import (
-    RemoveUnwrittenRun,
-    ResumeHold,
-    claim_run_folders,
-)
 from gd_lightning.cli.tutorials import tutorial_configs
 from gd_lightning.data.base import TensorDataModule, dtype_for
 from gd_lightning.data.tabular import check_npy_widths, npy_widths

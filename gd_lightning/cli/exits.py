@@ -11,8 +11,8 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.cli import ArgsType
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from gd_lightning.callbacks.run_folders import WRITE_ERRORS
 from gd_lightning.cli.app import SUBCOMMANDS, cli
-from gd_lightning.cli.run_folders import WRITE_ERRORS
 from gd_lightning.cli.tutorials import tutorial_list
 from gd_lightning.errors import InputError, exception_chain
 from gd_lightning.stops import stop_signal, stops_handled
