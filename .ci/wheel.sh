@@ -8,11 +8,14 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 python3 -m venv "$work/build-env"
-"$work/build-env/bin/pip" install --quiet build
-"$work/build-env/bin/python" -m build --wheel --outdir "$work/dist" "$repo"
+"$work/build-env/bin/pip" install --quiet build twine
+"$work/build-env/bin/python" -m build --outdir "$work/dist" "$repo"
+# the metadata PyPI would show: the README as the description, the license, classifiers
+"$work/build-env/bin/twine" check --strict "$work"/dist/*
 wheel=("$work"/dist/gd_lightning-*.whl)
 python3 -m zipfile -l "${wheel[0]}" > "$work/contents.txt"
 grep "gd_lightning/configs/fast/line_fit.yaml" "$work/contents.txt"
+grep "dist-info/licenses/LICENSE" "$work/contents.txt"
 
 python3 -m venv "$work/env"
 "$work/env/bin/pip" install --quiet "${wheel[0]}"
