@@ -26,3 +26,5 @@ def test_notebook_runs_and_is_committed_without_outputs(path: Path, tmp_path: Pa
     )
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
     assert all(cell.outputs for cell in code if "print(" in cell.source)
+    # a notebook writes its files to a scratch folder: nothing beside it, git status clean
+    assert not sorted(tmp_path.iterdir()), sorted(tmp_path.iterdir())
