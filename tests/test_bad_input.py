@@ -121,7 +121,7 @@ CASES = [
         "unknown optimization",
         csv(GOOD_CSV),
         fit_csv("--model.optimization", "magic"),
-        ("error: --model.optimization magic: ", "fit --help lists the options"),
+        ("error: --model.optimization magic: ", "fit --model.help LinearRegression lists"),
     ),
     (
         "unknown model",
@@ -133,7 +133,7 @@ CASES = [
         "unknown optimizer",
         csv(GOOD_CSV),
         fit_csv("--model.optimizer", "torch.optim.Magic"),
-        ("error: --model.optimizer torch.optim.Magic: ", "fit --help lists the options"),
+        ("error: --model.optimizer torch.optim.Magic: ", "fit --model.help LinearRegression lists"),
     ),
     (
         "optimizer in manual mode",
@@ -151,7 +151,7 @@ CASES = [
         "unknown option",
         csv(GOOD_CSV),
         fit_csv("--model.learning_rate", "0.1"),
-        ("error: --model.learning_rate 0.1: ", "fit --help lists the options"),
+        ("error: --model.learning_rate 0.1: ", "did you mean --model.lr?", "--model.help LinearRegression"),
     ),
     (
         "config file missing",

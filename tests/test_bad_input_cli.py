@@ -91,17 +91,25 @@ CASES: list[Any] = [
         "must be between 0 and 4294967295",
     ),
     ("data.seed 1e20", {}, fit("--data.seed", "100000000000000000000"), "a 64-bit seed"),
+    ("--lr", {}, fit("--lr", "0.1"), "did you mean --model.lr?"),
+    ("trainer.epochs", {}, fit("--trainer.epochs", "3"), "did you mean --trainer.max_epochs?"),
+    (
+        "data.batchsize",
+        {},
+        fit("--data.batchsize", "3"),
+        ("did you mean --data.batch_size?", "--data.help TabularDataModule lists the data's"),
+    ),
     (
         "lr nan",
         {},
         fit("--model.lr", "nan"),
-        ("error: --model.lr nan: ", "fit --help lists the options"),
+        ("error: --model.lr nan: ", "a positive number, or auto", "--model.help LinearRegression"),
     ),
     (
         "lr a word",
         {},
         fit("--model.lr", "fast"),
-        ("error: --model.lr fast: ", "fit --help lists the options"),
+        ("error: --model.lr fast: ", "a positive number, or auto", "--model.help LinearRegression"),
     ),
     (
         "target_gap -1",

@@ -177,6 +177,7 @@ def test_cli_divergence_exits_2_in_one_line(capsys: pytest.CaptureFixture[str]) 
     assert last.startswith("gd-lightning: error: training diverged at step")
     assert "lr 0.0003" in last and "0.0001117" in last
     (kept,) = Path("lightning_logs/crop_yields_5").rglob("*.ckpt")  # from before the blow-up
+    assert last.endswith(f"(the last checkpoint saved before the blow-up is kept: {kept})")
     state = torch.load(kept, weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values())
 

@@ -2,6 +2,7 @@
 stopping rules, and a guard against a run that blows up."""
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
@@ -12,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, LeastSquaresReference, fraction
 from gd_lightning.cadence import is_last_batch, is_logged_step
-from gd_lightning.callbacks._common import reference_from
+from gd_lightning.callbacks._common import reference_from, shown_path
 from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.optim import GradientDescent
 
@@ -246,7 +247,7 @@ class ConvergenceMonitor(Callback):
             raise DivergenceError(
                 f"training diverged at step {trainer.global_step}: the loss is {value:.4g} "
                 f"with lr {_lr(trainer):.4g}{bound}: lower model.lr, set it to auto, or "
-                f"standardize the data (checkpoints from before the blow-up are kept)"
+                f"standardize the data ({_checkpoints_kept(trainer)})"
             )
 
     def _log_gap(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
@@ -354,6 +355,16 @@ def check_loss_fits(
             f"infinite: rescale the targets (divide them by a power of ten), or train with "
             f"--trainer.precision 64-true"
         )
+
+
+def _checkpoints_kept(trainer: "pl.Trainer") -> str:
+    """What the run's checkpoint folder holds as it stops at a blow-up, in words: the
+    last checkpoint saved before it, or none."""
+    folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+    saved = sorted(Path(folder).glob("*.ckpt"), key=lambda p: p.stat().st_mtime) if folder else []
+    if not saved:
+        return "no checkpoint was saved before the blow-up"
+    return f"the last checkpoint saved before the blow-up is kept: {shown_path(saved[-1])}"
 
 
 def _dtype(pl_module: "pl.LightningModule") -> torch.dtype:

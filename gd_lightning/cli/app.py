@@ -76,8 +76,9 @@ importlib.import_module("gd_lightning.models")
 importlib.import_module("gd_lightning.data")
 
 DESCRIPTION = (
-    "Fit regression models by gradient descent with PyTorch Lightning. Start from a "
-    "tutorial: gd-lightning fit --config quadratic_speed (gd-lightning tutorials lists them). "
+    "Fit regression models by gradient descent with PyTorch Lightning. Commands: fit, "
+    "validate, test and predict (each with its --help), and tutorials, which lists the "
+    "tutorials by name. Start from a tutorial: gd-lightning fit --config quadratic_speed. "
     "A model's options: gd-lightning fit --model.help LinearRegression; "
     "a data module's: gd-lightning fit --data.help TabularDataModule."
 )
@@ -569,8 +570,74 @@ def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -
             cut = typed if len(typed) <= 100 else typed[:97] + "..."
             if not words[start].startswith("-"):  # refused for standing alone, whatever
                 return InputError(_stray_word(subcommand, cut))  # the parser's words
-            return InputError(f"{cut}: {reason} ({help_line})")
+            option = words[start].split("=", 1)[0]
+            return InputError(f"{cut}: {_option_reason(parser, words[:start], option, reason)}")
     return InputError(f"in the config: {reason} ({help_line})")
+
+
+def _option_reason(parser: Any, before: list[str], option: str, reason: str) -> str:
+    """Why ``option`` was refused, pointing at the help that lists its group's options
+    (``--model.help CLASS``, ``--data.help CLASS``, or ``--help``) and, for an option
+    that does not exist, at the nearest one that does (``--lr``: ``--model.lr``). The
+    options known are those of the command line as parsed up to the option
+    (``before``), with the classes it names."""
+    subcommand = before[0]
+    try:
+        config = parser.parse_args(before)[subcommand]
+    except (argparse.ArgumentError, InputError):
+        return f"{reason} (gd-lightning {subcommand} --help lists the options)"
+    # a class's options by their short form (--model.lr); the class itself as --model
+    keys = config.keys()  # a jsonargparse Namespace's dotted keys (iterating it differs)
+    known = [key.replace(".init_args.", ".").removesuffix(".class_path") for key in keys]
+    name = option.lstrip("-").replace(".init_args.", ".")
+    if name == "model.lr":
+        reason = "model.lr must be a positive number, or auto (chosen from the data)"
+    elif name not in known:
+        nearest = _nearest_option(name, known)
+        reason += f"; did you mean --{nearest}?" if nearest else ""
+    group = name.split(".", 1)[0]
+    chosen = config.get(group) if group in ("model", "data") and "." in name else None
+    class_path = getattr(chosen, "class_path", None)
+    if class_path:
+        owner = "model" if group == "model" else "data"
+        return (f"{reason} (gd-lightning {subcommand} --{group}.help "
+                f"{class_path.rsplit('.', 1)[-1]} lists the {owner}'s options)")  # fmt: skip
+    return f"{reason} (gd-lightning {subcommand} --help lists the options)"
+
+
+#: what other libraries call an option this package names otherwise
+OPTION_ALIASES = {
+    "learning_rate": "lr",
+    "epochs": "max_epochs",
+    "n_epochs": "max_epochs",
+    "num_epochs": "max_epochs",
+    "steps": "max_steps",
+    "seed": "seed_everything",
+}
+
+
+def _nearest_option(name: str, known: list[str]) -> str | None:
+    """The known option nearest to the unknown ``name`` (dotted, without ``--``): one of
+    its group whose last part is close (``trainer.epochs``: ``trainer.max_epochs``), or
+    for a name without a group, the one option anywhere of that last part (``lr``:
+    ``model.lr``).
+
+    Examples:
+        >>> known = ["trainer.max_epochs", "model.lr", "data.batch_size"]
+        >>> [_nearest_option(n, known) for n in ("lr", "trainer.epochs", "data.batchsize")]
+        ['model.lr', 'trainer.max_epochs', 'data.batch_size']
+        >>> _nearest_option("model.colour", known) is None
+        True
+    """
+    group, _, leaf = name.rpartition(".")
+    leaf = OPTION_ALIASES.get(leaf, leaf)
+    pool = [key for key in known if key.rpartition(".")[0] == group] if group else known
+    same = [key for key in pool if key.rpartition(".")[2] == leaf]
+    if len(same) == 1:
+        return same[0]
+    leaves = {key.rpartition(".")[2]: key for key in reversed(pool)}
+    close = difflib.get_close_matches(leaf, list(leaves), n=1)
+    return leaves[close[0]] if close else None
 
 
 def command_parts(words: list[str], first: int) -> list[tuple[int, int]]:
