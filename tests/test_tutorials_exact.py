@@ -252,6 +252,10 @@ def test_tutorial_1_config_prints_the_tutorials_lines(capsys: pytest.CaptureFixt
     cli(["fit", "--config", "quadratic_speed", *QUIET, "--report.print_table", "false"])
     printed = capsys.readouterr().out.splitlines()
     assert [line for line in printed if line in expected] == expected
+    # the numbers say what they are, once, just before the first of them
+    header = "RMSE: the square root of the mean squared error of each epoch's last"
+    named = [number for number, line in enumerate(printed) if line.startswith(header)]
+    assert named == [printed.index(expected[0]) - 1], printed
 
 
 @pytest.mark.parametrize(
