@@ -89,6 +89,27 @@ def test_figure_captions_count_the_updates_and_epochs_done(
     assert captions == expected
 
 
+def test_a_long_run_spreads_its_figures_to_at_most_max_logged(monkeypatch) -> None:
+    """30 epochs, figures asked for every epoch, at most 4 of them: every 8th epoch
+    (8, 16, 24), and the end's; every epoch when the bound is lifted."""
+    from gd_lightning import plots
+
+    drawn = plots.predictions_figure
+    for max_logged, expected in ((4, [8, 16, 24, 30]), (None, [*range(1, 31), 30])):
+        epochs: list[int] = []
+
+        def spy(y: Any, preds: Any, names: Any, title: str, seen: list[int] = epochs) -> Any:
+            seen.append(int(title.splitlines()[0].split("(")[1].split()[0]))
+            return drawn(y, preds, names, title)
+
+        monkeypatch.setattr(plots, "predictions_figure", spy)
+        figures = FitFigures(every_n_epochs=1, max_logged=max_logged, landscape=False)
+        fit(LinearRegression(2, 1, lr=0.01), NoisyLineDataModule(num_points=10),
+            callbacks=[figures], max_epochs=30, default_root_dir=".")  # fmt: skip
+        assert epochs == expected
+        assert figures.cadence == (8 if max_logged else 1)
+
+
 def test_the_landscape_at_each_point_of_the_path_is_the_logged_loss() -> None:
     """Tutorial 2 has two parameters, so its landscape is drawn over the parameters
     themselves: the loss it shows at each point of the path (the start, every logged

@@ -38,9 +38,9 @@ class FitFigures(Callback):
       slope and bias) over the parameters themselves, else over the plane through the
       optimum of the largest and smallest curvature, the path projected onto it
       ([`plane`][gd_lightning.LeastSquaresReference.plane]). Computed from the least-squares
-      reference's triangular factor (a
-      [`ConvergenceMonitor`][gd_lightning.ConvergenceMonitor]'s, when the Trainer has
-      one) and the recorded parameters: no pass over the data.
+      reference's triangular factor (the one the DataModule offers,
+      [`least_squares_reference`][gd_lightning.TensorDataModule.least_squares_reference])
+      and the recorded parameters: no pass over the data.
 
     With ``animation=True`` it also writes ``fit.gif`` into the log folder: the
     fitted curve moving as the model learns, one frame before training and one
@@ -52,6 +52,10 @@ class FitFigures(Callback):
 
     Args:
         every_n_epochs: log the figures every this many epochs; 0 logs only at the end.
+        max_logged: log them at most this many times during a fit (the end aside): a
+            longer run spreads them out, every ``ceil(max_epochs / max_logged)``
+            epochs when that is more than ``every_n_epochs``, so drawing (about 0.1 s
+            a time) stays a bounded cost whatever the run's length; ``None``: no bound.
         animation: write the animated GIF (data with one input only).
         animation_every_n_epochs: epochs between frames; defaults to ``every_n_epochs``
             (or 1 when that is 0).
@@ -64,18 +68,29 @@ class FitFigures(Callback):
     def __init__(
         self,
         every_n_epochs: int = 10,
+        max_logged: int | None = 10,
         animation: bool = False,
         animation_every_n_epochs: int | None = None,
         fps: int = 5,
         max_points: int = 1000,
         landscape: bool = True,
     ) -> None:
-        if every_n_epochs < 0 or (animation_every_n_epochs or 1) < 1 or fps < 1 or max_points < 1:
+        if (
+            every_n_epochs < 0
+            or (animation_every_n_epochs or 1) < 1
+            or fps < 1
+            or max_points < 1
+            or (max_logged is not None and max_logged < 1)
+        ):
             raise InputError(
-                "FitFigures needs every_n_epochs >= 0 and animation_every_n_epochs, fps "
-                "and max_points >= 1"
+                "FitFigures needs every_n_epochs >= 0 and animation_every_n_epochs, fps, "
+                "max_points and max_logged >= 1"
             )
         self.every_n_epochs = every_n_epochs
+        self.max_logged = max_logged
+        #: the epochs between logged figures in the current fit (`every_n_epochs`, spread
+        #: out to at most `max_logged` drawings)
+        self.cadence = every_n_epochs
         self.animation = animation
         self.animation_every_n_epochs = animation_every_n_epochs or every_n_epochs or 1
         self.fps = fps
@@ -123,6 +138,10 @@ class FitFigures(Callback):
         self._active = True
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        self.cadence = self.every_n_epochs
+        epochs = trainer.max_epochs
+        if self.cadence and self.max_logged and epochs is not None and epochs > 0:
+            self.cadence = max(self.cadence, -(-epochs // self.max_logged))
         self._add_path_point(trainer, pl_module)
         if self._animating:
             self._frames.append((self._title(trainer, 0), self._predict(pl_module, self._grid)))
@@ -150,7 +169,7 @@ class FitFigures(Callback):
             self._frames.append(
                 (self._title(trainer, epochs_done), self._predict(pl_module, self._grid))
             )
-        if self.every_n_epochs and epochs_done % self.every_n_epochs == 0:
+        if self.cadence and epochs_done % self.cadence == 0:
             for tag, figure in self._figures(trainer, pl_module, epochs_done).items():
                 self._log(trainer, tag, figure)
             self._logged_step = trainer.global_step
