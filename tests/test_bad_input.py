@@ -151,7 +151,11 @@ CASES = [
         "unknown option",
         csv(GOOD_CSV),
         fit_csv("--model.learning_rate", "0.1"),
-        ("error: --model.learning_rate 0.1: ", "did you mean --model.lr?", "--model.help LinearRegression"),
+        (
+            "error: --model.learning_rate 0.1: ",
+            "did you mean --model.lr?",
+            "--model.help LinearRegression",
+        ),
     ),
     (
         "config file missing",
