@@ -13,7 +13,7 @@ from torch import Tensor
 
 
 def quadratic(t: Tensor, params: Tensor) -> Tensor:
-    r"""Evaluate :math:`a t^2 + b t + c` with ``params = (a, b, c)``.
+    r"""Evaluate ``a·t² + b·t + c`` with ``params = (a, b, c)``.
 
     Computed in the tutorial's order, ``a*(t**2) + (b*t) + c``, so the floating
     point result is the tutorial's to the last bit.
@@ -29,7 +29,7 @@ def quadratic(t: Tensor, params: Tensor) -> Tensor:
 def mse(preds: Tensor, targets: Tensor) -> Tensor:
     r"""Mean squared error over every element, the tutorials' loss.
 
-    .. math:: \mathrm{MSE} = \frac{1}{N} \sum_i (\hat y_i - y_i)^2
+    ``MSE = (1/N) · Σᵢ (ŷᵢ − yᵢ)²``
 
     Unlike ``F.mse_loss`` it refuses to broadcast: a prediction of shape (n,)
     against targets of shape (n, 1) is a bug, not an (n, n) comparison.
@@ -81,9 +81,9 @@ def linear_in_original_units(
     r"""The weight and bias that predict from raw inputs what a linear model fitted to
     standardized data predicts.
 
-    With :math:`z = (x - m_x) / s_x` and :math:`y = s_y \hat z + m_y`,
+    With ``z = (x − mₓ) / sₓ`` and ``y = s_y · ẑ + m_y``,
 
-    .. math:: y = \frac{s_y W}{s_x} x + s_y b + m_y - s_y W \frac{m_x}{s_x}.
+    ``y = (s_y · W / sₓ) · x + s_y · b + m_y − s_y · W · mₓ / sₓ``.
 
     Without a bias, the shift goes into the weight of a constant input column (a
     column of ones): ``feature_constant`` holds each column's constant value, 0
@@ -117,7 +117,7 @@ def quadratic_in_original_units(
     params: Tensor, shift: float, scale: float, target_shift: float, target_scale: float
 ) -> Tensor:
     r"""``(a, b, c)`` of the quadratic in raw ``t`` that equals ``s_y q(z) + m_y``, with
-    :math:`q(z) = a z^2 + b z + c` and :math:`z = (t - m) / s`; float64.
+    ``q(z) = a·z² + b·z + c`` and ``z = (t − m) / s``; float64.
 
     Examples:
         >>> params = quadratic_in_original_units(torch.tensor([1.0, 0.0, 0.0]), 1.0, 2.0, 0.0, 1.0)

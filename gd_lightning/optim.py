@@ -12,7 +12,7 @@ from torch.optim.lr_scheduler import ReduceLROnPlateau
 class GradientDescent(Optimizer):
     r"""Plain gradient descent, exactly as the tutorials write it by hand.
 
-    .. math:: p \leftarrow p - \mathrm{lr} \cdot \nabla_p L
+    ``p ← p − lr · ∇ₚL``
 
     ``step()`` performs ``p -= lr * p.grad`` for every parameter, without tracking
     gradients: the same floating-point operations, in the same order, as the

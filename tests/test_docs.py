@@ -216,3 +216,39 @@ def test_the_site_builds_strict(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "api" / "models" / "index.html").is_file()
+    # every formula and reference is rendered: no reStructuredText role or directive,
+    # no mkdocstrings cross-reference left as it was written
+    for page in tmp_path.rglob("*.html"):
+        text = page.read_text()
+        raw = RAW_MARKUP.search(text)
+        assert raw is None, f"{page.relative_to(tmp_path)}: {raw.group(0) if raw else ''}"
+    optim = (tmp_path / "api" / "optim" / "index.html").read_text()
+    assert "p ← p − lr · ∇ₚL" in optim
+
+
+#: markup the site and the help must not show as written
+RAW_MARKUP = re.compile(r"\.\. math::|:math:`|:class:`|:func:`|:meth:`|\]\[gd_lightning\.")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["fit", "--help"],
+        *(["fit", "--model.help", name] for name in ("LinearRegression", "QuadraticRegression")),
+        *(
+            ["fit", "--data.help", name]
+            for name in ("TabularDataModule", "SpeedDataModule", "NoisyLineDataModule",
+                         "CropYieldsDataModule", "ArangeDataModule")
+        ),
+    ],
+)  # fmt: skip
+def test_the_help_is_plain_text(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The command line's help says the docstrings' markup as words: no cross-reference
+    or double-backquoted span as written."""
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "options" in out or "Help for" in out
+    assert RAW_MARKUP.search(out) is None and "``" not in out, out

@@ -6,13 +6,14 @@ import difflib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch
-from jsonargparse import Namespace
+from jsonargparse import DefaultHelpFormatter, Namespace
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
@@ -87,6 +88,43 @@ CONFIG_HELP = (
     "a tutorial's name (gd-lightning tutorials lists them) or a YAML file of options; "
     "options given after it override its values"
 )
+
+
+class PlainHelpFormatter(DefaultHelpFormatter):
+    """jsonargparse's help, its docstring markup said as plain text (`plain_help`)."""
+
+    def format_help(self) -> str:
+        return plain_help(super().format_help())
+
+
+def plain_help(text: str) -> str:
+    """``text`` with the documentation site's markup as plain words: a cross-reference
+    ``[`Name`][gd_lightning.Name]`` as ``Name``, a Sphinx role (Lightning's docstrings)
+    as its target, a ````code```` span as ``code``.
+
+    Examples:
+        >>> plain_help('see [`RegressionModule`][gd_lightning.RegressionModule]: ``"auto"``')
+        'see RegressionModule: "auto"'
+        >>> plain_help(":class:`datetime.timedelta` or :meth:`~lightning.LightningModule.log`")
+        'datetime.timedelta or log'
+    """
+    text = re.sub(r"\[`?([^\]`]+)`?\]\[[\w.]+\]", r"\1", text)
+    # Sphinx roles, as in Lightning's own docstrings: :class:`x.Y` as x.Y, ~x.Y as Y
+    text = re.sub(
+        r":(?:class|func|meth|attr|mod|obj|exc|data|math):`(~?)([^`]+)`",
+        lambda role: role[2].rsplit(".", 1)[-1] if role[1] else role[2],
+        text,
+    )
+    return re.sub(r"``(.+?)``", r"\1", text, flags=re.DOTALL)
+
+
+class HelpfulParser(LightningArgumentParser):
+    """LightningCLI's parser, printing its help, and every ``--*.help``, as plain text
+    (the help of ``--model.help`` is printed by a new parser of this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", PlainHelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 class _SaveConfig(SaveConfigCallback):
@@ -774,6 +812,7 @@ def cli(args: ArgsType = None, run: bool = True) -> GDLightningCLI:
             # the model's own `optimizer` argument chooses the optimizer; manual mode has none
             auto_configure_optimizers=False,
             save_config_callback=_SaveConfig,
+            parser_class=HelpfulParser,
             # the seed a run gets when none is given, said without Lightning's warning
             seed_everything_default=0,
             # a wrong option raises instead of printing the whole usage: main() says it in a line
