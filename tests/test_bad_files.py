@@ -175,3 +175,19 @@ def test_in_a_terminal_a_mistake_is_the_only_line(args, words) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gd-lightning: error: "), done.stderr
     assert words in lines[0]
+
+
+@pytest.mark.slow
+def test_in_a_terminal_a_warning_is_one_line_of_the_commands_own() -> None:
+    """A warning (here an unstable rate) is said as the command says things: one line,
+    without the path and line number of the library that raised it."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gd_lightning", "fit", "--config", "crop_yields_5",
+         "--model.lr", "1.5e-4", "--trainer.max_epochs", "2", "--trainer.logger", "false",
+         "--trainer.enable_checkpointing", "false", *QUIET],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = [line for line in done.stderr.splitlines() if "at or above" in line]
+    assert line.startswith("gd-lightning: warning: lr 0.00015 is at or above 0.0001117"), line
+    assert "site-packages" not in done.stderr and ".py:" not in done.stderr, done.stderr

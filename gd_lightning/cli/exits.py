@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 from typing import NoReturn
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -32,6 +33,7 @@ def main(args: ArgsType = None) -> None:
     if isinstance(words, list | tuple) and list(words[:1]) == ["tutorials"]:
         print(tutorial_list())
         return
+    formatting, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         with stops_handled():
             cli(args)
@@ -68,11 +70,25 @@ def main(args: ArgsType = None) -> None:
             raise
         print(f"gd-lightning: error: {message}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        warnings.formatwarning = formatting
     received = stop_signal()
     if received is not None:
         # after Lightning's last look at it (the last checkpoint, the predictions being
         # written): the file then in the making was not committed, the run did not finish
         stopped(128 + received, words)
+
+
+def one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as the command line says it, on one line: its words, without the file
+    and line of the library that raised it (``warnings.formatwarning``'s signature)."""
+    return f"gd-lightning: warning: {' '.join(str(message).split())}\n"
 
 
 def stopped(code: int, words: ArgsType) -> NoReturn:
