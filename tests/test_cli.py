@@ -209,3 +209,18 @@ def test_a_profiler_chosen_on_the_command_line_is_the_trainers() -> None:
     args = ["--config", str(CONFIGS / "crop_yields.yaml"), "--trainer.logger", "false", *QUIET]
     chosen = cli([*args, "--trainer.profiler", "simple"], run=False).trainer.profiler
     assert type(chosen) is SimpleProfiler
+
+
+def test_the_tutorials_command_loads_neither_torch_nor_lightning() -> None:
+    """``gd-lightning tutorials`` lists files: it answers before PyTorch and Lightning
+    load (a few seconds each time)."""
+    code = (
+        "import sys; sys.argv = ['gd-lightning', 'tutorials']\n"
+        "from gd_lightning.cli.entry import command; command()\n"
+        "print(sorted({'torch', 'lightning', 'jsonargparse'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("quadratic_speed ") and lines[-1] == "[]", done.stdout
