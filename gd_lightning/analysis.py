@@ -287,11 +287,12 @@ class LeastSquaresReference:
         spread = torch.full((1, k), k**-0.5, dtype=torch.float64)
         u = self.eigenvectors[:, steep : steep + 1] * spread
         v = self.eigenvectors[:, flat : flat + 1] * spread
-        axes = (
-            f"steepest direction (λ {float(self.eigenvalues[steep]):.4g})",
-            f"flattest direction (λ {float(self.eigenvalues[flat]):.4g})",
+        steepest, flattest = (
+            f"{kind} direction{direction_in_words(vector, names)} "
+            f"(λ {float(self.eigenvalues[index]):.4g})"
+            for kind, vector, index in (("steepest", u, steep), ("flattest", v, flat))
         )
-        return Plane(self.solution, u, v, (axes[0], axes[1]))
+        return Plane(self.solution, u, v, (steepest, flattest))
 
     def landscape(
         self, plane: "Plane", a: Tensor, b: Tensor, original_units: bool = False
@@ -653,6 +654,32 @@ def _power_of_two_scale(table: Tensor) -> Tensor:
     largest = table.abs().amax(0)
     exponents = torch.frexp(torch.where(largest > 0, largest, torch.ones_like(largest))).exponent
     return torch.ldexp(torch.ones_like(largest), -exponents.to(torch.float64))
+
+
+def direction_in_words(direction: Tensor, names: list[str] | None) -> str:
+    """A direction in parameter space (p, K) as the parameters it moves, in ``names``
+    (one per parameter, in ``theta``'s order): its largest components, rounded, the
+    largest made positive (a direction's sign is arbitrary); ``""`` without names.
+
+    Examples:
+        >>> direction_in_words(torch.tensor([[0.1], [-0.99], [0.05]]), ["a", "b", "c"])
+        ': -0.1·a + 0.99·b'
+        >>> direction_in_words(torch.tensor([[-1.0], [0.0]]), ["a", "b"])
+        ': a'
+    """
+    weights = direction.flatten().tolist()
+    if not names or len(names) != len(weights):
+        return ""
+    largest = max(range(len(weights)), key=lambda i: abs(weights[i]))
+    sign = 1.0 if weights[largest] > 0 else -1.0
+    shown = [i for i in range(len(weights)) if abs(weights[i]) >= 0.1 * abs(weights[largest])]
+    terms = ""
+    for i in shown:
+        weight = sign * weights[i]
+        joint = (" + " if weight >= 0 else " - ") if terms else ("" if weight >= 0 else "-")
+        size = f"{abs(weight):.2g}"
+        terms += f"{joint}{'' if size == '1' else size + '·'}{names[i]}"
+    return f": {terms}"
 
 
 @dataclass(frozen=True)

@@ -209,26 +209,44 @@ def landscape_figure(
         note: a line under the title (what the plane is).
     """
     figure, (axes,) = _new_figure(1)
-    figure.set_size_inches(_COLUMN_WIDTH * 1.25, 4.2)
-    figure.subplots_adjust(left=0.17, right=0.97, bottom=0.13, top=0.80)
+    figure.set_size_inches(_COLUMN_WIDTH * 1.45, 4.6)
+    figure.subplots_adjust(left=0.14, right=0.98, bottom=0.15, top=0.80)
     levels = contour_levels(loss)
-    lines = axes.contour(a, b, loss, levels=levels, cmap="viridis", linewidths=0.9)
-    axes.clabel(lines, lines.levels[::2], fontsize="x-small", fmt="%.3g")
-    axes.plot(*path[0], marker="o", color="red", markersize=7, label="start", linestyle="")
+    lines = axes.contour(a, b, loss, levels=levels, cmap="viridis", linewidths=1.1)
+    axes.clabel(lines, lines.levels[::2], fontsize="small", fmt="%.3g")
+    scale = figure.colorbar(lines, ax=axes, pad=0.02, format="%.3g")
+    scale.set_label("loss (MSE) on each contour line")
+    axes.plot(*path[0], marker="o", color="red", markersize=9, label="start", linestyle="")
     if whole_path:
-        axes.plot(path[:, 0], path[:, 1], color="red", linewidth=1.2, marker=".", markersize=4)
-        axes.plot(*path[-1], marker="s", color="red", markersize=6, label="end", linestyle="")
-    axes.plot(*optimum, marker="*", color="black", markersize=12, label="optimum")
+        axes.plot(path[:, 0], path[:, 1], color="red", linewidth=1.5, marker=".", markersize=5)
+        for i in _arrow_steps(len(path)):  # which way the path goes
+            axes.annotate("", xy=tuple(path[i + 1]), xytext=tuple(path[i]),
+                          arrowprops={"arrowstyle": "-|>", "color": "red", "lw": 1.5})  # fmt: skip
+        axes.plot(*path[-1], marker="s", color="red", markersize=8, label="end", linestyle="")
+    axes.plot(*optimum, marker="*", color="black", markersize=15, label="optimum", linestyle="")
     axes.set_xlabel(axes_names[0])
     axes.set_ylabel(axes_names[1])
-    axes.legend(loc="best", fontsize="x-small")
-    figure.suptitle(title, fontsize="medium")
+    axes.legend(loc="best", fontsize="small")
+    figure.suptitle(title, fontsize="large")
     if note:
         import textwrap
 
-        figure.text(0.5, 0.905, textwrap.fill(note, 95), ha="center", va="top",
-                    fontsize="x-small", color="dimgray")  # fmt: skip
+        figure.text(0.5, 0.91, textwrap.fill(note, 80), ha="center", va="top",
+                    fontsize="small", color="black")  # fmt: skip
     return figure
+
+
+def _arrow_steps(points: int, count: int = 3) -> list[int]:
+    """The steps of a path of ``points`` that carry an arrowhead: a few, spread along it.
+
+    Examples:
+        >>> _arrow_steps(11), _arrow_steps(2), _arrow_steps(1)
+        ([0, 4, 9], [0], [])
+    """
+    if points < 2:
+        return []
+    last = points - 2  # the first point of the last segment
+    return sorted({round(i * last / max(count - 1, 1)) for i in range(count)})
 
 
 def contour_levels(loss: np.ndarray, count: int = 12) -> np.ndarray:
