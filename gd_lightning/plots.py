@@ -209,13 +209,16 @@ def landscape_figure(
         note: a line under the title (what the plane is).
     """
     figure, (axes,) = _new_figure(1)
-    figure.set_size_inches(_COLUMN_WIDTH * 1.45, 4.6)
-    figure.subplots_adjust(left=0.14, right=0.98, bottom=0.15, top=0.80)
+    # about a panel's width, like the other figures: a TensorBoard card scales an image
+    # to its width, and a wider one shrinks its words
+    figure.set_size_inches(_COLUMN_WIDTH * 1.15, 4.8)
+    axes.set_position((0.16, 0.14, 0.6, 0.64))  # left, bottom, width, height
     levels = contour_levels(loss)
     lines = axes.contour(a, b, loss, levels=levels, cmap="viridis", linewidths=1.1)
     axes.clabel(lines, lines.levels[::2], fontsize="small", fmt="%.3g")
-    scale = figure.colorbar(lines, ax=axes, pad=0.02, format="%.3g")
-    scale.set_label("loss (MSE) on each contour line")
+    # the colour scale of the contour lines, in a strip of its own right of the plot
+    scale = figure.colorbar(lines, cax=figure.add_axes((0.8, 0.14, 0.025, 0.64)), format="%.3g")
+    scale.ax.set_title("MSE", fontsize="small")
     axes.plot(*path[0], marker="o", color="red", markersize=9, label="start", linestyle="")
     if whole_path:
         axes.plot(path[:, 0], path[:, 1], color="red", linewidth=1.5, marker=".", markersize=5)
@@ -224,14 +227,14 @@ def landscape_figure(
                           arrowprops={"arrowstyle": "-|>", "color": "red", "lw": 1.5})  # fmt: skip
         axes.plot(*path[-1], marker="s", color="red", markersize=8, label="end", linestyle="")
     axes.plot(*optimum, marker="*", color="black", markersize=15, label="optimum", linestyle="")
-    axes.set_xlabel(axes_names[0])
-    axes.set_ylabel(axes_names[1])
+    import textwrap
+
+    axes.set_xlabel(textwrap.fill(axes_names[0], 48))
+    axes.set_ylabel(textwrap.fill(axes_names[1], 40))
     axes.legend(loc="best", fontsize="small")
     figure.suptitle(title, fontsize="large")
     if note:
-        import textwrap
-
-        figure.text(0.5, 0.91, textwrap.fill(note, 80), ha="center", va="top",
+        figure.text(0.5, 0.915, textwrap.fill(note, 64), ha="center", va="top",
                     fontsize="small", color="black")  # fmt: skip
     return figure
 
