@@ -191,3 +191,17 @@ def test_in_a_terminal_a_warning_is_one_line_of_the_commands_own() -> None:
     (line,) = [line for line in done.stderr.splitlines() if "at or above" in line]
     assert line.startswith("gd-lightning: warning: lr 0.00015 is at or above 0.0001117"), line
     assert "site-packages" not in done.stderr and ".py:" not in done.stderr, done.stderr
+
+
+@pytest.mark.slow
+def test_written_to_a_file_an_error_starts_a_line_of_its_own() -> None:
+    """With the output to one file, the progress bar's last line (which a terminal would
+    redraw) is ended before the error is said: the error is a line of its own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gd_lightning", "fit", "--config", "line_fit", "--model.lr", "5",
+         "--trainer.logger", "false", "--trainer.enable_checkpointing", "false"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    last = done.stdout.strip().split("\n")[-1]
+    assert last.startswith("gd-lightning: error: training diverged at step"), last[-300:]

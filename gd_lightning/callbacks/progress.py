@@ -41,3 +41,18 @@ class TimedProgressBar(TQDMProgressBar):
         if is_last_batch(trainer, batch_idx) or now - self._drawn_at >= self.refresh_seconds:
             self._drawn_at = now
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_exception(
+        self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException
+    ) -> None:
+        # end the line the bar stands on, so that the error said next (the command line's
+        # one line) starts a line of its own, in a terminal and in a file alike
+        for name in ("train_progress_bar", "val_progress_bar"):
+            try:
+                bar = getattr(self, name)
+            except TypeError:  # not shown in this run
+                continue
+            if not bar.disable:
+                bar.fp.write("\n")
+                bar.fp.flush()
+                return
