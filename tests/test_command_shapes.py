@@ -3,6 +3,8 @@ exit 2 whatever the arguments look like (none after the subcommand, words standi
 alone, no subcommand, a config from the environment), and the line names the part that
 is wrong."""
 
+from pathlib import Path
+
 import pytest
 from conftest import refused_in_one_line
 from hypothesis import HealthCheck, given, settings
@@ -29,9 +31,15 @@ def refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (["fit", "--trainer.max_epochs", "2", "stray"], ["--trainer.max_epochs 2 stray:"]),
         (["predict", "fast/line_fit.yaml"], ["predict --config fast/line_fit.yaml"]),
         (["fit", "--trainer.max_epochs", "-1", "--model.lr", "big"], ["--model.lr big:"]),
+        # a config before the subcommand: the unknown option is still named, with its guess
+        (
+            ["-c", "top.yaml", "fit", "--config", "line_fit", "--lr", "1"],
+            ["--lr 1:", "did you mean --model.lr?"],
+        ),
     ],
 )
 def test_each_shape_is_one_line_naming_its_part(args, words, capsys) -> None:
+    Path("top.yaml").write_text("fit:\n  trainer:\n    max_epochs: 2\n")
     line = refused(args, capsys)
     for word in words:
         assert word in line, line

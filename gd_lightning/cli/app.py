@@ -609,21 +609,24 @@ def refused_option(parser: Any, words: list[str], err: argparse.ArgumentError) -
             if not words[start].startswith("-"):  # refused for standing alone, whatever
                 return InputError(_stray_word(subcommand, cut))  # the parser's words
             option = words[start].split("=", 1)[0]
-            return InputError(f"{cut}: {_option_reason(parser, words[:start], option, reason)}")
+            ran = next(word for word in words if word in SUBCOMMANDS)  # checked above
+            why = _option_reason(parser, words[:start], option, reason, ran, help_line)
+            return InputError(f"{cut}: {why}")
     return InputError(f"in the config: {reason} ({help_line})")
 
 
-def _option_reason(parser: Any, before: list[str], option: str, reason: str) -> str:
+def _option_reason(
+    parser: Any, before: list[str], option: str, reason: str, subcommand: str, help_line: str
+) -> str:
     """Why ``option`` was refused, pointing at the help that lists its group's options
-    (``--model.help CLASS``, ``--data.help CLASS``, or ``--help``) and, for an option
-    that does not exist, at the nearest one that does (``--lr``: ``--model.lr``). The
-    options known are those of the command line as parsed up to the option
-    (``before``), with the classes it names."""
-    subcommand = before[0]
+    (``--model.help CLASS``, ``--data.help CLASS``, or ``help_line``'s ``--help``) and,
+    for an option that does not exist, at the nearest one that does (``--lr``:
+    ``--model.lr``). The options known are those of ``subcommand`` as the command line
+    is parsed up to the option (``before``), with the classes it names."""
     try:
         config = parser.parse_args(before)[subcommand]
-    except (argparse.ArgumentError, InputError):
-        return f"{reason} (gd-lightning {subcommand} --help lists the options)"
+    except (argparse.ArgumentError, InputError, KeyError):  # no options to look at
+        return f"{reason} ({help_line})"
     # a class's options by their short form (--model.lr); the class itself as --model
     keys = config.keys()  # a jsonargparse Namespace's dotted keys (iterating it differs)
     known = [key.replace(".init_args.", ".").removesuffix(".class_path") for key in keys]
@@ -637,10 +640,9 @@ def _option_reason(parser: Any, before: list[str], option: str, reason: str) -> 
     chosen = config.get(group) if group in ("model", "data") and "." in name else None
     class_path = getattr(chosen, "class_path", None)
     if class_path:
-        owner = "model" if group == "model" else "data"
         return (f"{reason} (gd-lightning {subcommand} --{group}.help "
-                f"{class_path.rsplit('.', 1)[-1]} lists the {owner}'s options)")  # fmt: skip
-    return f"{reason} (gd-lightning {subcommand} --help lists the options)"
+                f"{class_path.rsplit('.', 1)[-1]} lists the {group}'s options)")  # fmt: skip
+    return f"{reason} ({help_line})"
 
 
 #: what other libraries call an option this package names otherwise
