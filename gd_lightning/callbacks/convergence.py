@@ -2,7 +2,6 @@
 stopping rules, and a guard against a run that blows up."""
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
@@ -13,7 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from gd_lightning.analysis import CONDITION_TO_STANDARDIZE, LeastSquaresReference, fraction
 from gd_lightning.cadence import is_last_batch, is_logged_step
-from gd_lightning.callbacks._common import reference_from, shown_path
+from gd_lightning.callbacks._common import checkpoint_folder, reference_from, shown_path
 from gd_lightning.errors import DivergenceError, InputError
 from gd_lightning.optim import GradientDescent
 
@@ -360,8 +359,7 @@ def check_loss_fits(
 def _checkpoints_kept(trainer: "pl.Trainer") -> str:
     """What the run's checkpoint folder holds as it stops at a blow-up, in words: the
     last checkpoint saved before it, or none."""
-    folder = getattr(trainer.checkpoint_callback, "dirpath", None)
-    saved = sorted(Path(folder).glob("*.ckpt"), key=lambda p: p.stat().st_mtime) if folder else []
+    saved = sorted(checkpoint_folder(trainer).glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not saved:
         return "no checkpoint was saved before the blow-up"
     return f"the last checkpoint saved before the blow-up is kept: {shown_path(saved[-1])}"

@@ -363,7 +363,6 @@ class GDLightningCLI(LightningCLI):
         always_on = [config["report"], config["convergence"]]
         if self.subcommand == "predict":
             always_on.append(config["predictions"])
-        if self.subcommand == "predict":
             # predicting writes its CSV and nothing else: no checkpoints, no run folder, no
             # config copy
             callbacks = [c for c in callbacks if not isinstance(c, ModelCheckpoint)]
