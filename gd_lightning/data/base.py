@@ -203,7 +203,7 @@ class TensorDataModule(LightningDataModule):
         self.val_set: Rows | None = None
         self.test_set: Rows | None = None
         self._device_sets: dict[int, tuple[TensorDataset, TensorDataset]] = {}
-        self._reference: tuple[Any, LeastSquaresReference | None] | None = None
+        self._reference: tuple[Any, torch.dtype, LeastSquaresReference | None] | None = None
 
     @property
     def in_features(self) -> int:
@@ -344,11 +344,14 @@ class TensorDataModule(LightningDataModule):
     def least_squares_reference(self, model: Any) -> LeastSquaresReference | None:
         """The least-squares facts of the training split for ``model`` (the optimum, its
         loss, the curvature: `reference_of`), built the first time a fit asks and kept
-        for the rest of it, so the monitor, the figures and the report share one; ``None``
+        for the rest of it (for this model, at this precision), so the monitor, the
+        figures and the report share one; ``None``
         where the split is not held as tensors or the model is not linear least squares."""
-        if self._reference is None or self._reference[0] is not model:
-            self._reference = (model, reference_of(self, model))
-        return self._reference[1]
+        dtype = self.data_dtype  # the fit's precision, which the reference's figures follow
+        kept = self._reference
+        if kept is None or kept[0] is not model or kept[1] != dtype:
+            kept = self._reference = (model, dtype, reference_of(self, model))
+        return kept[2]
 
     def share_columns_and_scaling(self, model: Any) -> None:
         """Give ``model`` what it learns from the data, in one call: the columns' names
