@@ -672,9 +672,9 @@ def direction_in_words(direction: Tensor, names: list[str] | None) -> str:
         return ""
     largest = max(range(len(weights)), key=lambda i: abs(weights[i]))
     sign = 1.0 if weights[largest] > 0 else -1.0
-    shown = [i for i in range(len(weights)) if abs(weights[i]) >= 0.1 * abs(weights[largest])]
+    named = [i for i in range(len(weights)) if abs(weights[i]) >= 0.1 * abs(weights[largest])]
     terms = ""
-    for i in shown:
+    for i in named:
         weight = sign * weights[i]
         joint = (" + " if weight >= 0 else " - ") if terms else ("" if weight >= 0 else "-")
         size = f"{abs(weight):.2g}"
