@@ -303,11 +303,13 @@ def test_npy_column_names_must_match(tmp_path) -> None:
         )
 
 
-def test_csv_or_npy_but_not_both_nor_neither(tmp_path) -> None:
-    with pytest.raises(InputError, match="give either"):
+def test_one_source_of_data_not_two_nor_none(tmp_path) -> None:
+    with pytest.raises(InputError, match="give one source of data"):
         TabularDataModule()
-    with pytest.raises(InputError, match="give either"):
+    with pytest.raises(InputError, match="got data.csv_path and data.features_path"):
         TabularDataModule(csv_path="a.csv", features_path="x.npy", targets_path="y.npy")
+    with pytest.raises(InputError, match="got data.csv_path and data.table"):
+        TabularDataModule(csv_path="a.csv", table={"a": [1.0]})
 
 
 def test_worker_processes_serve_the_same_batches() -> None:

@@ -1,19 +1,23 @@
 """Predictions to a CSV file, one column per target, one row per input row."""
 
+import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch import Callback
 from torch import Tensor
 
 from gd_lightning.callbacks._common import columns_of, run_folder
 from gd_lightning.data.base import normalized_name
+from gd_lightning.data.tables import pyarrow_for
 from gd_lightning.data.tabular import check_names
 from gd_lightning.errors import InputError
-from gd_lightning.io import check_writable, shortest_decimal, write_csv_atomic
+from gd_lightning.io import atomic_path, check_writable, shortest_decimal, write_csv_atomic
 from gd_lightning.stops import raise_if_stopped
 
 
@@ -85,7 +89,10 @@ class PredictionWriter(Callback):
         self._destination = self.destination(trainer)
         inputs = inputs_of(datamodule, trainer.ckpt_path)
         self.check_target(self._destination, inputs, datamodule, pl_module)
-        self._kept = datamodule.text_columns(self.keep_columns) if self.keep_columns else []
+        self._kept = []
+        if self.keep_columns:
+            kept = datamodule.typed_columns if self.parquet else datamodule.text_columns
+            self._kept = kept(self.keep_columns)
 
     def check_target(
         self, target: Path, inputs: dict[str, Path], datamodule: Any, pl_module: Any
@@ -140,6 +147,9 @@ class PredictionWriter(Callback):
         if self.with_inputs:
             inputs = batch[0] if isinstance(batch, list | tuple) else batch
             self._inputs.append(inputs.detach().cpu())
+        if not isinstance(outputs, Tensor):  # a table (data given as a table in memory)
+            names = columns_of(trainer, pl_module)[1]
+            outputs = torch.from_numpy(np.column_stack([np.asarray(outputs[n]) for n in names]))
         self._predictions.append(outputs.detach().cpu())
         # Lightning's predict loop never looks at SIGTERM: under the command line, stop
         # at the next batch rather than predict every row and drop the file at the end
@@ -153,31 +163,29 @@ class PredictionWriter(Callback):
         header, blocks = list(targets), [predictions]
         if self.with_inputs:
             header, blocks = features + header, [torch.cat(self._inputs), predictions]
-        rows: list[list[object]] = [[] for _ in range(len(predictions))]
-        for block in blocks:  # each with every digit its dtype holds
-            digits = shortest_decimal(block.dtype)
-            for row, values in zip(rows, block.tolist(), strict=True):
-                row.extend(digits(value) for value in values)
-        if self.keep_columns:
-            if len(self._kept) != len(rows):
-                raise InputError(
-                    f"predictions.keep_columns found {len(self._kept)} rows in the file but "
-                    f"{len(rows)} were predicted: the file changed while predicting, or the "
-                    f"data is not the file's rows in order; nothing was written"
-                )
-            header = [normalized_name(name) for name in self.keep_columns] + header
-            rows = [kept + row for kept, row in zip(self._kept, rows, strict=True)]
+        if self.keep_columns and len(self._kept) != len(predictions):
+            raise InputError(
+                f"predictions.keep_columns found {len(self._kept)} rows in the data but "
+                f"{len(predictions)} were predicted: the file changed while predicting, or "
+                f"the data is not the file's rows in order; nothing was written"
+            )
+        kept_names = [normalized_name(name) for name in self.keep_columns]
+        if self.parquet:
+            write = parquet_writer(kept_names, self._kept, header, blocks)
+        else:
+            write = csv_writer(kept_names, self._kept, header, blocks)
         destination = self._destination or self.destination(trainer)
         replaced = self.path is not None and destination.exists()
         if self.path is None:
-            self.written = write_unused(destination.with_name(DEFAULT_NAME), header, rows)
+            self.written = write_unused(destination.with_name(DEFAULT_NAME), write)
         else:
-            self.written = write_csv_atomic(destination, header, rows)
+            self.written = write(destination, True)
         # a progress bar still holds its line: the message goes on a line of its own
         start = "\n" if trainer.progress_bar_callback is not None else ""
-        noun = "prediction" if len(rows) == 1 else "predictions"
+        count = len(predictions)
+        noun = "prediction" if count == 1 else "predictions"
         note = " (it replaced the file of that name)" if replaced else ""
-        print(f"{start}wrote {len(rows)} {noun} to {self.written}{note}")
+        print(f"{start}wrote {count} {noun} to {self.written}{note}")
 
     def destination(self, trainer: "pl.Trainer") -> Path:
         """Where the CSV goes in ``trainer``'s run: see `target` (the default name in
@@ -220,8 +228,15 @@ class PredictionWriter(Callback):
         if destination.suffix.lower() in NOT_CSV:
             raise InputError(
                 f"predictions.path {destination} names a {destination.suffix} file, not a "
-                f"CSV file: choose a .csv file with --predictions.path"
+                f"CSV or Parquet file: choose a .csv or .parquet file with --predictions.path"
             )
+        if self.parquet:
+            pyarrow_for("writing the predictions as Parquet")
+
+    @property
+    def parquet(self) -> bool:
+        """Whether the predictions go to a Parquet file: `path` ends in ``.parquet``."""
+        return self.path is not None and Path(self.path).suffix.lower() == ".parquet"
 
 
 #: the file the predictions go to by default, numbered when taken (`unused_name`)
@@ -234,7 +249,7 @@ NOT_CSV = (".ckpt", ".npy", ".npz", ".yaml", ".yml", ".pt", ".pth")
 def inputs_of(datamodule: Any, checkpoint: str | Path | None) -> dict[str, Path]:
     """The files a predict reads, by what they are: the data's and the checkpoint."""
     inputs = {}
-    for option in ("csv_path", "features_path", "targets_path"):
+    for option in ("csv_path", "parquet_path", "features_path", "targets_path"):
         value = getattr(datamodule, option, None)
         if value:
             inputs[f"the data (data.{option})"] = Path(str(value))
@@ -273,15 +288,56 @@ def unused_name(path: Path) -> Path:
     return candidate
 
 
-def write_unused(path: Path, header: list[str], rows: list[list[object]]) -> Path:
-    """Write the CSV to `unused_name` ``(path)`` and return the name written: the name
+def write_unused(path: Path, write: "Callable[[Path, bool], Path]") -> Path:
+    """Write the file to `unused_name` ``(path)`` (``write(path, overwrite)``) and return
+    the name written: the name
     is claimed in the step that gives the file its name, which fails when the name was
     taken since it was chosen (another predict writing into the same folder): the next
     free name is taken then, and no file is ever replaced."""
     while True:
         candidate = unused_name(path)
         try:
-            return write_csv_atomic(candidate, header, rows, overwrite=False)
+            return write(candidate, False)
         except FileExistsError:
             if not os.path.lexists(candidate):  # not the name taken (its folder, say)
                 raise
+
+
+def csv_writer(
+    kept_names: list[str], kept: list[list[str]], header: list[str], blocks: list[Tensor]
+) -> Callable[[Path, bool], Path]:
+    """Write the predictions as CSV (``write(path, overwrite)``): the kept columns'
+    text first, then ``header``'s columns from ``blocks``, each value with every digit
+    its dtype holds."""
+    rows: list[list[object]] = [list(cells) for cells in kept] or [
+        [] for _ in range(len(blocks[0]))
+    ]
+    for block in blocks:
+        digits = shortest_decimal(block.dtype)
+        for row, values in zip(rows, block.tolist(), strict=True):
+            row.extend(digits(value) for value in values)
+    return lambda path, overwrite: write_csv_atomic(
+        path, kept_names + header, rows, overwrite=overwrite
+    )
+
+
+def parquet_writer(
+    kept_names: list[str], kept: Any, header: list[str], blocks: list[Tensor]
+) -> Callable[[Path, bool], Path]:
+    """Write the predictions as Parquet (``write(path, overwrite)``), atomically: the
+    kept columns (a pyarrow Table) with their types first, then ``header``'s columns
+    from ``blocks`` in their dtype (float32, or float64)."""
+    pa = pyarrow_for("writing the predictions as Parquet")
+    parquet = importlib.import_module("pyarrow.parquet")
+    columns = {name: kept.column(i) for i, name in enumerate(kept_names)}
+    names = iter(header)
+    for block in blocks:  # each column in its block's dtype
+        columns.update((next(names), column) for column in block.numpy().T)
+    table = pa.table(columns)
+
+    def write(path: Path, overwrite: bool) -> Path:
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            parquet.write_table(table, tmp)
+        return path
+
+    return write

@@ -121,6 +121,9 @@ class TensorDataModule(LightningDataModule):
     #: the settings naming the data's files (`data_files`), which a resumed fit may
     #: reach by other paths when its checkpoint identifies them by content
     FILE_OPTIONS: frozenset[str] = frozenset()
+    #: arguments kept out of the saved hyperparameters (and so out of checkpoints): the
+    #: data itself, given in memory
+    NOT_SAVED: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -134,7 +137,7 @@ class TensorDataModule(LightningDataModule):
         standardize_targets: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=sorted(self.NOT_SAVED))
         if batch_size is not None:
             check_argument("batch_size", batch_size, Integral, "a whole number of rows or None")
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):

@@ -1,4 +1,5 @@
-"""Your own data: a CSV file with a header, or a pair of ``.npy`` arrays."""
+"""Your own data: a CSV or Parquet file, a table in memory (a pandas or polars
+DataFrame, a pyarrow Table, NumPy arrays with names), or a pair of ``.npy`` arrays."""
 
 import csv
 import io
@@ -14,21 +15,50 @@ from torch import Tensor
 
 from gd_lightning.data.base import TensorDataModule, default_names, normalized_name
 from gd_lightning.data.mapped import MappedDataset
+from gd_lightning.data.tables import (
+    PARQUET_MAGIC,
+    ColumnTable,
+    kind_of,
+    open_parquet,
+    open_table,
+    pyarrow_for,
+    table_like,
+)
 from gd_lightning.errors import InputError
 
 
 class TabularDataModule(TensorDataModule):
-    """Features and targets from a CSV file, or from ``.npy`` files.
+    """Features and targets from a CSV or Parquet file, a table in memory, or ``.npy``
+    files.
 
-    Give either ``csv_path`` (a comma-separated UTF-8 file whose first line names the
-    columns) or ``features_path`` (a NumPy array of one row per sample; a 1-D array
-    is one column), with ``targets_path`` for the targets.
+    Give one source:
 
-    Columns are matched by name, never by position. For a CSV, ``targets`` names the
-    target columns and ``features`` the input columns (all the other columns when left
-    out); other columns are ignored, and the order of the file's columns does not
-    matter. For ``.npy`` files the two lists name the arrays' columns (``x0, x1, ...``
-    and ``y0, ...`` otherwise), which are taken in order.
+    - ``csv_path``: a comma-separated UTF-8 file whose first line names the columns;
+    - ``parquet_path``: a Parquet file (needs pyarrow: ``pip install
+      'gd-lightning[parquet]'``), of which only the columns used are read;
+    - ``table``, from Python: a pandas (2.2 or newer) or polars DataFrame, a pyarrow
+      Table, any table that exports Arrow data (``__arrow_c_stream__``), a dict of
+      1-D NumPy arrays by name, or a 2-D NumPy array with ``columns`` naming its
+      columns. DataFrames are read through Arrow, with pyarrow (the same extra); the
+      package imports no DataFrame library, and pyarrow only when it is handed one. A
+      pandas index is not a column. Predicting on such a table returns a table of the
+      same kind (a dict of arrays for NumPy) with one column per target, named after
+      it: see `predictions_table`. The table is not saved in checkpoints;
+    - ``features_path``: a NumPy array of one row per sample (a 1-D array is one
+      column), with ``targets_path`` for the targets.
+
+    Columns are matched by name, never by position. For a CSV or Parquet file or a
+    table, ``targets`` names the target columns and ``features`` the input columns
+    (all the other columns when left out); other columns are ignored (whatever they
+    hold: text, dates, categories, missing values), and the order of the columns
+    does not matter. For ``.npy`` files the two lists name the arrays' columns
+    (``x0, x1, ...`` and ``y0, ...`` otherwise), which are taken in order.
+
+    A used column of a Parquet file or a table must hold numbers: integers (up to
+    2⁵³, which float64 holds exactly), floats or booleans; each value is converted
+    once, to float64, and a column of text, dates or categories, a missing value
+    (null), NaN or an infinity is refused in one line naming its column and row (rows
+    of a table in memory counted from 0, as ``iloc`` counts; a file's from 1).
 
     Data without its targets (a CSV lacking the target columns, or ``features_path``
     alone) can be predicted on, not fitted: a model that knows its columns (every
@@ -60,6 +90,9 @@ class TabularDataModule(TensorDataModule):
         features: input column names.
         targets: target column names (a fit needs them; predict does not).
         memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
+        parquet_path: a Parquet file.
+        table: a table held in memory (from Python only; see above).
+        columns: the names of a 2-D NumPy array's columns, given as ``table``.
         **kwargs: batching and splitting options of
             [`TensorDataModule`][gd_lightning.TensorDataModule].
 
@@ -75,9 +108,17 @@ class TabularDataModule(TensorDataModule):
         >>> dm.setup("fit")  # held in float32, which carries these columns
         >>> dm.full_set.tensors[1].dtype
         torch.float32
+
+        A table in memory, here NumPy columns by name:
+
+        >>> import numpy as np
+        >>> columns = {"area": np.array([50, 80, 120]), "price": np.array([100.0, 160, 230])}
+        >>> TabularDataModule(table=columns, targets=["price"]).feature_names
+        ['area']
     """
 
-    FILE_OPTIONS = frozenset({"csv_path", "features_path", "targets_path"})
+    FILE_OPTIONS = frozenset({"csv_path", "parquet_path", "features_path", "targets_path"})
+    NOT_SAVED = frozenset({"table"})
 
     def __init__(
         self,
@@ -87,10 +128,14 @@ class TabularDataModule(TensorDataModule):
         features: list[str] | None = None,
         targets: list[str] | None = None,
         memory_map: bool = False,
+        parquet_path: str | None = None,
+        table: Any = None,
+        columns: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for option, value in (("features", features), ("targets", targets)):
+        for option, value in (("features", features), ("targets", targets),
+                              ("columns", columns)):  # fmt: skip
             check_names(value, f"data.{option}")
         self.memory_map = memory_map
         if memory_map and (features_path is None or targets_path is None):
@@ -103,31 +148,59 @@ class TabularDataModule(TensorDataModule):
                 "data.memory_map reads the data a batch at a time: set data.batch_size "
                 "(a full batch would load the whole file)"
             )
+        if isinstance(table, str):
+            raise InputError(
+                "data.table is a table held in memory, given from Python: from the command "
+                "line, read a file with data.csv_path or data.parquet_path"
+            )
         self.csv_path = csv_path
+        self.parquet_path = parquet_path
         self.features_path = features_path
         self.targets_path = targets_path
+        self.table = table
         self.header: list[str] = []
+        #: the named columns of a Parquet file or of a table in memory (`ColumnTable`)
+        self.columns_table: ColumnTable | None = None
         self._has_targets = self._labeled = True
-        if csv_path is not None and features_path is None and targets_path is None:
-            self.header = read_header(Path(csv_path))
-        elif csv_path is None and features_path is not None:
-            y_path = Path(targets_path) if targets_path else None
-            self._widths = npy_widths(Path(features_path), y_path)
-        else:
+        sources = [name for name, value in (("data.csv_path", csv_path),
+                   ("data.parquet_path", parquet_path), ("data.table", table),
+                   ("data.features_path", features_path)) if value is not None]  # fmt: skip
+        if len(sources) != 1 or (targets_path is not None and features_path is None):
             raise InputError(
-                "give either data.csv_path, or data.features_path (with data.targets_path to fit)"
+                "give one source of data: data.csv_path, data.parquet_path, a table in "
+                "memory (data.table, from Python), or data.features_path (with "
+                "data.targets_path to fit)" + (f"; got {' and '.join(sources)}" if sources else "")
             )
+        if csv_path is not None:
+            self.header = read_header(Path(csv_path))
+        elif parquet_path is not None or table is not None:
+            self.columns_table = (open_parquet(Path(parquet_path)) if parquet_path is not None
+                                  else open_table(table, columns))  # fmt: skip
+            self.header = self.columns_table.header
+            if not self.header:
+                raise InputError(f"{self.source} has no columns")
+            if not self.columns_table.rows:
+                raise InputError(f"{self.source} has no rows")
+        else:
+            y_path = Path(targets_path) if targets_path else None
+            self._widths = npy_widths(Path(str(features_path)), y_path)
+        if columns is not None and table is None:
+            raise InputError("data.columns names the columns of a NumPy array given as data.table")
         self.use_columns(features, targets)
 
     @property
     def source(self) -> str:
-        """The file the data comes from, as the user gave it."""
-        return str(self.csv_path or self.features_path)
+        """The file the data comes from, as the user gave it, or the table in memory (as
+        "the pandas DataFrame")."""
+        if self.table is not None:
+            return kind_of(self.table)
+        return str(self.csv_path or self.parquet_path or self.features_path)
 
     def data_files(self) -> dict[str, Path]:
-        """The files read, by option: the CSV file, or the ``.npy`` features (and the
-        targets, where read)."""
-        options = {"csv_path": self.csv_path, "features_path": self.features_path,
+        """The files read, by option: the CSV or Parquet file, or the ``.npy`` features
+        (and the targets, where read); none for a table in memory."""
+        options = {"csv_path": self.csv_path, "parquet_path": self.parquet_path,
+                   "features_path": self.features_path,
                    "targets_path": self.targets_path if self.labeled else None}  # fmt: skip
         return {option: Path(str(value)) for option, value in options.items() if value}
 
@@ -152,7 +225,7 @@ class TabularDataModule(TensorDataModule):
                 f"column(s) {', '.join(both)} are listed both as features and as targets: "
                 f"a model must not see its own target"
             )
-        if self.csv_path is None:
+        if self.features_path is not None:
             x_width, y_width = self._widths
             self._has_targets = self._labeled = y_width is not None
             self.feature_names = _columns_or_defaults(features, x_width, "x", "features")
@@ -163,6 +236,7 @@ class TabularDataModule(TensorDataModule):
             self.full_set = None
             return
         targets = list(targets or [])
+        given_features = features
         present = [name for name in targets if name in self.header]
         if present and len(present) < len(targets):
             missing = next(name for name in targets if name not in self.header)
@@ -173,6 +247,11 @@ class TabularDataModule(TensorDataModule):
             self._column_index(name)
         if not features:
             raise InputError(f"{self.source} has no feature columns left besides the targets")
+        if self.columns_table is not None:
+            fix = ("name the feature columns with data.features (left out, every column but "
+                   "the targets is one)" if given_features is None else
+                   "leave it out of data.features, or turn it into numbers first")  # fmt: skip
+            self.columns_table.check_numeric(features + present, fix)
         self.feature_names, self.target_names = list(features), targets
         self._has_targets = self._labeled = bool(present)
         self.full_set = None  # read again, with these columns
@@ -182,7 +261,7 @@ class TabularDataModule(TensorDataModule):
         if self.labeled:
             return
         need = f"{stage} needs the target column(s) (predict does not)"
-        if self.csv_path is None:
+        if self.features_path is not None:
             raise InputError(f"{self.source} comes without targets: {need}: give data.targets_path")
         if not self.target_names:
             raise InputError(
@@ -231,17 +310,45 @@ class TabularDataModule(TensorDataModule):
             [['A17', '  007'], ['B02', 'a, b']]
         """
         self.check_columns(names, "predictions.keep_columns")
+        names = [normalized_name(name) for name in names]
+        if self.columns_table is not None:  # typed values, written as Python writes them
+            kept = self.columns_table.values(names)
+            cells = [["" if value is None else str(value) for value in column.to_pylist()]
+                     for column in kept.columns]  # fmt: skip
+            return [list(row) for row in zip(*cells, strict=True)]
         columns = [self._column_index(name) for name in names]
         path = Path(str(self.csv_path))
         return [[row[column] for column in columns] for row in cells_as_written(path, self.header)]
 
+    def typed_columns(self, names: list[str]) -> Any:
+        """The columns ``names`` as a pyarrow Table, with their types: a Parquet file's
+        or a table's as they are held, a CSV file's as text (`text_columns`)."""
+        self.check_columns(names, "predictions.keep_columns")
+        names = [normalized_name(name) for name in names]
+        if self.columns_table is not None:
+            return self.columns_table.values(names)
+        pa = pyarrow_for("writing predictions as Parquet")
+        rows = self.text_columns(names)
+        return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)},
+                        schema=pa.schema([(name, pa.string()) for name in names]))  # fmt: skip
+
+    def predictions_table(self, predictions: Tensor) -> Any:
+        """``predictions`` (rows, out_features) as a table of the kind the data was
+        given as (a pandas or polars DataFrame, a pyarrow Table, a dict of NumPy
+        arrays), one column per target, named after it; ``predictions`` as they are
+        for data read from files."""
+        if self.table is None:
+            return predictions
+        values = predictions.detach().cpu().numpy()
+        return table_like(self.table, {name: values[:, i] for i, name in
+                                       enumerate(self.target_names)})  # fmt: skip
+
     def check_columns(self, names: list[str], option: str) -> None:
-        """Refuse in one line, naming ``option``, a column the CSV file lacks or names
-        more than once, or data that is not a CSV file (``.npy`` arrays have no named
-        columns to copy)."""
-        if self.csv_path is None:
+        """Refuse in one line, naming ``option``, a column the data lacks or names more
+        than once, or data without named columns (``.npy`` arrays)."""
+        if self.features_path is not None:
             raise InputError(
-                f"{option} names columns of a CSV file, and {self.source} is a .npy array: "
+                f"{option} names columns of a table, and {self.source} is a .npy array: "
                 f"leave {option} out"
             )
         for name in names:
@@ -307,9 +414,13 @@ class TabularDataModule(TensorDataModule):
         (float64, 32- and 64-bit integers), float32 otherwise. Every value must fit the
         data's dtype (`data_dtype`)."""
         dtype = np.float64 if self.data_dtype == torch.float64 else np.float32
+        names = self.feature_names + (self.target_names if self.labeled else [])
         if self.csv_path is not None:
-            names = self.feature_names + (self.target_names if self.labeled else [])
             table = read_csv_columns(Path(self.csv_path), self.header, names, dtype)
+        elif self.columns_table is not None:
+            read = self.columns_table
+            table = read.read(names)
+            check_fits(table, dtype, lambda row, column: read.where(row, names[column]))
         else:
             table = self._load_npy_table(dtype)
         table_tensor = torch.from_numpy(table)
@@ -348,6 +459,15 @@ def _check_file(path: Path, option: str) -> None:
         raise InputError(f"no such file: {path}; check {option}")
 
 
+def _starts_with(path: Path, magic: bytes) -> bool:
+    """Whether the file ``path`` starts with the bytes ``magic``."""
+    try:
+        with path.open("rb") as file:
+            return file.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
 @contextmanager
 def open_text(path: Path) -> Iterator[Any]:
     """``path`` opened as UTF-8 text (a byte-order mark, as Excel's "CSV UTF-8" writes,
@@ -358,6 +478,10 @@ def open_text(path: Path) -> Iterator[Any]:
         with path.open(encoding="utf-8-sig", newline="") as file:
             yield file
     except UnicodeDecodeError as err:
+        if _starts_with(path, PARQUET_MAGIC):
+            raise InputError(
+                f"{path} is a Parquet file, not a CSV file: give it with --data.parquet_path"
+            ) from None
         raise InputError(
             f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at position "
             f"{err.start}): save it as CSV UTF-8, or check that it is a CSV file"
@@ -683,6 +807,8 @@ def _open_npy(path: Path) -> np.ndarray:
     if not start.startswith((NPY_MAGIC, b"PK")):
         shown = start.decode("utf-8", "replace")
         looks = "a CSV file goes to --data.csv_path; " if "," in shown else ""
+        if start.startswith(PARQUET_MAGIC):
+            looks = "a Parquet file goes to --data.parquet_path; "
         raise InputError(
             f"{path} is not a .npy file (it starts {shown!r}, not NumPy's header): {looks}"
             f"save arrays with numpy.save"

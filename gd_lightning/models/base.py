@@ -136,8 +136,10 @@ class RegressionModule(ColumnsAndCheckpoints):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, batch_idx, "test")
 
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        """Predictions of shape (batch, out_features), in original units, for raw inputs;
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Any:
+        """Predictions of shape (batch, out_features), in original units, for raw inputs
+        (for data given as a table in memory, a table of that kind with one column per
+        target: see `TabularDataModule.predictions_table`);
         refused in one line for a model that was never fitted (its parameters still the
         random draw it was built with)."""
         if batch_idx == 0 and not self.fitted:
@@ -148,7 +150,14 @@ class RegressionModule(ColumnsAndCheckpoints):
                 f"load a checkpoint ({name}.load_from_checkpoint), or give its initial "
                 f"parameters"
             )
-        return self(batch[0])
+        predictions = self(batch[0])
+        # data given as a table in memory gets its predictions back as a table
+        try:
+            datamodule = getattr(self.trainer, "datamodule", None)
+        except RuntimeError:  # called outside a Trainer
+            datamodule = None
+        as_table = getattr(datamodule, "predictions_table", None)
+        return predictions if as_table is None else as_table(predictions)
 
     def configure_optimizers(self) -> Any:
         manual = not self.automatic_optimization
