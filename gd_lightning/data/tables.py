@@ -166,7 +166,9 @@ def checked_column(values: np.ndarray, nulls: np.ndarray | None, where: Any) -> 
         row = int(np.argmax(nulls))
         raise InputError(f"{where(row)}: the value is missing (null): fill it in, or drop that row")
     if values.dtype.kind in "iu":
-        large = np.abs(values.astype(np.float64)) > EXACT_INTEGERS
+        large = values > EXACT_INTEGERS  # compared as integers: float64 would round them
+        if values.dtype.kind == "i":
+            large |= values < -EXACT_INTEGERS
         if large.any():
             row = int(np.argmax(large))
             raise InputError(

@@ -237,6 +237,7 @@ class TabularDataModule(TensorDataModule):
             return
         targets = list(targets or [])
         given_features = features
+        self._default_features = features is None
         present = [name for name in targets if name in self.header]
         if present and len(present) < len(targets):
             missing = next(name for name in targets if name not in self.header)
@@ -247,14 +248,22 @@ class TabularDataModule(TensorDataModule):
             self._column_index(name)
         if not features:
             raise InputError(f"{self.source} has no feature columns left besides the targets")
-        if self.columns_table is not None:
-            fix = ("name the feature columns with data.features (left out, every column but "
-                   "the targets is one)" if given_features is None else
-                   "leave it out of data.features, or turn it into numbers first")  # fmt: skip
-            self.columns_table.check_numeric(features + present, fix)
+        if self.columns_table is not None and given_features is not None:
+            # named columns are checked now; the default ones as they are read (`load`),
+            # since a model's own names may replace them (predict)
+            self.columns_table.check_numeric(features + present, self._numbers_fix())
         self.feature_names, self.target_names = list(features), targets
         self._has_targets = self._labeled = bool(present)
         self.full_set = None  # read again, with these columns
+
+    def _numbers_fix(self) -> str:
+        """What to do about a used column that is not numbers."""
+        if self._default_features:
+            return (
+                "name the feature columns with data.features (left out, every column but "
+                "the targets is one)"
+            )
+        return "leave it out of data.features, or turn it into numbers first"
 
     def check_labeled(self, stage: str) -> None:
         """Refuse to fit, validate or test on data without its targets."""
@@ -419,6 +428,7 @@ class TabularDataModule(TensorDataModule):
             table = read_csv_columns(Path(self.csv_path), self.header, names, dtype)
         elif self.columns_table is not None:
             read = self.columns_table
+            read.check_numeric(names, self._numbers_fix())
             table = read.read(names)
             check_fits(table, dtype, lambda row, column: read.where(row, names[column]))
         else:
