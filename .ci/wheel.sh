@@ -18,7 +18,8 @@ grep "gd_lightning/configs/fast/line_fit.yaml" "$work/contents.txt"
 grep "dist-info/licenses/LICENSE" "$work/contents.txt"
 
 python3 -m venv "$work/env"
-"$work/env/bin/pip" install --quiet "${wheel[0]}"
+# with the parquet extra (pyarrow), as a user reading Parquet files installs it
+"$work/env/bin/pip" install --quiet "${wheel[0]}[parquet]"
 
 mkdir "$work/empty"
 cd "$work/empty"
@@ -34,6 +35,15 @@ gd-lightning predict --ckpt_path "${checkpoint[0]}" --data.csv_path new.csv \
     --predictions.keep_columns '[region]' --predictions.path predictions.csv \
     --trainer.enable_progress_bar false
 cat predictions.csv
+# the same rows from a Parquet file, the predictions to a Parquet file
+python - <<'PY'
+import pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({"humidity": [43, 64], "region": ["A", "B"], "temp": [73.0, 91.0],
+                         "rainfall": [67, 88]}), "new.parquet")
+PY
+gd-lightning predict --ckpt_path "${checkpoint[0]}" --data.parquet_path new.parquet \
+    --predictions.keep_columns '[region]' --predictions.path predictions.parquet \
+    --trainer.enable_progress_bar false
 # the printed parameters are the checkpoint's, and the predictions are x @ w.T + b
 python - "${checkpoint[0]}" <<'PY'
 import csv, json, pathlib, sys
@@ -54,5 +64,14 @@ expected = x @ weight.T + bias
 for row, values in zip(rows, expected.tolist()):
     got = [float(row["mangoes"]), float(row["oranges"])]
     assert all(abs(g - e) <= 1e-4 * max(1.0, abs(e)) for g, e in zip(got, values)), (got, values)
-print("wheel smoke test: parameters and predictions check out")
+import pyarrow.parquet as pq
+table = pq.read_table("predictions.parquet")
+assert table.column_names == ["region", "mangoes", "oranges"], table.schema
+assert table.column("region").to_pylist() == ["A", "B"]
+import numpy as np
+for name in ("mangoes", "oranges"):  # float32 both, the CSV's shortest decimal of each
+    assert str(table.schema.field(name).type) == "float", table.schema
+    parquet_values = table.column(name).to_numpy()
+    assert (parquet_values == np.float32([float(row[name]) for row in rows])).all(), name
+print("wheel smoke test: parameters and predictions check out, from CSV and from Parquet")
 PY
