@@ -61,3 +61,12 @@ def test_memory_benchmark_runs_on_small_sizes() -> None:
     rows = table_rows("memory.py", "--gigabytes 0.01")
     assert [row.split("|")[1].strip() for row in rows] == ["mapped", "loaded"]
     assert all(row.count("MiB") == 2 for row in rows)
+
+
+def test_formats_benchmark_runs_on_small_sizes() -> None:
+    pytest.importorskip("pyarrow")
+    rows = table_rows("formats.py", "--rows 5000")
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "Parquet", "CSV", ".npy, loaded", ".npy, memory-mapped"
+    ]  # fmt: skip
+    assert all(row.count(" s |") == 2 and row.count("MiB") == 2 for row in rows)

@@ -241,3 +241,16 @@ def test_no_table_library_is_imported_unless_handed_a_table(tmp_path: Path) -> N
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr[-2000:]
+
+
+def test_columns_float32_holds_stay_float32_and_others_must_fit_it() -> None:
+    narrow = {"a": ROOMS, "b": AREA.astype(np.int16), "y": ROOMS * 2}
+    x, y = TabularDataModule(table=narrow, targets=["y"]).load()
+    assert x.dtype == y.dtype == torch.float32  # exact in float32, as .npy arrays are
+    wide = AGE.copy()
+    wide[7] = 1e300  # float64 holds it, float32 would make it infinite
+    dm = TabularDataModule(table=pa.table({"age": wide, "y": PRICE}), targets=["y"])
+    with pytest.raises(InputError, match=r"row 7 \(counting from 0\), column 'age': 1e\+300"):
+        dm.load()
+    dm.dtype = torch.float64  # as under --trainer.precision 64-true
+    assert dm.load()[0][7, 0].item() == 1e300

@@ -141,7 +141,8 @@ class TabularDataModule(TensorDataModule):
         if memory_map and (features_path is None or targets_path is None):
             raise InputError(
                 "data.memory_map works with a pair of .npy files: give data.features_path "
-                "and data.targets_path"
+                "and data.targets_path (CSV and Parquet files are read into memory, a "
+                "Parquet file's used columns only)"
             )
         if memory_map and self.batch_size is None:
             raise InputError(
@@ -419,18 +420,24 @@ class TabularDataModule(TensorDataModule):
     def load(self) -> tuple[Tensor, Tensor]:
         """The features and targets (rows, 0 columns when the data has none), as the
         column blocks of one table (so the dataset built on them needs no copy of its
-        own): float64 from a CSV file or from arrays float32 does not hold exactly
-        (float64, 32- and 64-bit integers), float32 otherwise. Every value must fit the
-        data's dtype (`data_dtype`)."""
+        own): float64 from a CSV file, or from arrays or columns float32 does not hold
+        exactly (float64, 32- and 64-bit integers), float32 otherwise. Every value must
+        fit the data's dtype (`data_dtype`)."""
         dtype = np.float64 if self.data_dtype == torch.float64 else np.float32
         names = self.feature_names + (self.target_names if self.labeled else [])
         if self.csv_path is not None:
             table = read_csv_columns(Path(self.csv_path), self.header, names, dtype)
         elif self.columns_table is not None:
-            read = self.columns_table
-            read.check_numeric(names, self._numbers_fix())
-            table = read.read(names)
-            check_fits(table, dtype, lambda row, column: read.where(row, names[column]))
+            self.columns_table.check_numeric(names, self._numbers_fix())
+
+            def fits(values: np.ndarray, source: np.dtype, where: Callable[[int], str]) -> None:
+                # only a wider floating-point column can hold values ``dtype`` cannot
+                if source.kind == "f" and source.itemsize > np.dtype(dtype).itemsize:
+                    check_fits(values[:, None], dtype, lambda row, _: where(row))
+
+            # float32 for columns it holds exactly (float32 and narrower), as for .npy
+            exact = all(np.can_cast(kind, dtype) for kind in self.columns_table.dtypes(names))
+            table = self.columns_table.read(names, dtype if exact else np.float64, fits)
         else:
             table = self._load_npy_table(dtype)
         table_tensor = torch.from_numpy(table)

@@ -1,0 +1,129 @@
+"""Reading one table from Parquet, CSV and ``.npy`` files: load time, one epoch, memory.
+
+Writes one table of ``--rows`` rows (2,000,000 by default) of 32 float32 features and
+a target as a Parquet file, a CSV file and a ``.npy`` pair, then, for each (and for
+the ``.npy`` pair memory-mapped), in a fresh process: builds the ``TabularDataModule``
+and reads, checks and splits the data (``setup("fit")``: the load time), then fits
+``LinearRegression`` for one epoch of minibatches of 4096. Reported per run: the load
+time, the epoch's time (``trainer.fit`` for one epoch, the data already read), and the
+peaks of the process's own memory and of its resident size, as
+``benchmarks/memory.py`` measures them. Needs pyarrow (the ``parquet`` extra).
+
+    python benchmarks/formats.py                 # 2,000,000 rows
+    python benchmarks/formats.py --rows 20000    # a quick look
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from memory import memory_kib
+
+FEATURES = 32
+BATCH = 4096
+NAMES = [f"x{i}" for i in range(FEATURES)] + ["y"]
+
+
+def write_data(folder: Path, rows: int) -> None:
+    """The same table as ``data.parquet``, ``data.csv`` and ``x.npy`` + ``y.npy``."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    generator = np.random.default_rng(0)
+    x = generator.normal(size=(rows, FEATURES)).astype(np.float32)
+    weights = generator.normal(size=(FEATURES, 1)).astype(np.float32)
+    y = x @ weights + np.float32(0.5)
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", y)
+    table = pa.table(dict(zip(NAMES, [*x.T, y[:, 0]], strict=True)))
+    pq.write_table(table, folder / "data.parquet")
+    pa_csv.write_csv(table, folder / "data.csv")
+
+
+SOURCES = {
+    "Parquet": lambda folder: {"parquet_path": f"{folder}/data.parquet",
+                               "features": NAMES[:-1], "targets": ["y"]},
+    "CSV": lambda folder: {"csv_path": f"{folder}/data.csv", "targets": ["y"]},
+    ".npy, loaded": lambda folder: {"features_path": f"{folder}/x.npy",
+                                    "targets_path": f"{folder}/y.npy"},
+    ".npy, memory-mapped": lambda folder: {"features_path": f"{folder}/x.npy",
+                                           "targets_path": f"{folder}/y.npy",
+                                           "memory_map": True},
+}  # fmt: skip
+
+
+def child(folder: str, source: str) -> None:
+    """Read and fit in this process; prints the times and peaks as JSON."""
+    warnings.filterwarnings("ignore")
+    from lightning.pytorch import Trainer  # imported here: the parent needs none of it
+
+    from gd_lightning import LinearRegression, TabularDataModule
+
+    peak = [memory_kib("RssAnon")]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], memory_kib("RssAnon"))
+
+    threading.Thread(target=sample, daemon=True).start()
+    baseline = memory_kib("RssAnon")
+    start = time.perf_counter()
+    data = TabularDataModule(batch_size=BATCH, **SOURCES[source](folder))
+    data.setup("fit")
+    loaded = time.perf_counter()
+    model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
+    trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    done.set()
+    print(json.dumps({
+        "load_s": loaded - start,
+        "epoch_s": time.perf_counter() - loaded,
+        "anon_mib": (peak[0] - baseline) / 1024,
+        "rss_peak_mib": memory_kib("VmHWM") / 1024,
+    }))  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        child(*options.child)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        write_data(Path(folder), options.rows)
+        sizes = {name: (Path(folder) / name).stat().st_size / 2**20
+                 for name in ("data.parquet", "data.csv", "x.npy", "y.npy")}  # fmt: skip
+        print(f"{options.rows:,} rows x {FEATURES} float32 features and a target: "
+              f"Parquet {sizes['data.parquet']:,.0f} MiB, CSV {sizes['data.csv']:,.0f} MiB, "
+              f".npy {sizes['x.npy'] + sizes['y.npy']:,.0f} MiB")  # fmt: skip
+        print("| source | load (read, check, split) | one epoch | peak own memory "
+              "| peak resident |")
+        print("|---|---|---|---|---|")
+        loads = {}
+        for source in SOURCES:
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", folder, source],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            found = json.loads(done.stdout.strip().splitlines()[-1])
+            loads[source] = found["load_s"]
+            print(f"| {source} | {found['load_s']:.2f} s | {found['epoch_s']:.2f} s "
+                  f"| {found['anon_mib']:,.0f} MiB | {found['rss_peak_mib']:,.0f} MiB |")  # fmt: skip
+        print(f"Parquet loads {loads['CSV'] / loads['Parquet']:.1f}x as fast as CSV")
+
+
+if __name__ == "__main__":
+    main()
