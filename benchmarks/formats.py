@@ -7,14 +7,18 @@ and reads, checks and splits the data (``setup("fit")``: the load time), then fi
 ``LinearRegression`` for one epoch of minibatches of 4096. Reported per run: the load
 time, the epoch's time (``trainer.fit`` for one epoch, the data already read), and the
 peaks of the process's own memory and of its resident size, as
-``benchmarks/memory.py`` measures them. Needs pyarrow (the ``parquet`` extra).
+``benchmarks/memory.py`` measures them; the medians of ``--repeats`` runs of each,
+interleaved (round after round of the four), since a fresh process's first writes to
+new memory cost this virtual machine anywhere from 0.2 to 1 s a 264 MB table. Needs
+pyarrow (the ``parquet`` extra).
 
-    python benchmarks/formats.py                 # 2,000,000 rows
-    python benchmarks/formats.py --rows 20000    # a quick look
+    python benchmarks/formats.py                 # 2,000,000 rows, 3 rounds
+    python benchmarks/formats.py --rows 20000 --repeats 1   # a quick look
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,6 +101,7 @@ def child(folder: str, source: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -109,20 +114,25 @@ def main() -> None:
         print(f"{options.rows:,} rows x {FEATURES} float32 features and a target: "
               f"Parquet {sizes['data.parquet']:,.0f} MiB, CSV {sizes['data.csv']:,.0f} MiB, "
               f".npy {sizes['x.npy'] + sizes['y.npy']:,.0f} MiB")  # fmt: skip
-        print("| source | load (read, check, split) | one epoch | peak own memory "
-              "| peak resident |")
+        print(
+            "| source | load (read, check, split) | one epoch | peak own memory | peak resident |"
+        )
         print("|---|---|---|---|---|")
-        loads = {}
-        for source in SOURCES:
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", folder, source],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            found = json.loads(done.stdout.strip().splitlines()[-1])
-            loads[source] = found["load_s"]
-            print(f"| {source} | {found['load_s']:.2f} s | {found['epoch_s']:.2f} s "
-                  f"| {found['anon_mib']:,.0f} MiB | {found['rss_peak_mib']:,.0f} MiB |")  # fmt: skip
-        print(f"Parquet loads {loads['CSV'] / loads['Parquet']:.1f}x as fast as CSV")
+        runs: dict[str, list[dict[str, float]]] = {source: [] for source in SOURCES}
+        for _ in range(options.repeats):
+            for source in SOURCES:
+                done = subprocess.run(
+                    [sys.executable, __file__, "--child", folder, source],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                runs[source].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        medians = {source: {key: statistics.median(run[key] for run in found)
+                            for key in found[0]} for source, found in runs.items()}  # fmt: skip
+        for source, found in medians.items():
+            print(f"| {source} | {found['load_s']:.2f} s | {found['epoch_s']:.2f} s | "
+                  f"{found['anon_mib']:,.0f} MiB | {found['rss_peak_mib']:,.0f} MiB |")  # fmt: skip
+        ratio = medians["CSV"]["load_s"] / medians["Parquet"]["load_s"]
+        print(f"Parquet loads {ratio:.1f}x as fast as CSV (medians of {options.repeats})")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def test_memory_benchmark_runs_on_small_sizes() -> None:
 
 def test_formats_benchmark_runs_on_small_sizes() -> None:
     pytest.importorskip("pyarrow")
-    rows = table_rows("formats.py", "--rows 5000")
+    rows = table_rows("formats.py", "--rows 5000 --repeats 1")
     assert [row.split("|")[1].strip() for row in rows] == [
         "Parquet", "CSV", ".npy, loaded", ".npy, memory-mapped"
     ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Predictions to a CSV file, one column per target, one row per input row."""
+"""Predictions to a CSV or Parquet file, one column per target, one row per input row."""
 
 import importlib
 import os
@@ -25,16 +25,18 @@ from gd_lightning.stops import raise_if_stopped
 # predict loader for each batch's row indices, which the full-batch loader of this
 # package's DataModules has not, and warns of it on every predict (measured with 2.6)
 class PredictionWriter(Callback):
-    """Write ``predict``'s results as CSV: one column per target, named after it.
+    """Write ``predict``'s results as CSV, or as Parquet when `path` ends in
+    ``.parquet``: one column per target, named after it.
 
     Rows come in the order of the predict loader: every row of the data, in file
     order, for this package's DataModules. ``keep_columns`` names columns of the input
-    CSV to copy through unchanged, first (an id, a date, text: what identifies a row);
+    table to copy through unchanged, first (an id, a date, text: what identifies a row);
     with ``with_inputs`` the model's input columns (under their names, the values the
-    model read) come next. Values are written with every digit they hold: the shortest
-    decimal that reads back as the same float32, or float64 under
+    model read) come next. Values are written with every digit they hold: in CSV the
+    shortest decimal that reads back as the same float32, or float64 under
     ``precision="64-true"`` (and for inputs the data keeps in float64, such as
-    timestamps the model standardizes). The file is written once, at the end,
+    timestamps the model standardizes); in Parquet as float32 or float64 values, and
+    kept columns with their types (a CSV file's as text). The file is written once, at the end,
     atomically: an interrupted run leaves no half-written file (and an earlier file of
     the same name stays as it was).
 
@@ -51,17 +53,19 @@ class PredictionWriter(Callback):
     form), in ``keep_columns`` as in the file's header.
 
     Args:
-        path: the CSV file to write (replaced if it exists). By default
+        path: the file to write (replaced if it exists): Parquet when it ends in
+            ``.parquet`` (needs pyarrow, the ``parquet`` extra), CSV otherwise. By default
             ``predictions.csv`` in the run folder of the checkpoint being used (the
             folder holding ``checkpoints/``), or in the log folder when there is no
             checkpoint, numbered when that name is taken.
         with_inputs: put the input columns before the predictions.
-        keep_columns: columns of the input CSV (any, by name, numbers or not) copied to
-            the output as the file holds them (quotes decoded, spaces and leading zeros
-            kept: see ``cells_as_written`` in ``gd_lightning.data.tabular``),
-            before everything else; the data must be a
-            [`TabularDataModule`][gd_lightning.TabularDataModule] reading a CSV file
-            whose header names each of them once.
+        keep_columns: columns of the input table (any, by name, numbers or not) copied
+            to the output as the data holds them (from a CSV file: quotes decoded, spaces
+            and leading zeros kept, see ``cells_as_written`` in
+            ``gd_lightning.data.tabular``; from a Parquet file or a table, their values,
+            with their types in a Parquet output), before everything else; the data
+            must be a [`TabularDataModule`][gd_lightning.TabularDataModule] reading a
+            CSV or Parquet file or a table whose header names each of them once.
     """
 
     def __init__(
@@ -130,8 +134,9 @@ class PredictionWriter(Callback):
             )
         if not callable(getattr(datamodule, "check_columns", None)):
             raise InputError(
-                "predictions.keep_columns copies columns of the input CSV: predict with a "
-                "TabularDataModule reading a CSV file (data.csv_path)"
+                "predictions.keep_columns copies columns of the input table: predict with a "
+                "TabularDataModule reading a CSV or Parquet file (data.csv_path, "
+                "data.parquet_path)"
             )
         datamodule.check_columns(names, "predictions.keep_columns")
 

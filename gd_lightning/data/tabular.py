@@ -90,8 +90,9 @@ class TabularDataModule(TensorDataModule):
         features: input column names.
         targets: target column names (a fit needs them; predict does not).
         memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
-        parquet_path: a Parquet file.
-        table: a table held in memory (from Python only; see above).
+        parquet_path: a Parquet file (read through pyarrow: the ``parquet`` extra).
+        table: a table held in memory, given from Python, not from the command line: a
+            pandas or polars DataFrame, a pyarrow Table, NumPy columns by name.
         columns: the names of a 2-D NumPy array's columns, given as ``table``.
         **kwargs: batching and splitting options of
             [`TensorDataModule`][gd_lightning.TensorDataModule].
@@ -322,9 +323,8 @@ class TabularDataModule(TensorDataModule):
         self.check_columns(names, "predictions.keep_columns")
         names = [normalized_name(name) for name in names]
         if self.columns_table is not None:  # typed values, written as Python writes them
-            kept = self.columns_table.values(names)
-            cells = [["" if value is None else str(value) for value in column.to_pylist()]
-                     for column in kept.columns]  # fmt: skip
+            cells = [["" if value is None else str(value) for value in column]
+                     for column in self.columns_table.python_values(names)]  # fmt: skip
             return [list(row) for row in zip(*cells, strict=True)]
         columns = [self._column_index(name) for name in names]
         path = Path(str(self.csv_path))
