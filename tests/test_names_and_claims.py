@@ -159,6 +159,13 @@ def test_a_quote_after_spaces_opens_a_quoted_cell_as_the_data_reads_it() -> None
 # --- the default name claimed as the file is written ---------------------------------------
 
 
+def csv_of(header: list[str], rows: list[list[object]]):
+    """What `write_unused` takes: a writer of this CSV to a path."""
+    return lambda path, overwrite: predictions.write_csv_atomic(
+        path, header, rows, overwrite=overwrite
+    )
+
+
 @pytest.fixture
 def another_predict_first(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Make another predict write the default file between this one's choice of a name
@@ -170,7 +177,9 @@ def another_predict_first(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     def racing(path: Path, header: list[str], rows: list[list[object]], **kwargs: bool) -> Path:
         if not claimed:
             monkeypatch.setattr(predictions, "write_csv_atomic", real)
-            claimed.append(write_unused(path.with_name("predictions.csv"), ["other"], [[1]]))
+            claimed.append(
+                write_unused(path.with_name("predictions.csv"), csv_of(["other"], [[1]]))
+            )
             monkeypatch.setattr(predictions, "write_csv_atomic", racing)
         return real(path, header, rows, **kwargs)
 
@@ -205,14 +214,14 @@ def test_the_python_api_claims_the_default_name_too(another_predict_first, capsy
 
 def test_a_link_to_nothing_is_a_name_taken() -> None:
     os.symlink("nowhere.csv", "predictions.csv")
-    assert write_unused(Path("predictions.csv"), ["a"], [[1]]) == Path("predictions-2.csv")
+    assert write_unused(Path("predictions.csv"), csv_of(["a"], [[1]])) == Path("predictions-2.csv")
     assert os.readlink("predictions.csv") == "nowhere.csv"
 
 
 def test_a_claim_that_cannot_be_made_is_not_retried_forever() -> None:
     Path("file").write_text("")
     with pytest.raises(OSError):  # the folder is a file: no name there can be claimed
-        write_unused(Path("file", "predictions.csv"), ["a"], [[1]])
+        write_unused(Path("file", "predictions.csv"), csv_of(["a"], [[1]]))
 
 
 @pytest.mark.slow

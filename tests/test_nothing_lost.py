@@ -192,7 +192,7 @@ CASES = [
     ("predictions over a config", {"data.csv": GOOD, "p.yaml": "seed_everything: 0\n"},
      [*PREDICT, "--config", "p.yaml", "--predictions.path", "p.yaml"], "is config file 1"),
     ("predictions into a .ckpt name", {"data.csv": GOOD},
-     [*PREDICT, "--predictions.path", "other.ckpt"], "names a .ckpt file, not a CSV file"),
+     [*PREDICT, "--predictions.path", "other.ckpt"], "a .ckpt file, not a CSV or Parquet"),
     ("predictions into a .npy name", {"data.csv": GOOD},
      [*PREDICT, "--predictions.path", "x.npy"], "names a .npy file"),
     ("a new fit into an earlier run's checkpoints",

@@ -223,6 +223,10 @@ def test_parquet_from_the_command_line_to_parquet_with_typed_kept_columns(
     main(["predict", "--ckpt_path", str(checkpoint), "--data.parquet_path", path,
           "--predictions.keep_columns", "[id, lot]", "--predictions.path", "out.csv",
           *QUIET])  # fmt: skip
+    with pytest.raises(SystemExit) as refused:  # never over the data it reads
+        main(["predict", "--ckpt_path", str(checkpoint), "--data.parquet_path", path,
+              "--predictions.path", path, *QUIET])  # fmt: skip
+    assert refused.value.code == 2 and pq.read_table(path).num_rows == ROWS
     text = Path("out.csv").read_text().splitlines()
     assert text[0] == "id,lot,price" and text[1].startswith(f"h000,{AREA[0] * 2},")
     assert pq.read_table("out.parquet").column("price").to_pylist() == [
