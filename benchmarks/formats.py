@@ -22,13 +22,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-from memory import memory_kib
+from memory import peak_memory
 
 FEATURES = 32
 BATCH = 4096
@@ -71,31 +70,18 @@ def child(folder: str, source: str) -> None:
 
     from gd_lightning import LinearRegression, TabularDataModule
 
-    peak = [memory_kib("RssAnon")]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.005):
-            peak[0] = max(peak[0], memory_kib("RssAnon"))
-
-    threading.Thread(target=sample, daemon=True).start()
-    baseline = memory_kib("RssAnon")
-    start = time.perf_counter()
-    data = TabularDataModule(batch_size=BATCH, **SOURCES[source](folder))
-    data.setup("fit")
-    loaded = time.perf_counter()
-    model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
-    trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)  # fmt: skip
-    trainer.fit(model, datamodule=data)
-    done.set()
-    print(json.dumps({
-        "load_s": loaded - start,
-        "epoch_s": time.perf_counter() - loaded,
-        "anon_mib": (peak[0] - baseline) / 1024,
-        "rss_peak_mib": memory_kib("VmHWM") / 1024,
-    }))  # fmt: skip
+    with peak_memory() as peaks:
+        start = time.perf_counter()
+        data = TabularDataModule(batch_size=BATCH, **SOURCES[source](folder))
+        data.setup("fit")
+        loaded = time.perf_counter()
+        model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
+        trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False)  # fmt: skip
+        trainer.fit(model, datamodule=data)
+        fitted = time.perf_counter()
+    print(json.dumps({"load_s": loaded - start, "epoch_s": fitted - loaded, **peaks}))
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +54,11 @@ def memory_kib(field: str) -> int:
     return 0
 
 
-def child(folder: str, memory_map: bool) -> None:
-    """One fit in this process; prints its peaks as JSON."""
-    warnings.filterwarnings("ignore")
-    from lightning.pytorch import Trainer  # imported here: the parent needs none of it
-
-    from gd_lightning import LinearRegression, TabularDataModule
-
+@contextmanager
+def peak_memory() -> Iterator[dict[str, float]]:
+    """Sample the process's own (anonymous) memory every 5 ms while the block runs; the
+    dict yielded then holds its peak above the start (``anon_mib``) and the process's
+    peak resident size (``rss_peak_mib``)."""
     peak = [memory_kib("RssAnon")]
     done = threading.Event()
 
@@ -68,24 +68,36 @@ def child(folder: str, memory_map: bool) -> None:
 
     threading.Thread(target=sample, daemon=True).start()
     baseline = memory_kib("RssAnon")
-    start = time.perf_counter()
-    data = TabularDataModule(
-        features_path=f"{folder}/x.npy",
-        targets_path=f"{folder}/y.npy",
-        batch_size=BATCH,
-        memory_map=memory_map,
-    )
-    model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
-    trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)  # fmt: skip
-    trainer.fit(model, datamodule=data)
-    done.set()
-    print(json.dumps({
-        "anon_mib": (peak[0] - baseline) / 1024,
-        "rss_peak_mib": memory_kib("VmHWM") / 1024,
-        "seconds": time.perf_counter() - start,
-    }))  # fmt: skip
+    found: dict[str, float] = {}
+    try:
+        yield found
+    finally:
+        done.set()
+        found["anon_mib"] = (max(peak[0], memory_kib("RssAnon")) - baseline) / 1024
+        found["rss_peak_mib"] = memory_kib("VmHWM") / 1024
+
+
+def child(folder: str, memory_map: bool) -> None:
+    """One fit in this process; prints its peaks as JSON."""
+    warnings.filterwarnings("ignore")
+    from lightning.pytorch import Trainer  # imported here: the parent needs none of it
+
+    from gd_lightning import LinearRegression, TabularDataModule
+
+    with peak_memory() as peaks:
+        start = time.perf_counter()
+        data = TabularDataModule(
+            features_path=f"{folder}/x.npy",
+            targets_path=f"{folder}/y.npy",
+            batch_size=BATCH,
+            memory_map=memory_map,
+        )
+        model = LinearRegression(FEATURES, 1, lr=0.01, optimization="manual")
+        trainer = Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False,
+                          enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False)  # fmt: skip
+        trainer.fit(model, datamodule=data)
+    print(json.dumps({**peaks, "seconds": time.perf_counter() - start}))
 
 
 def main() -> None:
