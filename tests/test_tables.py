@@ -258,3 +258,22 @@ def test_columns_float32_holds_stay_float32_and_others_must_fit_it() -> None:
         dm.load()
     dm.dtype = torch.float64  # as under --trainer.precision 64-true
     assert dm.load()[0][7, 0].item() == 1e300
+
+
+def test_pandas_predictions_keep_the_rows_index_labels_batch_by_batch() -> None:
+    model = LinearRegression(in_features=3, lr=0.1)
+    fit(model, TabularDataModule(table=frame(), **USED), max_epochs=2)
+    some = frame()[frame()["area"] > 100]  # index labels with gaps
+    batches = quiet_trainer().predict(model, TabularDataModule(table=some, batch_size=3))
+    assert len(batches) == -(-len(some) // 3)
+    predicted = pd.concat(batches)
+    assert list(predicted.index) == list(some.index)  # lines up with the rows predicted
+    alone = quiet_trainer().predict(model, TabularDataModule(table=some.loc[[some.index[4]]]))
+    assert predicted["price"].iloc[4] == alone[0]["price"].iloc[0]
+
+
+def test_numpy_column_names_are_counted_and_unique() -> None:
+    with pytest.raises(InputError, match=r"shape \(3, 2\) needs data.columns.*got 3 name"):
+        TabularDataModule(table=np.ones((3, 2)), columns=["a", "b", "c"])
+    with pytest.raises(InputError, match="data.columns names a more than once"):
+        TabularDataModule(table=np.ones((3, 2)), columns=["a", "a"])

@@ -329,10 +329,14 @@ def open_table(table: Any, columns: list[str] | None = None) -> ColumnTable:
         )
     if isinstance(table, np.ndarray):
         if table.ndim != 2 or columns is None or len(columns) != table.shape[1]:
+            got = "" if columns is None else f", got {len(columns)} name(s)"
             raise InputError(
                 f"a NumPy array of shape {table.shape} needs data.columns, one name per "
-                f"column of a 2-D array (or give a dict of 1-D arrays by name)"
+                f"column of a 2-D array{got} (or give a dict of 1-D arrays by name)"
             )
+        repeated = sorted({name for name in columns if columns.count(name) > 1})
+        if repeated:
+            raise InputError(f"data.columns names {', '.join(repeated)} more than once")
         return NumpyColumns(named({n: table[:, i] for i, n in enumerate(columns)}, source), source)
     if isinstance(table, Mapping):
         arrays = {name: np.asarray(values) for name, values in table.items()}
@@ -407,13 +411,19 @@ def open_parquet(path: Path) -> ColumnTable:
         raise InputError(f"{path} is not a readable Parquet file ({err})") from None
 
 
-def table_like(template: Any, columns: dict[str, np.ndarray]) -> Any:
-    """``columns`` as a table of the kind ``template`` is: a pandas or polars DataFrame,
-    a pyarrow Table (for any other Arrow table too), or a dict of NumPy arrays (for
-    NumPy input). The library is the one already imported to build ``template``."""
+def table_like(template: Any, columns: dict[str, np.ndarray], first_row: int = 0) -> Any:
+    """``columns`` (rows ``first_row``, ``first_row + 1``, ... of ``template``) as a
+    table of the kind ``template`` is: a pandas DataFrame (under those rows' index
+    labels, so that it lines up with the rows it predicts), a polars DataFrame, a
+    pyarrow Table (for any other Arrow table too), or a dict of NumPy arrays (for NumPy
+    input). The library is the one already imported to build ``template``."""
     library = type(template).__module__.split(".")[0]
     if library in ("pandas", "polars") and library in sys.modules:
-        return sys.modules[library].DataFrame(columns)
+        frame = sys.modules[library].DataFrame
+        if library == "polars":
+            return frame(columns)
+        rows = len(next(iter(columns.values()))) if columns else 0
+        return frame(columns, index=template.index[first_row : first_row + rows])
     if isinstance(template, np.ndarray | Mapping):
         return columns
     return pyarrow_for("predictions as a table").table(columns)

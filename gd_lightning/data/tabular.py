@@ -92,8 +92,9 @@ class TabularDataModule(TensorDataModule):
         memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
         parquet_path: a Parquet file (read through pyarrow: the ``parquet`` extra).
         table: a table held in memory, given from Python, not from the command line: a
-            pandas or polars DataFrame, a pyarrow Table, NumPy columns by name.
-        columns: the names of a 2-D NumPy array's columns, given as ``table``.
+            pandas or polars DataFrame, a pyarrow Table, a dict of NumPy columns by
+            name, or a 2-D NumPy array (with ``columns``).
+        columns: when ``table`` is a 2-D NumPy array, the names of its columns.
         **kwargs: batching and splitting options of
             [`TensorDataModule`][gd_lightning.TensorDataModule].
 
@@ -342,16 +343,19 @@ class TabularDataModule(TensorDataModule):
         return pa.table({name: [row[i] for row in rows] for i, name in enumerate(names)},
                         schema=pa.schema([(name, pa.string()) for name in names]))  # fmt: skip
 
-    def predictions_table(self, predictions: Tensor) -> Any:
-        """``predictions`` (rows, out_features) as a table of the kind the data was
-        given as (a pandas or polars DataFrame, a pyarrow Table, a dict of NumPy
-        arrays), one column per target, named after it; ``predictions`` as they are
-        for data read from files."""
+    def predictions_table(self, predictions: Tensor, batch_idx: int = 0) -> Any:
+        """``predictions`` (rows, out_features) of the predict loader's batch
+        ``batch_idx`` as a table of the kind the data was given as (a pandas DataFrame,
+        under the index labels of the rows it predicts; a polars DataFrame; a pyarrow
+        Table; a dict of NumPy arrays), one column per target, named after it;
+        ``predictions`` as they are for data read from files."""
         if self.table is None:
             return predictions
         values = predictions.detach().cpu().numpy()
-        return table_like(self.table, {name: values[:, i] for i, name in
-                                       enumerate(self.target_names)})  # fmt: skip
+        rows = self.columns_table.rows if self.columns_table is not None else len(values)
+        first = batch_idx * min(self.batch_size or rows, rows)  # batches in order, whole
+        columns = {name: values[:, i] for i, name in enumerate(self.target_names)}
+        return table_like(self.table, columns, first)
 
     def check_columns(self, names: list[str], option: str) -> None:
         """Refuse in one line, naming ``option``, a column the data lacks or names more

@@ -157,7 +157,7 @@ class RegressionModule(ColumnsAndCheckpoints):
         except RuntimeError:  # called outside a Trainer
             datamodule = None
         as_table = getattr(datamodule, "predictions_table", None)
-        return predictions if as_table is None else as_table(predictions)
+        return predictions if as_table is None else as_table(predictions, batch_idx)
 
     def configure_optimizers(self) -> Any:
         manual = not self.automatic_optimization
