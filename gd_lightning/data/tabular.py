@@ -42,8 +42,9 @@ class TabularDataModule(TensorDataModule):
       columns. DataFrames are read through Arrow, with pyarrow (the same extra); the
       package imports no DataFrame library, and pyarrow only when it is handed one. A
       pandas index is not a column. Predicting on such a table returns a table of the
-      same kind (a dict of arrays for NumPy) with one column per target, named after
-      it: see `predictions_table`. The table is not saved in checkpoints;
+      same kind (a dict of arrays for NumPy; a pandas one under the index labels of
+      the rows it predicts) with one column per target, named after it: see
+      `predictions_table`. The table is not saved in checkpoints;
     - ``features_path``: a NumPy array of one row per sample (a 1-D array is one
       column), with ``targets_path`` for the targets.
 
@@ -56,9 +57,11 @@ class TabularDataModule(TensorDataModule):
 
     A used column of a Parquet file or a table must hold numbers: integers (up to
     2⁵³, which float64 holds exactly), floats or booleans; each value is converted
-    once, to float64, and a column of text, dates or categories, a missing value
-    (null), NaN or an infinity is refused in one line naming its column and row (rows
-    of a table in memory counted from 0, as ``iloc`` counts; a file's from 1).
+    once, exactly, to float64 (or kept in float32 when every used column is float32
+    or narrower, as for ``.npy`` arrays), and a column of text, dates or categories, a
+    missing value (null), NaN or an infinity is refused in one line naming its column
+    and row (rows of a table in memory counted from 0, as ``iloc`` counts; a file's
+    from 1).
 
     Data without its targets (a CSV lacking the target columns, or ``features_path``
     alone) can be predicted on, not fitted: a model that knows its columns (every
