@@ -562,11 +562,16 @@ class TensorDataModule(LightningDataModule):
         train_rows = order[num_val + num_test :]
         return train_rows.sort().values, val_rows.sort().values, test_rows.sort().values
 
+    def rows_per_batch(self, num_rows: int) -> int:
+        """The rows in each batch of a loader over ``num_rows`` rows (all of them for
+        the full batch); the last batch may hold fewer."""
+        return min(self.batch_size or num_rows, num_rows)
+
     def _loader(self, dataset: Rows | None, train: bool = False) -> Any:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
         num_rows = len(dataset)
-        batch_size = min(self.batch_size or num_rows, num_rows)
+        batch_size = self.rows_per_batch(num_rows)
         replicas, rank = self._processes()
         device = torch.device("cpu")
         if isinstance(dataset, TensorDataset):

@@ -356,7 +356,7 @@ class TabularDataModule(TensorDataModule):
             return predictions
         values = predictions.detach().cpu().numpy()
         rows = self.columns_table.rows if self.columns_table is not None else len(values)
-        first = batch_idx * min(self.batch_size or rows, rows)  # batches in order, whole
+        first = batch_idx * self.rows_per_batch(rows)  # predict's batches come in order
         columns = {name: values[:, i] for i, name in enumerate(self.target_names)}
         return table_like(self.table, columns, first)
 
