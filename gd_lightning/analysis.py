@@ -112,35 +112,27 @@ class LeastSquaresReference:
         ``epsilon`` is the machine epsilon of the numbers the fit computes with: by
         default the blocks' own dtype's.
         """
-        triangle: Tensor | None = None
-        scale: Tensor | None = None
-        rows, seen, width = 0, 0.0, 0
+        rows = TriangleOfRows()
+        seen, width = 0.0, 0
         for design, targets in blocks:
             for part in (design, targets):
                 if part.is_floating_point():
                     seen = max(seen, torch.finfo(part.dtype).eps)
-            width, top = design.shape[1], 0 if triangle is None else len(triangle)
-            # [R; block] in one float64 buffer, each part copied (and converted) once
-            stacked = torch.empty(top + len(design), width + targets.shape[1], dtype=torch.float64)
-            if triangle is not None:
-                stacked[:top] = triangle
-            stacked[top:, :width] = design.detach()
-            stacked[top:, width:] = targets.detach()
-            if scale is None:
-                scale = _power_of_two_scale(stacked)
-            stacked[top:] *= scale  # exact: powers of two
-            factored, _ = torch.geqrf(stacked)  # R in the upper triangle of the top rows
-            triangle = factored[: stacked.shape[1]].triu()
-            rows += len(design)
-        if triangle is None or scale is None or rows == 0:
-            raise ValueError("no rows to build the least-squares reference from")
+            width = design.shape[1]
+            rows.add(design, targets)
         epsilon = seen if epsilon is None else epsilon
-        reference = cls.from_triangle(triangle / scale, rows, width, target_scale, epsilon)
-        small = rows * (width + reference.target_scale.numel()) <= REFINE_VALUES
-        hard = reference.condition_equal_columns > REFINE_ABOVE**2
-        if (small or hard) and iter(blocks) is not blocks:
+        reference = cls.from_triangle(rows.factor(), rows.count, width, target_scale, epsilon)
+        if reference.worth_refining and iter(blocks) is not blocks:
             reference = reference.refined(blocks).refined(blocks)
         return reference
+
+    @property
+    def worth_refining(self) -> bool:
+        """Whether two passes of `refined` win digits worth their cost: the data are
+        small (`REFINE_VALUES` values, milliseconds), or the design so ill-conditioned
+        that float64 QR keeps fewer than about ten digits of its optimum."""
+        small = self.rows * self.triangle.shape[1] <= REFINE_VALUES
+        return small or self.condition_equal_columns > REFINE_ABOVE**2
 
     def refined(self, blocks: Iterable[tuple[Tensor, Tensor]]) -> "LeastSquaresReference":
         """This reference with its optimum improved by one step of iterative refinement
@@ -637,6 +629,53 @@ REFINE_VALUES = 1 << 18
 #: a condition number above which gradient descent on data left raw is told to
 #: standardize (the standardized tutorials' are all below 100)
 CONDITION_TO_STANDARDIZE = 1e3
+
+
+class TriangleOfRows:
+    """The upper triangular factor ``R`` of the QR decomposition of a table whose rows
+    come a block at a time: one pass, with memory for one block and the triangle
+    (``R ← qr([R; block]).R``, a blocked "tall-skinny" QR), in float64, every column
+    first scaled by a power of two (exact) to a size near 1.
+
+    Examples:
+        >>> rows = TriangleOfRows()
+        >>> rows.add(torch.tensor([[3.0], [0.0]]), torch.tensor([[0.0], [1.0]]))
+        >>> rows.add(torch.tensor([[4.0]]), torch.tensor([[0.0]]))
+        >>> rows.count, rows.factor().abs()
+        (3, tensor([[5., 0.],
+                [0., 1.]], dtype=torch.float64))
+    """
+
+    def __init__(self) -> None:
+        self.triangle: Tensor | None = None
+        self.scale: Tensor | None = None
+        #: the rows added so far
+        self.count = 0
+
+    def add(self, *parts: Tensor) -> None:
+        """Add the rows whose columns ``parts`` (each (rows, columns)) hold, side by side."""
+        top = 0 if self.triangle is None else len(self.triangle)
+        width = sum(part.shape[1] for part in parts)
+        # [R; block] in one float64 buffer, each part copied (and converted) once
+        stacked = torch.empty(top + len(parts[0]), width, dtype=torch.float64)
+        if self.triangle is not None:
+            stacked[:top] = self.triangle
+        first = 0
+        for part in parts:
+            stacked[top:, first : first + part.shape[1]] = part.detach()
+            first += part.shape[1]
+        if self.scale is None:
+            self.scale = _power_of_two_scale(stacked)
+        stacked[top:] *= self.scale  # exact: powers of two
+        factored, _ = torch.geqrf(stacked)  # R in the upper triangle of the top rows
+        self.triangle = factored[:width].triu()
+        self.count += len(parts[0])
+
+    def factor(self) -> Tensor:
+        """``R`` of the rows added, in their own units; one line when there are none."""
+        if self.triangle is None or self.scale is None or self.count == 0:
+            raise ValueError("no rows to build the least-squares reference from")
+        return self.triangle / self.scale
 
 
 def _equal_columns(r: Tensor) -> tuple[Tensor, Tensor]:

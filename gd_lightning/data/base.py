@@ -1,7 +1,7 @@
 """What every DataModule here shares: splits, shuffling and loaders over in-memory tensors."""
 
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,21 @@ from gd_lightning.data.identity import (
     saved_identity,
 )
 from gd_lightning.data.mapped import MappedDataset
-from gd_lightning.data.reference import reference_of
-from gd_lightning.data.sampler import EpochBatchSampler, FullBatch, GatherDataset, batch_as_is
+from gd_lightning.data.reference import OnePass, reference_of
+from gd_lightning.data.sampler import (
+    EpochBatchSampler,
+    FullBatch,
+    GatherDataset,
+    RowGroupBatchSampler,
+    batch_as_is,
+)
 from gd_lightning.data.standardize import (
     ColumnMoments,
     Standardization,
     float32_carries,
     float32_rounding,
 )
+from gd_lightning.data.streamed import ParquetRows
 from gd_lightning.errors import InputError, check_argument
 from gd_lightning.resume import changed_settings, resume_refusal
 
@@ -35,7 +42,7 @@ from gd_lightning.resume import changed_settings, resume_refusal
 BLOCK_ROWS = 1 << 20
 
 #: a split: rows held as tensors, or rows of memory-mapped files
-Rows = TensorDataset | MappedDataset
+Rows = TensorDataset | MappedDataset | ParquetRows
 
 
 def dtype_for(precision: str | int | None) -> torch.dtype:
@@ -207,6 +214,9 @@ class TensorDataModule(LightningDataModule):
         self.test_set: Rows | None = None
         self._device_sets: dict[int, tuple[TensorDataset, TensorDataset]] = {}
         self._reference: tuple[Any, torch.dtype, LeastSquaresReference | None] | None = None
+        #: the training rows summed up in one pass (`OnePass`), for data read from a file
+        #: a batch at a time (``None`` for data held as tensors)
+        self.training_pass: OnePass | None = None
 
     @property
     def in_features(self) -> int:
@@ -381,6 +391,7 @@ class TensorDataModule(LightningDataModule):
         rows as loaded (float64 where the source holds more digits); store the rows in
         the data's dtype, but for features the fit or the model reading them for
         ``stage`` needs in float64 (`_features_in_float64`)."""
+        self.training_pass = None
         x, y = self.load()
         self._check(x, y)
         train_rows, val_rows, test_rows = self._split(len(x))
@@ -413,20 +424,21 @@ class TensorDataModule(LightningDataModule):
                       for i in range(0, len(values), BLOCK_ROWS)]  # fmt: skip
             return torch.stack(blocks).amax(0)
 
-        self._judge_moments(training_blocks, magnitude(x) if len(x) else None,
+        self._judge_moments(lambda: ColumnMoments.of_chunks(training_blocks()),
+                            magnitude(x) if len(x) else None,
                             magnitude(y) if len(y) and y.shape[1] else None,
                             x.dtype, y.dtype)  # fmt: skip
 
     def _judge_moments(
         self,
-        training_blocks: Callable[[], Iterable[tuple[Tensor, Tensor]]],
+        training_moments: Callable[[], tuple[ColumnMoments, ColumnMoments]],
         magnitude: Tensor | None,
         target_magnitude: Tensor | None,
         x_dtype: torch.dtype,
         y_dtype: torch.dtype,
     ) -> None:
-        """`_judge` from the training rows given block by block (``training_blocks()``
-        reads them again at each call) and every row's largest magnitudes."""
+        """`_judge` from the training rows' moments (``training_moments()``, asked for
+        only where they are needed) and every row's largest magnitudes."""
         self.standardization = None
         self._magnitude = self._spread = None
         self._target_magnitude = self._target_spread = None
@@ -437,7 +449,7 @@ class TensorDataModule(LightningDataModule):
         judged_y = narrowed and y_dtype == torch.float64 and self.labeled
         if not (standardizing or judged_x or judged_y):
             return
-        x_moments, y_moments = ColumnMoments.of_chunks(training_blocks())
+        x_moments, y_moments = training_moments()
         if standardizing:
             self.standardization = Standardization.from_moments(
                 x_moments, y_moments, self.standardize_features, self.standardize_targets
@@ -582,15 +594,16 @@ class TensorDataModule(LightningDataModule):
                 return FullBatch(*(t.contiguous() for t in dataset.tensors))
         # one sampler element is one whole batch, gathered by the dataset with one
         # indexing operation per tensor, instead of a __getitem__ per row and a collate
-        sampler = EpochBatchSampler(
-            num_rows,
-            batch_size,
-            shuffle=train and self.shuffle and batch_size < num_rows,
-            seed=self.seed,
-            num_replicas=replicas,
-            rank=rank,
-            device=device,
-        )
+        shuffle = train and self.shuffle and batch_size < num_rows
+        sampler: EpochBatchSampler
+        if isinstance(dataset, ParquetRows):  # group after group, each read once an epoch
+            sampler = RowGroupBatchSampler(
+                dataset.group_bounds, batch_size, shuffle, self.seed, replicas, rank
+            )
+        else:
+            sampler = EpochBatchSampler(
+                num_rows, batch_size, shuffle, self.seed, replicas, rank, device
+            )
         return DataLoader(
             dataset,
             sampler=sampler,

@@ -88,6 +88,46 @@ class EpochBatchSampler(DistributedSampler):
         return math.ceil(self.num_rows / self.batch_size)
 
 
+class RowGroupBatchSampler(EpochBatchSampler):
+    """An [`EpochBatchSampler`][gd_lightning.EpochBatchSampler] for rows read a group at a
+    time (a Parquet file's row groups, `ParquetRows`): a shuffled epoch takes the
+    groups in an order of its own and each group's rows in an order of their own,
+    group after group, so that each group is read once an epoch; in order, the rows in
+    order. Orders depend only on ``(seed, epoch)``, as the base class's.
+
+    Args:
+        bounds: where each group's rows start among the split's, then the split's
+            length (group ``g`` holds rows ``bounds[g]`` to ``bounds[g + 1]``).
+        batch_size, shuffle, seed, num_replicas, rank: as the base class's.
+
+    Examples:
+        >>> sampler = RowGroupBatchSampler(torch.tensor([0, 3, 5]), 2, shuffle=True, seed=0)
+        >>> [batch.tolist() for batch in sampler]
+        [[0, 2], [1, 3], [4]]
+    """
+
+    def __init__(
+        self,
+        bounds: Tensor,
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        super().__init__(int(bounds[-1]), batch_size, shuffle, seed, num_replicas, rank)
+        self.bounds = bounds
+
+    def permutation(self) -> Tensor:
+        """This epoch's order: the groups shuffled, then the rows within each group."""
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        bounds = self.bounds.tolist()
+        groups = torch.randperm(len(bounds) - 1, generator=generator).tolist()
+        parts = [bounds[g] + torch.randperm(bounds[g + 1] - bounds[g], generator=generator)
+                 for g in groups]  # fmt: skip
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+
+
 class GatherDataset(TensorDataset):
     """A ``TensorDataset`` that also serves a whole batch at once.
 

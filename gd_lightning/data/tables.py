@@ -77,6 +77,13 @@ class ColumnTable:
         #: the number of the first row in messages: 0 for tables in memory (as
         #: ``iloc`` counts), 1 for files (as the .npy files' messages count)
         self.first_row = first_row
+        #: the rows of each row group, in order: a Parquet file's own, or one group of
+        #: every row for a table in memory
+        self.group_rows: list[int] = [rows]
+
+    def group_start(self, group: int) -> int:
+        """The first row of row group ``group``."""
+        return sum(self.group_rows[:group])
 
     def where(self, row: int, name: str) -> str:
         """A row and column, as messages name it."""
@@ -99,36 +106,48 @@ class ColumnTable:
         """The column's first value, as its library gives it."""
         raise NotImplementedError
 
-    def blocks(self, names: list[str]) -> Iterator[list[tuple[np.ndarray, np.ndarray | None]]]:
-        """The columns ``names`` a block of rows at a time: per column, its values as
-        NumPy gives them and a mask of its nulls (``None`` without any)."""
+    def blocks(
+        self, names: list[str], group: int | None = None
+    ) -> Iterator[list[tuple[np.ndarray, np.ndarray | None]]]:
+        """The columns ``names`` a block of rows at a time (of every row, or of row group
+        ``group``): per column, its values as NumPy gives them and a mask of its nulls
+        (``None`` without any)."""
         raise NotImplementedError
 
     def dtypes(self, names: list[str]) -> list[np.dtype]:
         """The NumPy dtype each of the columns ``names`` (numbers) is read in."""
         raise NotImplementedError
 
-    def read(self, names: list[str], dtype: type = np.float64, check: Any = None) -> np.ndarray:
+    def read(
+        self,
+        names: list[str],
+        dtype: type = np.float64,
+        check: Any = None,
+        group: int | None = None,
+    ) -> np.ndarray:
         """The columns ``names`` (each once in the header, and numbers: `check_numeric`),
-        (rows, len(names)), in float64 (or in ``dtype``, for columns it holds exactly:
-        see `dtypes`), each value converted once and checked; ``check(values,
-        source_dtype, where)``, when given, checks each column's block further
-        (``where(row)`` naming a row of it)."""
-        table: np.ndarray = np.empty((self.rows, len(names)), dtype=dtype)
+        (rows, len(names)), of every row or of row group ``group``, in float64 (or in
+        ``dtype``, for columns it holds exactly: see `dtypes`), each value converted
+        once and checked; ``check(values, source_dtype, where)``, when given, checks each
+        column's block further (``where(row)`` naming a row of it)."""
+        rows = self.rows if group is None else self.group_rows[group]
+        offset = 0 if group is None else self.group_start(group)
+        table: np.ndarray = np.empty((rows, len(names)), dtype=dtype)
         start = 0
-        for block in self.blocks(names):
+        for block in self.blocks(names, group):
             length = 0
             for column, (name, (values, nulls)) in enumerate(zip(names, block, strict=True)):
                 length = len(values)
-                if start + length > self.rows:
+                if start + length > rows:
                     raise InputError(f"{self.source} changed while it was read: read it again")
-                where = lambda row, n=name, first=start: self.where(first + row, n)  # noqa: E731
+                first_row = offset + start
+                where = lambda row, n=name, first=first_row: self.where(first + row, n)  # noqa: E731
                 converted = checked_column(values, nulls, where, dtype)
                 if check is not None:
                     check(converted, values.dtype, where)
                 table[start : start + length, column] = converted
             start += length
-        if start != self.rows:
+        if start != rows:
             raise InputError(f"{self.source} changed while it was read: read it again")
         return table
 
@@ -223,15 +242,23 @@ class ArrowColumns(ColumnTable):
         fields = [field for field in schema if field.name not in index]
         #: each header column's position in the schema
         self.positions = [schema.get_field_index(field.name) for field in fields]
-        rows = arrow.metadata.num_rows if hasattr(arrow, "metadata") else arrow.num_rows
+        rows = arrow.metadata.num_rows if self.parquet else arrow.num_rows
         header = [normalized_name(str(field.name)) for field in fields]
         super().__init__(header, [str(field.type) for field in fields], rows, source, first_row)
+        if self.parquet:
+            metadata = arrow.metadata
+            self.group_rows = [
+                metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)
+            ]
 
-    def _batches(self, names: list[str]) -> Iterator[Any]:
+    def _batches(self, names: list[str], group: int | None = None) -> Iterator[Any]:
         positions = [self.positions[self.header.index(name)] for name in names]
         if self.parquet:  # only these columns are read from the file
             raw = [self.schema.field(position).name for position in positions]
-            yield from self.arrow.iter_batches(batch_size=BLOCK_ROWS, columns=raw)
+            groups = None if group is None else [group]
+            yield from self.arrow.iter_batches(
+                batch_size=BLOCK_ROWS, row_groups=groups, columns=raw
+            )
         else:
             for batch in self.arrow.select(positions).to_batches():
                 for start in range(0, batch.num_rows, BLOCK_ROWS):
@@ -247,8 +274,10 @@ class ArrowColumns(ColumnTable):
                 return batch.column(0)[0].as_py()
         return None
 
-    def blocks(self, names: list[str]) -> Iterator[list[tuple[np.ndarray, np.ndarray | None]]]:
-        for batch in self._batches(names):
+    def blocks(
+        self, names: list[str], group: int | None = None
+    ) -> Iterator[list[tuple[np.ndarray, np.ndarray | None]]]:
+        for batch in self._batches(names, group):
             block = []
             for array in batch.columns:
                 nulls = None
@@ -286,8 +315,10 @@ class NumpyColumns(ColumnTable):
         values = self.columns[name]
         return values[0].item() if len(values) else None
 
-    def blocks(self, names: list[str]) -> Iterator[list[tuple[np.ndarray, np.ndarray | None]]]:
-        for start in range(0, self.rows, BLOCK_ROWS):
+    def blocks(
+        self, names: list[str], group: int | None = None
+    ) -> Iterator[list[tuple[np.ndarray, np.ndarray | None]]]:
+        for start in range(0, self.rows, BLOCK_ROWS):  # one group: every row
             rows = slice(start, start + BLOCK_ROWS)
             yield [(np.asarray(self.columns[name][rows]), None) for name in names]
 

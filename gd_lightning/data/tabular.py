@@ -15,6 +15,9 @@ from torch import Tensor
 
 from gd_lightning.data.base import TensorDataModule, default_names, normalized_name
 from gd_lightning.data.mapped import MappedDataset
+from gd_lightning.data.reference import OnePass
+from gd_lightning.data.standardize import ColumnMoments
+from gd_lightning.data.streamed import ParquetRows
 from gd_lightning.data.tables import (
     PARQUET_MAGIC,
     ColumnTable,
@@ -143,11 +146,12 @@ class TabularDataModule(TensorDataModule):
                               ("columns", columns)):  # fmt: skip
             check_names(value, f"data.{option}")
         self.memory_map = memory_map
-        if memory_map and (features_path is None or targets_path is None):
+        if memory_map and parquet_path is None and (features_path is None or targets_path is None):
             raise InputError(
-                "data.memory_map works with a pair of .npy files: give data.features_path "
-                "and data.targets_path (CSV and Parquet files are read into memory, a "
-                "Parquet file's used columns only)"
+                "data.memory_map reads a Parquet file (data.parquet_path) or a pair of .npy "
+                "files (data.features_path and data.targets_path) a batch at a time; CSV "
+                "files and tables in memory are read into memory: write the table to "
+                "Parquet to stream it"
             )
         if memory_map and self.batch_size is None:
             raise InputError(
@@ -373,8 +377,12 @@ class TabularDataModule(TensorDataModule):
 
     def _load_and_split(self, stage: str | None = None) -> None:
         """As [`TensorDataModule`][gd_lightning.TensorDataModule]'s, or, with
-        ``memory_map``, the memory-mapped splits (`_setup_mapped`)."""
-        if self.memory_map:
+        ``memory_map``, the splits read a batch at a time: from memory-mapped ``.npy``
+        files (`_setup_mapped`) or from a Parquet file (`_setup_streamed`)."""
+        self.training_pass = None
+        if self.memory_map and self.parquet_path is not None:
+            self._setup_streamed(stage)
+        elif self.memory_map:
             self._setup_mapped(stage)
         else:
             super()._load_and_split(stage)
@@ -406,9 +414,63 @@ class TabularDataModule(TensorDataModule):
         x_magnitude, y_magnitude = (torch.stack(found).amax(0) if found else None
                                     for found in magnitudes)  # fmt: skip
         dtypes = [torch.float64 if is_wide else self.data_dtype for is_wide in wide]
-        self._judge_moments(training.chunks, x_magnitude, y_magnitude, *dtypes)
+        training_pass = OnePass()
+        for x, y in training.chunks():
+            training_pass.add(x, y)
+        self._judge_moments(lambda: _moments(training_pass), x_magnitude, y_magnitude, *dtypes)
+        self.training_pass = training_pass
         full.dtypes = (torch.float64 if self._features_in_float64(stage) else self.data_dtype,
                        self.data_dtype)  # fmt: skip
+        self.full_set = full
+        self.train_set = full.subset(train_rows)
+        self.val_set = full.subset(val_rows)
+        self.test_set = full.subset(test_rows)
+
+    def _setup_streamed(self, stage: str | None) -> None:
+        """The splits of a Parquet file, read a row group at a time (`ParquetRows`): one
+        pass over the file in order checks every value (as `load` does), finds every
+        column's largest magnitude, and sums up the training rows (`OnePass`: their
+        standardization, and the least-squares reference)."""
+        table = self.columns_table
+        assert table is not None
+        names = self.feature_names + (self.target_names if self.labeled else [])
+        table.check_numeric(names, self._numbers_fix())
+        narrow = np.float64 if self.data_dtype == torch.float64 else np.float32
+        # float32 for columns it holds exactly (float32 and narrower), as for .npy
+        wide = not all(np.can_cast(kind, narrow) for kind in table.dtypes(names))
+        read_dtype = np.float64 if wide else narrow
+        fits = _fits_check(narrow)
+        train_rows, val_rows, test_rows = self._split(table.rows)
+        training = None
+        if train_rows is not None:
+            training = np.zeros(table.rows, dtype=bool)  # a byte a row
+            training[train_rows.numpy()] = True
+        training_pass = OnePass()
+        magnitude: Tensor | None = None
+        start = 0
+        for group, rows in enumerate(table.group_rows):
+            values = torch.from_numpy(table.read(names, read_dtype, fits, group=group))
+            if rows:
+                found = values.abs().amax(0).double()
+                magnitude = found if magnitude is None else torch.maximum(magnitude, found)
+            if training is not None:
+                values = values[torch.from_numpy(training[start : start + rows])]
+            training_pass.add(values[:, : self.in_features], values[:, self.in_features :])
+            start += rows
+        assert magnitude is not None  # the file has rows (checked as it was opened)
+        x_magnitude, y_magnitude = magnitude[: self.in_features], magnitude[self.in_features :]
+        dtype = torch.float64 if wide else self.data_dtype
+        self._judge_moments(
+            lambda: _moments(training_pass),
+            x_magnitude if wide else None,
+            y_magnitude if wide and self.labeled else None,
+            dtype,
+            dtype,
+        )
+        self.training_pass = training_pass
+        features = torch.float64 if self._features_in_float64(stage) else self.data_dtype
+        full = ParquetRows(str(self.parquet_path), names, self.in_features, read_dtype,
+                           (features, self.data_dtype), check=fits)  # fmt: skip
         self.full_set = full
         self.train_set = full.subset(train_rows)
         self.val_set = full.subset(val_rows)
@@ -418,7 +480,9 @@ class TabularDataModule(TensorDataModule):
         """As [`TensorDataModule.setup`][gd_lightning.TensorDataModule.setup]; predicting
         reads the features alone (the targets, present or not, filled in or blank, are not
         read)."""
-        reads_targets = self._has_targets and (stage != "predict" or self.memory_map)
+        # memory-mapped .npy targets are mapped to predict too (a Parquet file's are not read)
+        mapped = self.memory_map and self.parquet_path is None
+        reads_targets = self._has_targets and (stage != "predict" or mapped)
         if reads_targets != self._labeled:
             self._labeled = reads_targets
             self.full_set = None  # read again, with or without the targets
@@ -437,11 +501,7 @@ class TabularDataModule(TensorDataModule):
         elif self.columns_table is not None:
             self.columns_table.check_numeric(names, self._numbers_fix())
 
-            def fits(values: np.ndarray, source: np.dtype, where: Callable[[int], str]) -> None:
-                # only a wider floating-point column can hold values ``dtype`` cannot
-                if source.kind == "f" and source.itemsize > np.dtype(dtype).itemsize:
-                    check_fits(values[:, None], dtype, lambda row, _: where(row))
-
+            fits = _fits_check(dtype)
             # float32 for columns it holds exactly (float32 and narrower), as for .npy
             exact = all(np.can_cast(kind, dtype) for kind in self.columns_table.dtypes(names))
             table = self.columns_table.read(names, dtype if exact else np.float64, fits)
@@ -713,6 +773,24 @@ def _first_bad_cell(
                 )
             return InputError(f"{where}: {cell!r} is not a number: fix or remove that row")
     return InputError(f"{path} could not be read as numbers: check its cells")
+
+
+def _fits_check(dtype: type) -> Callable[[np.ndarray, np.dtype, Callable[[int], str]], None]:
+    """The check `ColumnTable.read` gives each column: that its values fit ``dtype``."""
+
+    def fits(values: np.ndarray, source: np.dtype, where: Callable[[int], str]) -> None:
+        # only a wider floating-point column can hold values ``dtype`` cannot
+        if source.kind == "f" and source.itemsize > np.dtype(dtype).itemsize:
+            check_fits(values[:, None], dtype, lambda row, _: where(row))
+
+    return fits
+
+
+def _moments(training_pass: OnePass) -> tuple[ColumnMoments, ColumnMoments]:
+    """The training rows' moments a pass summed up; one line where it saw no rows."""
+    if training_pass.moments is None:
+        raise ValueError("no training rows to standardize with")
+    return training_pass.moments
 
 
 def check_block_fits(block: np.ndarray, dtype: type, path: Any, first_row: int) -> None:
