@@ -312,8 +312,9 @@ def auto_lr(
     """
     if reference is None:
         raise InputError(
-            "lr: auto needs the training data as tensors (a TensorDataModule that is not "
-            "memory-mapped) and a gd_lightning model: give model.lr a number"
+            "lr: auto needs a gd_lightning model fitted to a TensorDataModule's data (read "
+            "a batch at a time, with memory_map, the model must be a LinearRegression): "
+            "give model.lr a number"
         )
     if reference.flat:
         raise InputError(

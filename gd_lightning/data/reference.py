@@ -174,9 +174,9 @@ def affine_design(model: Any, inputs: int) -> Tensor | None:
 
     Examples:
         >>> from gd_lightning import LinearRegression, QuadraticRegression
-        >>> affine_design(LinearRegression(2, 1), 2).tolist()
+        >>> affine_design(LinearRegression(2, 1, lr=0.1), 2).tolist()
         [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
-        >>> affine_design(QuadraticRegression(), 1) is None
+        >>> affine_design(QuadraticRegression(lr=0.1), 1) is None
         True
     """
     probes = torch.cat(

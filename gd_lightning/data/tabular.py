@@ -81,13 +81,19 @@ class TabularDataModule(TensorDataModule):
     (``#`` is an ordinary character, not a comment), an empty cell, NaN or an infinity
     is refused in one line naming its row and column.
 
-    With ``memory_map=True`` the ``.npy`` files are never loaded whole: they stay
-    memory-mapped (NumPy's ``mmap_mode="r"``), each batch is gathered from the maps
-    (see `MappedDataset`), and the checks for missing values and the standardization
-    statistics (in float64) read the files a block at a time. Memory then holds
-    batches, not the data, for files bigger than memory. It needs a ``batch_size`` and
-    both files. The least-squares reference of the
-    convergence monitor, ``lr: auto`` and the figures need the data in memory and are off.
+    With ``memory_map=True`` the data is never loaded whole, for files bigger than
+    memory; it needs a ``batch_size``. ``.npy`` files stay memory-mapped (NumPy's
+    ``mmap_mode="r"``) and each batch is gathered from the maps (see `MappedDataset`).
+    A Parquet file is read a row group at a time (see `ParquetRows`): a shuffled
+    epoch takes the row groups in a random order and the rows of each in a random
+    order, so memory holds two row groups of the used columns and the batches (write
+    the file in row groups of a size that fits, such as pyarrow's default of about a
+    million rows). One pass over the file, in order, checks every value, computes the
+    standardization statistics (in float64), and sums up the training rows for the
+    least-squares reference (`OnePass`), so the convergence monitor, ``lr: auto``, the
+    figures and the report have it for a linear model (two more passes refine its
+    optimum where the design is so ill-conditioned that one QR keeps fewer than ten
+    digits of it); the quadratic model's reference needs the data in memory.
 
     Args:
         csv_path: a CSV file with a header line.
@@ -95,7 +101,8 @@ class TabularDataModule(TensorDataModule):
         targets_path: a ``.npy`` array of targets, shape (rows,) or (rows, out_features).
         features: input column names.
         targets: target column names (a fit needs them; predict does not).
-        memory_map: keep the ``.npy`` files memory-mapped instead of loading them.
+        memory_map: read the data a batch at a time instead of loading it: the
+            ``.npy`` files memory-mapped, the Parquet file a row group at a time.
         parquet_path: a Parquet file (read through pyarrow: the ``parquet`` extra).
         table: a table held in memory, given from Python, not from the command line: a
             pandas or polars DataFrame, a pyarrow Table, a dict of NumPy columns by
