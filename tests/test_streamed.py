@@ -2,12 +2,15 @@
 groups, every row served once an epoch, and the least-squares reference summed up in the
 pass that checks the file, against the reference of the same rows in memory."""
 
+import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import QUIET, fit, refused_in_one_line
+from strd import digits, load
+from test_certified import MIN_DIGITS
 
 from gd_lightning import (
     ConvergenceMonitor,
@@ -75,6 +78,10 @@ def test_a_streamed_epoch_serves_each_training_row_once_holding_two_groups(
     expected_y = torch.from_numpy(Y[rows, None]).to(y.dtype)
     got, want = torch.argsort(x[:, 0]), torch.argsort(expected_x[:, 0])
     assert torch.equal(x[got], expected_x[want]) and torch.equal(y[got], expected_y[want])
+    # to a worker process (of any start method) as a path and row numbers
+    copy = pickle.loads(pickle.dumps(dm.train_set))
+    assert copy._groups == {} and copy._table is None
+    assert all(torch.equal(a, b) for a, b in zip(copy[5:9], dm.train_set[5:9], strict=True))
 
 
 @pytest.mark.parametrize("precision", ["32-true", "64-true"])
@@ -204,3 +211,27 @@ def test_memory_mapped_npy_files_have_the_reference_too(tmp_path: Path) -> None:
     expected = np.linalg.lstsq(np.column_stack([X - X.mean(0), np.ones(ROWS)]), Y, rcond=None)[0]
     got = model.coefficients(theta=reference.solution)["y0"]
     np.testing.assert_allclose([got[n] for n in ("x0", "x1", "x2")], expected[:3], rtol=1e-9)
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+def test_a_streamed_certified_problem_keeps_its_certified_digits(
+    tmp_path: Path, standardize: bool
+) -> None:
+    """NIST's Longley (condition number 5e9 raw) streamed in row groups of 5 rows: the
+    one-pass reference, folded, gets the certified coefficients to 9 digits or more."""
+    x, y, certified, _ = load("Longley")
+    names = [f"x{i + 1}" for i in range(x.shape[1])]
+    table = pa.table({**dict(zip(names, x.T, strict=True)), "y": y})
+    pq.write_table(table, tmp_path / "longley.parquet", row_group_size=5)
+    data = TabularDataModule(parquet_path=str(tmp_path / "longley.parquet"), memory_map=True,
+                             batch_size=4, features=names, targets=["y"],
+                             standardize_features=standardize,
+                             standardize_targets=standardize)  # fmt: skip
+    data.dtype = torch.float64
+    data.setup("fit")
+    model = LinearRegression(6, 1, lr=0.1)
+    data.share_columns_and_scaling(model)
+    reference = data.least_squares_reference(model)
+    assert reference is not None and reference.rank == 7
+    found = model.coefficients(theta=reference.solution)["y"]
+    assert digits(np.array([found[n] for n in [*names, "bias"]]), certified) >= MIN_DIGITS

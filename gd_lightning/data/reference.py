@@ -35,24 +35,21 @@ def reference_of(datamodule: Any, model: Any) -> LeastSquaresReference | None:
         dtype = model.dtype if isinstance(model.dtype, torch.dtype) else torch.float32
     training = getattr(datamodule, "train_set", None)
     tensors = getattr(training, "tensors", None)
-    one_pass = getattr(datamodule, "training_pass", None)
     if tensors is not None:
-        rows: Callable[[], Iterable[tuple[Tensor, Tensor]]] = lambda: _blocks(*tensors)  # noqa: E731
-    elif isinstance(one_pass, OnePass) and training is not None:
-        rows = training.chunks
-    else:
-        return None
-    blocks = DesignBlocks(model, rows, dtype)
-    with torch.no_grad():
-        if tensors is not None:
+        blocks = DesignBlocks(model, lambda: _blocks(*tensors), dtype)
+        with torch.no_grad():
             return LeastSquaresReference.from_blocks(blocks, model.scaling.target_scale)
-        assert one_pass is not None
+    one_pass = getattr(datamodule, "training_pass", None)
+    if not isinstance(one_pass, OnePass) or training is None:
+        return None
+    with torch.no_grad():
         reference = one_pass.reference(model, dtype)
         if reference is not None and reference.worth_refining:
-            # a design so ill-conditioned that one QR keeps fewer than ten digits of its
-            # optimum: two more passes over the file win them back
+            # small data, or a design so ill-conditioned that one QR keeps fewer than ten
+            # digits of its optimum: two more passes over the file win them back
+            blocks = DesignBlocks(model, training.chunks, dtype)
             reference = reference.refined(blocks).refined(blocks)
-        return reference
+    return reference
 
 
 def _blocks(x: Tensor, y: Tensor) -> Iterator[tuple[Tensor, Tensor]]:

@@ -446,7 +446,7 @@ class TabularDataModule(TensorDataModule):
         # float32 for columns it holds exactly (float32 and narrower), as for .npy
         wide = not all(np.can_cast(kind, narrow) for kind in table.dtypes(names))
         read_dtype = np.float64 if wide else narrow
-        fits = _fits_check(narrow)
+        fits = FitsIn(narrow)
         train_rows, val_rows, test_rows = self._split(table.rows)
         training = None
         if train_rows is not None:
@@ -508,7 +508,7 @@ class TabularDataModule(TensorDataModule):
         elif self.columns_table is not None:
             self.columns_table.check_numeric(names, self._numbers_fix())
 
-            fits = _fits_check(dtype)
+            fits = FitsIn(dtype)
             # float32 for columns it holds exactly (float32 and narrower), as for .npy
             exact = all(np.can_cast(kind, dtype) for kind in self.columns_table.dtypes(names))
             table = self.columns_table.read(names, dtype if exact else np.float64, fits)
@@ -782,15 +782,18 @@ def _first_bad_cell(
     return InputError(f"{path} could not be read as numbers: check its cells")
 
 
-def _fits_check(dtype: type) -> Callable[[np.ndarray, np.dtype, Callable[[int], str]], None]:
-    """The check `ColumnTable.read` gives each column: that its values fit ``dtype``."""
+class FitsIn:
+    """The check `ColumnTable.read` gives each column: that its values fit ``dtype``
+    (float32's range). An object, not a closure, so that the datasets carrying it
+    travel to ``DataLoader`` worker processes, whatever their start method."""
 
-    def fits(values: np.ndarray, source: np.dtype, where: Callable[[int], str]) -> None:
+    def __init__(self, dtype: type) -> None:
+        self.dtype = dtype
+
+    def __call__(self, values: np.ndarray, source: np.dtype, where: Callable[[int], str]) -> None:
         # only a wider floating-point column can hold values ``dtype`` cannot
-        if source.kind == "f" and source.itemsize > np.dtype(dtype).itemsize:
-            check_fits(values[:, None], dtype, lambda row, _: where(row))
-
-    return fits
+        if source.kind == "f" and source.itemsize > np.dtype(self.dtype).itemsize:
+            check_fits(values[:, None], self.dtype, lambda row, _: where(row))
 
 
 def _moments(training_pass: OnePass) -> tuple[ColumnMoments, ColumnMoments]:
