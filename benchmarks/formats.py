@@ -2,13 +2,14 @@
 
 Writes one table of ``--rows`` rows (2,000,000 by default) of 32 float32 features and
 a target as a Parquet file, a CSV file and a ``.npy`` pair, then, for each (and for
-the ``.npy`` pair memory-mapped), in a fresh process: builds the ``TabularDataModule``
+the Parquet file streamed and the ``.npy`` pair memory-mapped, ``memory_map=True``), in a
+fresh process: builds the ``TabularDataModule``
 and reads, checks and splits the data (``setup("fit")``: the load time), then fits
 ``LinearRegression`` for one epoch of minibatches of 4096. Reported per run: the load
 time, the epoch's time (``trainer.fit`` for one epoch, the data already read), and the
 peaks of the process's own memory and of its resident size, as
 ``benchmarks/memory.py`` measures them; the medians of ``--repeats`` runs of each,
-interleaved (round after round of the four), since a fresh process's first writes to
+interleaved (round after round of the five), since a fresh process's first writes to
 new memory cost this virtual machine anywhere from 0.2 to 1 s a 264 MB table. Needs
 pyarrow (the ``parquet`` extra).
 
@@ -31,6 +32,7 @@ from memory import peak_memory
 
 FEATURES = 32
 BATCH = 4096
+ROW_GROUP = 1 << 17
 NAMES = [f"x{i}" for i in range(FEATURES)] + ["y"]
 
 
@@ -47,7 +49,8 @@ def write_data(folder: Path, rows: int) -> None:
     np.save(folder / "x.npy", x)
     np.save(folder / "y.npy", y)
     table = pa.table(dict(zip(NAMES, [*x.T, y[:, 0]], strict=True)))
-    pq.write_table(table, folder / "data.parquet")
+    # row groups of 131,072 rows (16 MiB of values here): what a streamed epoch holds
+    pq.write_table(table, folder / "data.parquet", row_group_size=ROW_GROUP)
     pa_csv.write_csv(table, folder / "data.csv")
 
 
@@ -55,6 +58,9 @@ SOURCES = {
     "Parquet": lambda folder: {"parquet_path": f"{folder}/data.parquet",
                                "features": NAMES[:-1], "targets": ["y"]},
     "CSV": lambda folder: {"csv_path": f"{folder}/data.csv", "targets": ["y"]},
+    "Parquet, streamed": lambda folder: {"parquet_path": f"{folder}/data.parquet",
+                                         "features": NAMES[:-1], "targets": ["y"],
+                                         "memory_map": True},
     ".npy, loaded": lambda folder: {"features_path": f"{folder}/x.npy",
                                     "targets_path": f"{folder}/y.npy"},
     ".npy, memory-mapped": lambda folder: {"features_path": f"{folder}/x.npy",

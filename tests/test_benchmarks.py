@@ -67,6 +67,6 @@ def test_formats_benchmark_runs_on_small_sizes() -> None:
     pytest.importorskip("pyarrow")
     rows = table_rows("formats.py", "--rows 5000 --repeats 1")
     assert [row.split("|")[1].strip() for row in rows] == [
-        "Parquet", "CSV", ".npy, loaded", ".npy, memory-mapped"
+        "Parquet", "CSV", "Parquet, streamed", ".npy, loaded", ".npy, memory-mapped"
     ]  # fmt: skip
     assert all(row.count(" s |") == 2 and row.count("MiB") == 2 for row in rows)

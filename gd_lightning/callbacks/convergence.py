@@ -68,9 +68,10 @@ class ConvergenceMonitor(Callback):
     Lightning's ``EarlyStopping(monitor="train/epoch_mse", min_delta=tol,
     patience=n_iter_no_change)``.
 
-    The reference needs a [`TensorDataModule`][gd_lightning.TensorDataModule] holding its data
-    as tensors and a [`RegressionModule`][gd_lightning.RegressionModule]; with other data or
-    models only the divergence guard works.
+    The reference needs a [`TensorDataModule`][gd_lightning.TensorDataModule] and a
+    [`RegressionModule`][gd_lightning.RegressionModule]: data held as tensors, or read a batch
+    at a time (``memory_map``) for a model whose design is affine in its inputs (the
+    linear model); with other data or models only the divergence guard works.
 
     A gap is the excess loss as a fraction of the optimum's loss; where the data can be
     fitted exactly (the optimum's loss is rounding at the fit's precision), the excess

@@ -90,8 +90,8 @@ class TabularDataModule(TensorDataModule):
     the file in row groups of a size that fits, such as pyarrow's default of about a
     million rows). One pass over the file, in order, checks every value, computes the
     standardization statistics (in float64), and sums up the training rows for the
-    least-squares reference (`OnePass`), so the convergence monitor, ``lr: auto``, the
-    figures and the report have it for a linear model (two more passes refine its
+    least-squares reference (`OnePass`), so the convergence monitor, ``lr: auto`` and
+    the report have it for a linear model (two more passes refine its
     optimum where the design is so ill-conditioned that one QR keeps fewer than ten
     digits of it); the quadratic model's reference needs the data in memory.
 
