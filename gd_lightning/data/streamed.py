@@ -28,7 +28,8 @@ class ParquetRows(Dataset):
     [`RowGroupBatchSampler`][gd_lightning.data.sampler.RowGroupBatchSampler] over
     `group_bounds` asks for the rows group after group, so each group is read once an
     epoch. The file is opened lazily, so the dataset travels to ``DataLoader`` worker
-    processes as a path and row numbers, not as the data.
+    processes as a path and row numbers, not as the data; each worker then reads the
+    groups its batches need, and holds two of its own.
 
     Args:
         path: the Parquet file.
@@ -56,6 +57,7 @@ class ParquetRows(Dataset):
         self.read_dtype, self.dtypes, self.rows, self.check = read_dtype, dtypes, rows, check
         self._table: ColumnTable | None = None
         self._groups: dict[int, np.ndarray] = {}
+        self._starts: np.ndarray | None = None
 
     @property
     def table(self) -> "ColumnTable":
@@ -70,7 +72,9 @@ class ParquetRows(Dataset):
     @property
     def starts(self) -> np.ndarray:
         """The file row each row group starts at, and the number of rows after the last."""
-        return np.cumsum([0, *self.table.group_rows])
+        if self._starts is None:
+            self._starts = np.cumsum([0, *self.table.group_rows])
+        return self._starts
 
     @property
     def group_bounds(self) -> Tensor:
