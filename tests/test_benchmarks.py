@@ -59,7 +59,7 @@ def test_configs_benchmark_runs() -> None:
 
 def test_memory_benchmark_runs_on_small_sizes() -> None:
     rows = table_rows("memory.py", "--gigabytes 0.01")
-    assert [row.split("|")[1].strip() for row in rows] == ["mapped", "loaded"]
+    assert [row.split("|")[1].strip() for row in rows] == ["mapped", "streamed", "loaded"]
     assert all(row.count("MiB") == 2 for row in rows)
 
 
