@@ -97,9 +97,11 @@ class OnePass:
         ([2.3333333333333335], 3)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, factor: bool = True) -> None:
         self.moments: tuple[ColumnMoments, ColumnMoments] | None = None
-        self.triangle = TriangleOfRows()
+        #: the rows' triangle (``None`` where ``factor`` is false: the moments alone,
+        #: for a pass that needs no reference, such as predict's)
+        self.triangle = TriangleOfRows() if factor else None
 
     def add(self, x: Tensor, y: Tensor) -> None:
         """Count the rows with features ``x`` (n, in) and targets ``y`` (n, out) in."""
@@ -112,8 +114,10 @@ class OnePass:
         for x_block, y_block in _blocks(x, y):  # blocks that stay in the cache: faster
             for moments, values in zip(self.moments, (x_block, y_block), strict=True):
                 moments.add(values)
-            rows = len(x_block)
-            self.triangle.add(x_block.double() - shift_x, ones[:rows], y_block.double() - shift_y)
+            if self.triangle is not None:
+                rows = len(x_block)
+                shifted = (x_block.double() - shift_x, ones[:rows], y_block.double() - shift_y)
+                self.triangle.add(*shifted)
 
     def reference(self, model: Any, dtype: torch.dtype) -> LeastSquaresReference | None:
         """The least-squares reference of ``model``'s design of these rows, with the
@@ -124,7 +128,7 @@ class OnePass:
         scales and the offsets ``(μ - c) / σ``, then the design's columns), so with
         ``[x - c, 1, y - d] = Q R``, ``[A | ỹ] = Q (R T)``: one QR of the small ``R T``
         gives the design's own triangle, as if its rows had been factored."""
-        if self.moments is None:
+        if self.moments is None or self.triangle is None:
             return None
         x_moments, y_moments = self.moments
         inputs, targets = len(x_moments.shift), len(y_moments.shift)

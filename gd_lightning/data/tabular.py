@@ -421,7 +421,7 @@ class TabularDataModule(TensorDataModule):
         x_magnitude, y_magnitude = (torch.stack(found).amax(0) if found else None
                                     for found in magnitudes)  # fmt: skip
         dtypes = [torch.float64 if is_wide else self.data_dtype for is_wide in wide]
-        training_pass = OnePass()
+        training_pass = OnePass(factor=stage != "predict")
         for x, y in training.chunks():
             training_pass.add(x, y)
         self._judge_moments(lambda: _moments(training_pass), x_magnitude, y_magnitude, *dtypes)
@@ -452,7 +452,7 @@ class TabularDataModule(TensorDataModule):
         if train_rows is not None:
             training = np.zeros(table.rows, dtype=bool)  # a byte a row
             training[train_rows.numpy()] = True
-        training_pass = OnePass()
+        training_pass = OnePass(factor=stage != "predict")  # no reference to predict
         magnitude: Tensor | None = None
         start = 0
         for group, rows in enumerate(table.group_rows):
