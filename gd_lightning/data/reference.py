@@ -106,7 +106,9 @@ class OnePass:
     def add(self, x: Tensor, y: Tensor) -> None:
         """Count the rows with features ``x`` (n, in) and targets ``y`` (n, out) in."""
         if self.moments is None and len(x):
-            self.moments = (ColumnMoments(x), ColumnMoments(y))
+            # the first block's means: of a block of rows, not of all ``x`` (in float64)
+            first = slice(0, REFERENCE_BLOCK_ROWS)
+            self.moments = (ColumnMoments(x[first]), ColumnMoments(y[first]))
         if self.moments is None:
             return
         shift_x, shift_y = (moments.shift for moments in self.moments)

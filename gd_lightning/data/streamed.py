@@ -25,9 +25,10 @@ class ParquetRows(Dataset):
     `subset` datasets), each read whole (its columns ``names`` only) and checked as the
     whole file was when the DataModule set up. Memory holds those groups and the
     batches, not the file. A `RowGroupBatchSampler` over `group_bounds` asks for the
-    rows group after group, so each group is read once an epoch. The file is opened lazily, so the dataset travels to ``DataLoader`` worker
-    processes as a path and row numbers, not as the data; each worker then reads the
-    groups its batches need, and holds two of its own.
+    rows group after group, so each group is read once an epoch. The file is opened
+    lazily, so the dataset travels to ``DataLoader`` worker processes as a path and row
+    numbers, not as the data; each worker then reads the groups its batches need, and
+    holds two of its own.
 
     Args:
         path: the Parquet file.
