@@ -41,7 +41,7 @@ from gd_lightning.resume import changed_settings, resume_refusal
 #: rows checked at a time
 BLOCK_ROWS = 1 << 20
 
-#: a split: rows held as tensors, or rows of memory-mapped files
+#: a split: rows held as tensors, or rows read from files a batch at a time
 Rows = TensorDataset | MappedDataset | ParquetRows
 
 
@@ -358,8 +358,9 @@ class TensorDataModule(LightningDataModule):
         """The least-squares facts of the training split for ``model`` (the optimum, its
         loss, the curvature: `reference_of`), built the first time a fit asks and kept
         for the rest of it (for this model, at this precision), so the monitor, the
-        figures and the report share one; ``None``
-        where the split is not held as tensors or the model is not linear least squares."""
+        figures and the report share one; ``None`` where the model is not linear least
+        squares, or the split is read a batch at a time (``memory_map``) and the model's
+        design is not affine in its inputs."""
         dtype = self.data_dtype  # the fit's precision, which the reference's figures follow
         kept = self._reference
         if kept is None or kept[0] is not model or kept[1] != dtype:
