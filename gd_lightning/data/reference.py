@@ -114,12 +114,12 @@ class OnePass:
         shift_x, shift_y = (moments.shift for moments in self.moments)
         ones = torch.ones(REFERENCE_BLOCK_ROWS, 1, dtype=torch.float64)
         for x_block, y_block in _blocks(x, y):  # blocks that stay in the cache: faster
-            for moments, values in zip(self.moments, (x_block, y_block), strict=True):
+            wide = (x_block.double(), y_block.double())  # converted once, for both sums
+            for moments, values in zip(self.moments, wide, strict=True):
                 moments.add(values)
             if self.triangle is not None:
                 rows = len(x_block)
-                shifted = (x_block.double() - shift_x, ones[:rows], y_block.double() - shift_y)
-                self.triangle.add(*shifted)
+                self.triangle.add(wide[0] - shift_x, ones[:rows], wide[1] - shift_y)
 
     def reference(self, model: Any, dtype: torch.dtype) -> LeastSquaresReference | None:
         """The least-squares reference of ``model``'s design of these rows, with the
